@@ -1,0 +1,52 @@
+# thrive-tracking-sync: the two commands are `make demo` and `make test`.
+# Everything runs from .venv (created here) against local services under .local/.
+
+PYTHON ?= python3.11
+VENV   := .venv
+PY     := $(VENV)/bin/python
+export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/tools
+DATE   ?= $(shell date -u -d yesterday +%F 2>/dev/null || date -u -v-1d +%F)
+EVENTS ?= 20000
+
+.PHONY: demo test up down lint clean-local help
+
+help:
+	@echo "make demo [DATE=YYYY-MM-DD] [EVENTS=N]  sample data for DATE, run the DAG for that day, print the report"
+	@echo "make test                              install test tools and run the whole suite"
+	@echo "make up / make down                    start / stop the local services (data stays in .local/)"
+	@echo "make lint                              ruff, with Airflow's AIR rules"
+
+$(PY):
+	@command -v $(PYTHON) >/dev/null 2>&1 || { echo "make: $(PYTHON) not found: install Python 3.11, or run make PYTHON=/path/to/python3.11"; exit 2; }
+	@$(PYTHON) -c 'import sys; sys.exit(0 if sys.version_info[:2] == (3, 11) else 1)' || { echo "make: $(PYTHON) is Python $$($(PYTHON) -c 'import platform; print(platform.python_version())'), need 3.11: run make PYTHON=/path/to/python3.11"; exit 2; }
+	$(PYTHON) -m venv $(VENV)
+
+$(VENV)/.installed-local: $(PY) requirements.txt requirements-local.txt
+	$(PY) -m pip install --quiet -r requirements-local.txt
+	@touch $@
+
+$(VENV)/.installed-test: $(VENV)/.installed-local requirements-test.txt
+	$(PY) -m pip install --quiet -r requirements-test.txt
+	@touch $@
+
+up: $(VENV)/.installed-local
+	@$(PY) -m thrive_dev up
+
+down:
+	@if [ -x $(PY) ]; then $(PY) -m thrive_dev down; else echo "nothing to stop: no .venv"; fi
+
+demo: up
+	@$(PY) -m thrive_dev demo --date $(DATE) --events $(EVENTS)
+
+# pytest exits 5 when it collected no test: a suite that ran nothing proves nothing, so that fails too.
+test: $(VENV)/.installed-test
+	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$status
+
+lint: $(VENV)/.installed-test
+	$(VENV)/bin/ruff check .
+	$(VENV)/bin/ruff format --check .
+
+# Removes the local services' data (the embedded PostgreSQL and Airflow's metadata).
+clean-local: down
+	rm -rf .local

@@ -1,0 +1,74 @@
+"""Command line for the local services and sample data: ``python -m thrive_dev COMMAND``.
+
+The Makefile calls it; every expected failure prints one line saying what to do, exit status 2.
+"""
+
+from __future__ import annotations
+
+import argparse
+import os
+import sys
+import time
+from datetime import date
+
+from thrive_dev import localdb, sample_data, services
+
+
+def _generate(args: argparse.Namespace) -> list[str]:
+    uri = args.db or os.environ.get("THRIVE_DB_URI")
+    if not uri:
+        raise services.ServiceError("THRIVE_DB_URI is not set: run `make up` and `. .local/env.sh`, or pass --db")
+    config = sample_data.SampleConfig(
+        start=args.date,
+        days=args.days,
+        events=args.events,
+        accounts=args.accounts,
+        recipients_per_account=args.recipients,
+        messages_per_account=args.messages,
+        bad_share=args.bad_share,
+        seed=args.seed,
+    )
+    started = time.perf_counter()
+    stats = sample_data.load(uri, config)
+    seconds = time.perf_counter() - started
+    events = sum(stats.rows[f"thrive.{t}"] for t in sample_data.SOURCE_TABLE.values())
+    lines = [
+        f"sample data: {events:,} events from {config.start} for {config.days} day(s), seed {config.seed}, "
+        f"loaded in {seconds:.1f} s ({events / max(seconds, 1e-9):,.0f} events/s)"
+    ]
+    lines += [f"  {table:<29} {n:>10,}" for table, n in stats.rows.items()]
+    return lines
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = argparse.ArgumentParser(prog="python -m thrive_dev", description=__doc__)
+    commands = parser.add_subparsers(dest="command", required=True)
+    commands.add_parser("up", help="start the local services, apply schemas, write .local/env.sh")
+    commands.add_parser("down", help="stop the local services (data stays in .local/)")
+    gen = commands.add_parser("generate", help="replace the thrive tables with deterministic sample data")
+    gen.add_argument("--date", type=date.fromisoformat, required=True, help="first day (UTC), YYYY-MM-DD")
+    gen.add_argument("--days", type=int, default=1)
+    gen.add_argument("--events", type=int, default=10_000, help="events over the whole range")
+    gen.add_argument("--accounts", type=int, default=4)
+    gen.add_argument("--recipients", type=int, default=500, help="recipients per account")
+    gen.add_argument("--messages", type=int, default=20, help="messages per account")
+    gen.add_argument("--bad-share", type=float, default=0.05, help="share of events built to fail or be skipped")
+    gen.add_argument("--seed", type=int, default=20261126)
+    gen.add_argument("--db", help="libpq URI (default: $THRIVE_DB_URI)")
+    args = parser.parse_args(argv)
+    try:
+        if args.command == "up":
+            lines = services.up()
+        elif args.command == "down":
+            lines = services.down()
+        else:
+            lines = _generate(args)
+    except (localdb.LocalDbError, services.ServiceError, sample_data.SampleDataError) as err:
+        print(f"thrive_dev {args.command}: {err}", file=sys.stderr)
+        return 2
+    print("\n".join(lines))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())

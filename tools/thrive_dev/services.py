@@ -1,0 +1,152 @@
+"""``make up`` / ``make down``: the local services and ``.local/env.sh``.
+
+The embedded PostgreSQL always runs locally: it holds Airflow's metadata database (``airflow``)
+and, unless the user points ``AIRFLOW_CONN_THRIVE_DB`` elsewhere, the tracking store (``thrive``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shlex
+import subprocess
+from pathlib import Path
+from urllib.parse import quote
+
+import psycopg
+
+from thrive_dev import localdb
+from thrive_sync.schema import apply_schema
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+LOCAL_DIR = PROJECT_ROOT / ".local"
+PGDATA = LOCAL_DIR / "pg"
+AIRFLOW_HOME = LOCAL_DIR / "airflow"
+ENV_FILE = LOCAL_DIR / "env.sh"
+THRIVE_DATABASE = "thrive"
+AIRFLOW_DATABASE = "airflow"
+
+
+class ServiceError(RuntimeError):
+    """A local-services problem, worded as what to do about it."""
+
+
+def embedded_thrive_conn(server: localdb.LocalServer) -> str:
+    """The ``thrive_db`` Airflow connection (JSON form) for the embedded server."""
+    return json.dumps(
+        {"conn_type": "postgres", "host": str(server.socket_dir), "login": "postgres", "schema": THRIVE_DATABASE}
+    )
+
+
+def libpq_uri_from_airflow_conn(value: str) -> str:
+    """A libpq URI (for ``psql`` and psycopg) from an ``AIRFLOW_CONN_*`` value, URI or JSON form."""
+    from airflow.models.connection import Connection  # only when the user brings their own database
+
+    conn = (
+        Connection.from_json(value, conn_id="thrive_db")
+        if value.lstrip().startswith("{")
+        else Connection(conn_id="thrive_db", uri=value)
+    )
+    if conn.conn_type not in ("postgres", "postgresql"):
+        raise ServiceError(f"AIRFLOW_CONN_THRIVE_DB has conn_type {conn.conn_type!r}; it must be a postgres connection")
+    auth = quote(conn.login or "", safe="")
+    if conn.password:
+        auth += ":" + quote(conn.password, safe="")
+    host = conn.host or ""
+    query = {k: v for k, v in (conn.extra_dejson or {}).items() if k in ("sslmode", "sslrootcert", "options")}
+    if host.startswith("/"):  # a unix socket folder goes in the query, as libpq wants it
+        query["host"], host = host, ""
+    netloc = f"{auth}@{host}" if auth else host
+    if conn.port:
+        netloc += f":{conn.port}"
+    params = "&".join(f"{k}={quote(str(v), safe='/')}" for k, v in query.items())
+    return f"postgresql://{netloc}/{quote(conn.schema or 'postgres', safe='')}" + (f"?{params}" if params else "")
+
+
+def _env_lines(server: localdb.LocalServer, thrive_conn: str, thrive_uri: str) -> list[str]:
+    variables = {
+        "AIRFLOW_HOME": str(AIRFLOW_HOME),
+        "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
+        "AIRFLOW__CORE__PLUGINS_FOLDER": str(PROJECT_ROOT / "plugins"),
+        "AIRFLOW__CORE__LOAD_EXAMPLES": "False",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__DATABASE__SQL_ALCHEMY_CONN": f"postgresql+psycopg://postgres@/{AIRFLOW_DATABASE}"
+        f"?host={server.socket_dir}",
+        "AIRFLOW_CONN_THRIVE_DB": thrive_conn,
+        "THRIVE_DB_URI": thrive_uri,
+    }
+    venv_bin = PROJECT_ROOT / ".venv" / "bin"
+    paths = f"{PROJECT_ROOT / 'plugins'}:{PROJECT_ROOT / 'tools'}"
+    return [
+        "# Written by `make up`; source it: . .local/env.sh",
+        f'export PATH={shlex.quote(str(venv_bin))}:"$PATH"',
+        f'export PYTHONPATH={shlex.quote(paths)}"${{PYTHONPATH:+:$PYTHONPATH}}"',
+        *(f"export {name}={shlex.quote(value)}" for name, value in variables.items()),
+    ]
+
+
+def _migrate_airflow_db(env: dict[str, str]) -> bool:
+    """Create or upgrade Airflow's metadata database once per Airflow version; ``True`` if it ran."""
+    from importlib.metadata import version
+
+    marker = AIRFLOW_HOME / f".db-migrated-{version('apache-airflow-core')}"
+    if marker.exists():
+        return False
+    AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
+    airflow = PROJECT_ROOT / ".venv" / "bin" / "airflow"
+    result = subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, text=True)
+    if result.returncode:
+        last = (result.stderr or result.stdout).strip().splitlines()[-1:]
+        raise ServiceError(f"`airflow db migrate` failed: {' '.join(last)}")
+    marker.touch()
+    return True
+
+
+def up() -> list[str]:
+    """Start what is not running, apply the schemas, write ``.local/env.sh``; return status lines."""
+    LOCAL_DIR.mkdir(exist_ok=True)
+    server = localdb.start(PGDATA)
+    server.ensure_database(AIRFLOW_DATABASE)
+    user_conn = os.environ.get("AIRFLOW_CONN_THRIVE_DB", "")
+    embedded_conn = embedded_thrive_conn(server)
+    if user_conn and user_conn != embedded_conn:
+        where = "your AIRFLOW_CONN_THRIVE_DB"
+        thrive_conn, thrive_uri = user_conn, libpq_uri_from_airflow_conn(user_conn)
+    else:
+        server.ensure_database(THRIVE_DATABASE)
+        thrive_conn, thrive_uri, where = embedded_conn, server.uri(THRIVE_DATABASE), "the embedded server"
+    try:
+        with psycopg.connect(thrive_uri, connect_timeout=10) as conn:
+            apply_schema(conn)
+    except psycopg.OperationalError as err:
+        first = str(err).strip().splitlines()[0]
+        raise ServiceError(f"cannot reach the thrive_db database ({where}): {first}") from None
+    lines = _env_lines(server, thrive_conn, thrive_uri)
+    ENV_FILE.write_text("\n".join(lines) + "\n")
+    ENV_FILE.chmod(0o600)  # it may hold the user's database password
+    env = {**os.environ, **_parse_exports(lines)}
+    migrated = _migrate_airflow_db(env)
+    return [
+        f"postgres: up, data in {server.pgdata}, socket in {server.socket_dir}",
+        f"thrive_db: {where}, schemas thrive and thrive_sync applied",
+        f"airflow metadata: {'migrated now' if migrated else 'up to date'} (database {AIRFLOW_DATABASE})",
+        f"env: {ENV_FILE} (source it to use airflow and psql from any folder)",
+    ]
+
+
+def down() -> list[str]:
+    """Stop what :func:`up` started; the data stays under ``.local/``."""
+    stopped = localdb.stop(PGDATA)
+    return [f"postgres: {'stopped' if stopped else 'was not running'} (data kept in {PGDATA})"]
+
+
+def _parse_exports(lines: list[str]) -> dict[str, str]:
+    """The variables of ``env.sh`` as a dict, expanded the way a shell would."""
+    out = subprocess.run(
+        ["bash", "-c", "\n".join(lines) + "\nenv -0"],
+        capture_output=True,
+        text=True,
+        check=True,
+        env={"PATH": os.environ.get("PATH", "")},
+    ).stdout
+    return dict(item.split("=", 1) for item in out.split("\0") if "=" in item)
