@@ -2,18 +2,22 @@
 # Everything runs from .venv (created here) against local services under .local/.
 
 PYTHON ?= python3.11
-VENV   := .venv
+VENV   ?= .venv
 PY     := $(VENV)/bin/python
 export PYTHONPATH := $(CURDIR)/plugins:$(CURDIR)/tools
 DATE   ?= $(shell date -u -d yesterday +%F 2>/dev/null || date -u -v-1d +%F)
 EVENTS ?= 20000
 
-.PHONY: demo test up down lint clean-local help
+SEED   ?= 20261126
+RECIPIENTS ?= 500
+
+.PHONY: demo test up down sample lint clean-local help
 
 help:
 	@echo "make demo [DATE=YYYY-MM-DD] [EVENTS=N]  sample data for DATE, run the DAG for that day, print the report"
 	@echo "make test                              install test tools and run the whole suite"
 	@echo "make up / make down                    start / stop the local services (data stays in .local/)"
+	@echo "make sample [DATE= EVENTS= RECIPIENTS=] replace the thrive tables with deterministic sample data"
 	@echo "make lint                              ruff, with Airflow's AIR rules"
 
 $(PY):
@@ -39,6 +43,9 @@ demo: up
 	@$(PY) -m thrive_dev demo --date $(DATE) --events $(EVENTS)
 
 # pytest exits 5 when it collected no test: a suite that ran nothing proves nothing, so that fails too.
+sample: up
+	@$(PY) -m thrive_dev generate --date $(DATE) --events $(EVENTS) --recipients $(RECIPIENTS) --seed $(SEED)
+
 test: $(VENV)/.installed-test
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$status

@@ -11,13 +11,13 @@ import sys
 import time
 from datetime import date
 
-from thrive_dev import localdb, sample_data, services
+from thrive_dev import demo, localdb, sample_data, services
 
 
 def _generate(args: argparse.Namespace) -> list[str]:
-    uri = args.db or os.environ.get("THRIVE_DB_URI")
+    uri = args.db or os.environ.get("THRIVE_DB_URI") or services.load_env().get("THRIVE_DB_URI")
     if not uri:
-        raise services.ServiceError("THRIVE_DB_URI is not set: run `make up` and `. .local/env.sh`, or pass --db")
+        raise services.ServiceError("THRIVE_DB_URI is not set: run `make up`, or pass --db")
     config = sample_data.SampleConfig(
         start=args.date,
         days=args.days,
@@ -55,12 +55,17 @@ def main(argv: list[str] | None = None) -> int:
     gen.add_argument("--bad-share", type=float, default=0.05, help="share of events built to fail or be skipped")
     gen.add_argument("--seed", type=int, default=20261126)
     gen.add_argument("--db", help="libpq URI (default: $THRIVE_DB_URI)")
+    dem = commands.add_parser("demo", help="sample data for DATE, run the DAG for that day, print the report")
+    dem.add_argument("--date", type=date.fromisoformat, required=True, help="the day to process (UTC)")
+    dem.add_argument("--events", type=int, default=20_000)
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
             lines = services.up()
         elif args.command == "down":
             lines = services.down()
+        elif args.command == "demo":
+            lines = demo.run(args.date, args.events)
         else:
             lines = _generate(args)
     except (localdb.LocalDbError, services.ServiceError, sample_data.SampleDataError) as err:

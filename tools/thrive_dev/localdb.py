@@ -51,6 +51,13 @@ class LocalServer:
                 conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
 
 
+def bin_dir() -> Path:
+    """The folder of the wheel's PostgreSQL programs (``psql``, ``pg_dump``, ...)."""
+    from pgserver._commands import POSTGRES_BIN_PATH
+
+    return Path(POSTGRES_BIN_PATH)
+
+
 def _check_pgdata(pgdata: Path) -> None:
     if not pgdata.parent.is_dir():
         raise LocalDbError(f"{pgdata.parent} does not exist: create it or run from the project root")
@@ -61,18 +68,20 @@ def _check_pgdata(pgdata: Path) -> None:
         )
 
 
-def start(pgdata: Path, *, keep_running: bool = True) -> LocalServer:
+def start(pgdata: Path) -> LocalServer:
     """Start (or reuse) the server whose data folder is ``pgdata``; initialise it on first use.
 
-    ``keep_running=True`` leaves the server up after this process exits (``make up``);
-    ``False`` ties it to this process, stopped at exit.
+    The server outlives this process: :func:`stop` (``make down``) or :func:`remove` (the test
+    suite) ends it.
     """
+    import atexit
+
     import pgserver  # the local-services extra: imported here so the package itself never needs it
 
     pgdata = pgdata.resolve()
     _check_pgdata(pgdata)
     try:
-        server = pgserver.get_server(pgdata, cleanup_mode=None if keep_running else "stop")
+        server = pgserver.get_server(pgdata, cleanup_mode=None)
         info = server.get_postmaster_info()
     except (subprocess.CalledProcessError, subprocess.TimeoutExpired) as err:
         log = pgdata / "log"
@@ -81,6 +90,9 @@ def start(pgdata: Path, *, keep_running: bool = True) -> LocalServer:
             f"PostgreSQL did not start in {pgdata}: {' '.join(tail) or err}. "
             f"See {log}; `make down` then `make up` retries"
         ) from None
+    # With cleanup_mode=None pgserver's exit hook only does bookkeeping in pgdata, which fails
+    # once remove() has deleted the folder: the lifecycle is ours, so drop the hook.
+    atexit.unregister(server._cleanup)
     return LocalServer(pgdata=pgdata, socket_dir=info.socket_dir or pgdata)
 
 

@@ -10,6 +10,7 @@ import json
 import os
 import shlex
 import subprocess
+import sys
 from pathlib import Path
 from urllib.parse import quote
 
@@ -19,7 +20,8 @@ from thrive_dev import localdb
 from thrive_sync.schema import apply_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-LOCAL_DIR = PROJECT_ROOT / ".local"
+# THRIVE_LOCAL_DIR moves everything `make up` keeps (the test suite points it at a temporary folder).
+LOCAL_DIR = Path(os.environ.get("THRIVE_LOCAL_DIR") or PROJECT_ROOT / ".local").resolve()
 PGDATA = LOCAL_DIR / "pg"
 AIRFLOW_HOME = LOCAL_DIR / "airflow"
 ENV_FILE = LOCAL_DIR / "env.sh"
@@ -75,11 +77,12 @@ def _env_lines(server: localdb.LocalServer, thrive_conn: str, thrive_uri: str) -
         "AIRFLOW_CONN_THRIVE_DB": thrive_conn,
         "THRIVE_DB_URI": thrive_uri,
     }
-    venv_bin = PROJECT_ROOT / ".venv" / "bin"
+    # .venv/bin for airflow and python; the embedded server's bin for psql on machines without one.
+    bins = f"{Path(sys.executable).parent}:{localdb.bin_dir()}"
     paths = f"{PROJECT_ROOT / 'plugins'}:{PROJECT_ROOT / 'tools'}"
     return [
         "# Written by `make up`; source it: . .local/env.sh",
-        f'export PATH={shlex.quote(str(venv_bin))}:"$PATH"',
+        f'export PATH={shlex.quote(bins)}:"$PATH"',
         f'export PYTHONPATH={shlex.quote(paths)}"${{PYTHONPATH:+:$PYTHONPATH}}"',
         *(f"export {name}={shlex.quote(value)}" for name, value in variables.items()),
     ]
@@ -93,7 +96,7 @@ def _migrate_airflow_db(env: dict[str, str]) -> bool:
     if marker.exists():
         return False
     AIRFLOW_HOME.mkdir(parents=True, exist_ok=True)
-    airflow = PROJECT_ROOT / ".venv" / "bin" / "airflow"
+    airflow = Path(sys.executable).parent / "airflow"
     result = subprocess.run([str(airflow), "db", "migrate"], env=env, capture_output=True, text=True)
     if result.returncode:
         last = (result.stderr or result.stdout).strip().splitlines()[-1:]
@@ -138,6 +141,13 @@ def down() -> list[str]:
     """Stop what :func:`up` started; the data stays under ``.local/``."""
     stopped = localdb.stop(PGDATA)
     return [f"postgres: {'stopped' if stopped else 'was not running'} (data kept in {PGDATA})"]
+
+
+def load_env() -> dict[str, str]:
+    """The current environment plus ``.local/env.sh``, as a child process should see it."""
+    if not ENV_FILE.exists():
+        raise ServiceError(f"{ENV_FILE} does not exist: run `make up` first")
+    return {**os.environ, **_parse_exports(ENV_FILE.read_text().splitlines())}
 
 
 def _parse_exports(lines: list[str]) -> dict[str, str]:

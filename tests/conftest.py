@@ -1,0 +1,106 @@
+"""Test harness: the suite starts its own PostgreSQL and deletes it afterwards.
+
+The server comes from the same embedded path as ``make up`` (:mod:`thrive_dev.localdb`), in a
+temporary folder, never one assumed to be running. It is started in ``pytest_configure`` —
+before any test module imports Airflow — because Airflow reads its metadata-database setting
+at import time. Every test gets fresh databases on it; Airflow's metadata lives in one more.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import shutil
+import subprocess
+import sys
+import tempfile
+import uuid
+from collections.abc import Iterator
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+PROJECT_ROOT = Path(__file__).resolve().parents[1]
+MEASUREMENTS: dict[str, str] = {}  # printed at the end of the run: figures, not assertions
+
+_state: dict[str, object] = {}
+
+
+def pytest_configure(config: pytest.Config) -> None:
+    from thrive_dev import localdb
+
+    # A sourced .local/env.sh or a user's own connections must not leak into the tests.
+    for name in list(os.environ):
+        if name.startswith(("AIRFLOW_", "AIRFLOW__", "THRIVE_")):
+            del os.environ[name]
+    root = Path(tempfile.mkdtemp(prefix="tts-"))  # short: unix socket paths are limited to ~100 bytes
+    server = localdb.start(root / "pg")
+    server.ensure_database("airflow")
+    os.environ.update(
+        AIRFLOW_HOME=str(root / "airflow"),
+        AIRFLOW__CORE__DAGS_FOLDER=str(PROJECT_ROOT / "dags"),
+        AIRFLOW__CORE__PLUGINS_FOLDER=str(PROJECT_ROOT / "plugins"),
+        AIRFLOW__CORE__LOAD_EXAMPLES="False",
+        AIRFLOW__DATABASE__SQL_ALCHEMY_CONN=f"postgresql+psycopg://postgres@/airflow?host={server.socket_dir}",
+        PYTHONPATH=os.pathsep.join(
+            [str(PROJECT_ROOT / "plugins"), str(PROJECT_ROOT / "tools"), os.environ.get("PYTHONPATH", "")]
+        ).rstrip(os.pathsep),
+    )
+    _state.update(root=root, server=server)
+
+
+def pytest_unconfigure(config: pytest.Config) -> None:
+    from thrive_dev import localdb
+
+    server = _state.get("server")
+    if server is not None:
+        localdb.remove(server.pgdata)  # type: ignore[attr-defined]
+    if "root" in _state:
+        shutil.rmtree(_state["root"], ignore_errors=True)  # type: ignore[arg-type]
+
+
+def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
+    if MEASUREMENTS:
+        terminalreporter.section("measurements")
+        for name, value in MEASUREMENTS.items():
+            terminalreporter.write_line(f"{name}: {value}")
+
+
+@pytest.fixture(scope="session")
+def pg_server():
+    """The suite's own embedded PostgreSQL (a :class:`thrive_dev.localdb.LocalServer`)."""
+    return _state["server"]
+
+
+@pytest.fixture(scope="session")
+def tmp_root() -> Path:
+    return _state["root"]  # type: ignore[return-value]
+
+
+@pytest.fixture
+def fresh_db(pg_server) -> Iterator[str]:
+    """A new, empty database for one test; its libpq URI. Dropped afterwards."""
+    name = f"t_{uuid.uuid4().hex[:12]}"
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    yield pg_server.uri(name)
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def airflow_conn_for(pg_server, uri: str) -> str:
+    """The ``AIRFLOW_CONN_THRIVE_DB`` value (JSON form) for a database on the suite's server."""
+    database = psycopg.conninfo.conninfo_to_dict(uri)["dbname"]
+    return json.dumps(
+        {"conn_type": "postgres", "host": str(pg_server.socket_dir), "login": "postgres", "schema": database}
+    )
+
+
+@pytest.fixture(scope="session")
+def airflow_metadata() -> None:
+    """Airflow's metadata database, migrated once for the session."""
+    airflow = Path(sys.executable).parent / "airflow"
+    result = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]

@@ -1,0 +1,132 @@
+"""The DAG: imports cleanly and cheaply, is configured for production, and runs a day end to end."""
+
+from __future__ import annotations
+
+import os
+import re
+import subprocess
+import sys
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import MEASUREMENTS, PROJECT_ROOT, airflow_conn_for
+from thrive_dev.demo import report_block
+from thrive_dev.sample_data import SampleConfig, load
+from thrive_sync.catalog import SOURCE_TABLE, Category
+
+DAGS = PROJECT_ROOT / "dags"
+DAY = date(2026, 11, 26)
+
+
+@pytest.fixture(scope="module")
+def dagbag():
+    from airflow.dag_processing.dagbag import DagBag
+
+    # A thrive_db that does not exist: parsing must not connect to anything.
+    os.environ["AIRFLOW_CONN_THRIVE_DB"] = '{"conn_type": "postgres", "host": "/nonexistent", "schema": "x"}'
+    try:
+        bag = DagBag(dag_folder=str(DAGS))  # examples are off: AIRFLOW__CORE__LOAD_EXAMPLES
+    finally:
+        del os.environ["AIRFLOW_CONN_THRIVE_DB"]
+    return bag
+
+
+def test_dagbag_imports_without_errors(dagbag):
+    assert dagbag.import_errors == {}
+    assert "thrive_tracking_sync" in dagbag.dags
+
+
+def test_every_dag_has_tags_and_every_task_retries(dagbag):
+    for dag_id, dag in dagbag.dags.items():
+        assert dag.tags, dag_id
+        for task in dag.tasks:
+            assert task.retries >= 2, (dag_id, task.task_id)
+
+
+def test_dag_shape(dagbag):
+    dag = dagbag.dags["thrive_tracking_sync"]
+    assert {t.task_id for t in dag.tasks} == {"check_accounts", "report"} | {f"extract_{c.value}" for c in Category}
+    assert dag.max_active_runs == 1 and not dag.catchup
+    assert dag.doc_md and all(t.doc_md for t in dag.tasks)
+
+
+def test_dag_file_parse_time_is_measured(dagbag):
+    """Reported, not asserted: timing belongs to benchmarks, and a loaded CI box would flake."""
+    per_file = {Path(s.file).name: s.duration for s in dagbag.dagbag_stats}
+    parse = per_file["thrive_tracking_sync.py"]
+    seconds = parse.total_seconds() if hasattr(parse, "total_seconds") else float(parse)
+    # The file alone, in a fresh interpreter with Airflow already imported.
+    code = (
+        "import time, runpy, airflow.sdk, airflow.providers.common.sql.operators.sql\n"
+        f"t = time.perf_counter(); runpy.run_path({str(DAGS / 'thrive_tracking_sync.py')!r})\n"
+        "print(time.perf_counter() - t)"
+    )
+    alone = float(
+        subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+        .stdout.strip()
+        .splitlines()[-1]
+    )
+    MEASUREMENTS["DAG file parse (DagBag)"] = f"{seconds * 1000:.0f} ms"
+    MEASUREMENTS["DAG file import, Airflow preloaded"] = f"{alone * 1000:.0f} ms"
+    assert seconds > 0 and alone > 0
+
+
+def _dags_test(run_date: str, thrive_conn: str) -> subprocess.CompletedProcess:
+    airflow = Path(sys.executable).parent / "airflow"
+    env = {**os.environ, "AIRFLOW_CONN_THRIVE_DB": thrive_conn}
+    return subprocess.run(
+        [str(airflow), "dags", "test", "thrive_tracking_sync", run_date],
+        env=env,
+        capture_output=True,
+        text=True,
+        timeout=240,
+    )
+
+
+def _report_counts(output: str) -> dict[tuple[str, str], int]:
+    counts = {}
+    for line in report_block(output)[2:]:
+        m = re.match(r"(\w+)\s+(\S+)\s+([\d,]+)", line)
+        if m:
+            counts[(m[1], m[2])] = int(m[3].replace(",", ""))
+    return counts
+
+
+def test_a_day_runs_end_to_end_and_counts_its_window(airflow_metadata, fresh_db, pg_server):
+    load(fresh_db, SampleConfig(start=DAY, days=2, events=6_000, recipients_per_account=60, seed=3))
+    with psycopg.connect(fresh_db) as conn:
+        # Window edges: the end instant belongs to the next day, the start instant to this one.
+        conn.execute(
+            "INSERT INTO thrive.message_activity (account_id, event_id, occurred_at) VALUES"
+            " ('acct-001', 900000001, '2026-11-27T00:00:00Z'),"
+            " ('acct-001', 900000002, '2026-11-26T00:00:00Z'),"
+            " ('acct-001', 900000003, '2026-11-25T23:59:59.999999Z')"
+        )
+        expected = {}
+        for category, table in SOURCE_TABLE.items():
+            for account_id, n in conn.execute(
+                f"SELECT account_id, count(*) FROM thrive.{table}"  # noqa: S608 - names from the catalog
+                " WHERE occurred_at >= '2026-11-26' AND occurred_at < '2026-11-27' GROUP BY 1"
+            ):
+                expected[(category.value, account_id)] = n
+            expected[(category.value, "(all)")] = sum(v for (c, _), v in expected.items() if c == category.value)
+    result = _dags_test("2026-11-27", airflow_conn_for(pg_server, fresh_db))
+    assert result.returncode == 0, result.stdout[-3000:] + result.stderr[-3000:]
+    block = report_block(result.stdout + result.stderr)
+    assert block[0] == "Thrive tracking in window 2026-11-26 00:00:00+00:00 -> 2026-11-27 00:00:00+00:00"
+    assert _report_counts("\n".join(block)) == expected
+    assert "tracking_disabled" in "\n".join(block)
+
+
+def test_no_enabled_account_short_circuits_visibly(airflow_metadata, fresh_db, pg_server):
+    load(fresh_db, SampleConfig(start=DAY, events=500, recipients_per_account=30, seed=5))
+    with psycopg.connect(fresh_db) as conn:
+        conn.execute("UPDATE thrive.accounts SET tracking_enabled = false")
+    result = _dags_test("2026-11-27", airflow_conn_for(pg_server, fresh_db))
+    output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
+    assert "No account has tracking enabled (4 accounts): nothing to sync." in output
+    assert report_block(output) == []  # downstream tasks skipped
