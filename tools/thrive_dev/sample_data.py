@@ -192,7 +192,6 @@ class LoadStats:
     """What a load wrote, per table."""
 
     rows: dict[str, int] = field(default_factory=dict)
-    expected: dict[tuple[str, str, str | None], int] = field(default_factory=dict)  # (category, outcome, reason)
 
 
 def sf_id(prefix: str, pod: str, n: int) -> str:
@@ -471,7 +470,7 @@ def load(uri: str, config: SampleConfig) -> LoadStats:
                 ):
                     for category, table in SOURCE_TABLE.items():
                         stats.rows[f"thrive.{table}"] = _copy(
-                            cur, table, _tee_expected(category, gen.events(category), expected, stats)
+                            cur, table, _tee_expected(category, gen.events(category), expected)
                         )
                 cur.execute(
                     "INSERT INTO thrive_sample.generations (params, events) VALUES (%s, %s)",
@@ -512,11 +511,8 @@ def _tee_expected(
     category: Category,
     events: Iterator[tuple[tuple, str, str | None, str | None]],
     expected: psycopg.Copy,
-    stats: LoadStats,
 ) -> Iterator[tuple]:
-    counts = stats.expected
+    """Yield each event's source row, writing its expected outcome on the way."""
     for row, outcome, reason, defect in events:
         expected.write_row((row[0], category.value, row[1], outcome, reason, defect))
-        key = (category.value, outcome, reason)
-        counts[key] = counts.get(key, 0) + 1
         yield row
