@@ -9,8 +9,10 @@ from __future__ import annotations
 
 import re
 from enum import StrEnum
+from functools import lru_cache
 
 _SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
+_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_CHARS = re.compile(r"[0-9A-Za-z]+")
 
 
@@ -30,11 +32,12 @@ def checksum(id15: str) -> str:
     Each 5-character chunk gives one suffix character: bit ``i`` is set when character ``i``
     of the chunk is an upper-case letter.
     """
-    suffix = []
-    for start in (0, 5, 10):
-        bits = sum(1 << i for i, ch in enumerate(id15[start : start + 5]) if "A" <= ch <= "Z")
-        suffix.append(_SUFFIX_ALPHABET[bits])
-    return "".join(suffix)
+    return _chunk_char(id15[0:5]) + _chunk_char(id15[5:10]) + _chunk_char(id15[10:15])
+
+
+@lru_cache(maxsize=1 << 16)  # chunks repeat a lot (key prefixes, pods, padding): millions of Ids a day
+def _chunk_char(chunk: str) -> str:
+    return _SUFFIX_ALPHABET[sum(1 << i for i, ch in enumerate(chunk) if "A" <= ch <= "Z")]
 
 
 def to_18(sf_id: str) -> str:
@@ -69,3 +72,16 @@ def member_id_problem(sf_id: str) -> str | None:
 def member_object(sf_id: str) -> MemberObject:
     """Contact or Lead, by the prefix of a well-formed member Id."""
     return KEY_PREFIX[sf_id[:3]]
+
+
+def compose_id15(prefix: str, pod: str, n: int) -> str:
+    """A deterministic 15-character Id: 3-char key prefix, 2-char pod, zero padding, base62 ``n``.
+
+    For sample data and the local sandbox, which mint Ids the way an org does (prefix first,
+    a counter last); ``n`` must be below 62**6.
+    """
+    digits = []
+    for _ in range(6):
+        n, r = divmod(n, 62)
+        digits.append(_BASE62[r])
+    return f"{prefix}{pod}0000{''.join(reversed(digits))}"

@@ -38,6 +38,7 @@ def run(day: date, events: int) -> list[str]:
     started = time.perf_counter()
     config = sample_data.SampleConfig(start=day, events=events)
     stats = sample_data.load(env["THRIVE_DB_URI"], config)
+    services.reseed_sandbox(env["THRIVE_DB_URI"])
     loaded = time.perf_counter() - started
     total = sum(
         n for table, n in stats.rows.items() if table.removeprefix("thrive.") in sample_data.SOURCE_TABLE.values()

@@ -30,7 +30,7 @@ from psycopg import sql
 
 from thrive_sync.catalog import CATALOG, SOURCE_TABLE, Category, pairs_for, social_network
 from thrive_sync.schema import PACKAGE_SCHEMA_FILES, apply_schema
-from thrive_sync.sfid import checksum
+from thrive_sync.sfid import checksum, compose_id15
 
 SAMPLE_SCHEMA_FILES = (*PACKAGE_SCHEMA_FILES, "sample/schema.sql")
 
@@ -131,7 +131,6 @@ SURVEY_NAMES = (
 )
 FIRST_NAMES = ("Ada", "Bea", "Carlos", "Dana", "Élodie", "Femi", "Grace", "Hiro", "Ines", "Jonas", "Kai", "Lena")
 LAST_NAMES = ("Okafor", "Nguyen", "Schmidt", "García", "O'Brien", "Kowalski", "Rossi", "Tanaka", "Dubois", "Smith")
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 
 # The account profiles used when defects are on: the last three accounts each close one gate.
 GATED_PROFILES = {
@@ -194,15 +193,6 @@ class LoadStats:
     rows: dict[str, int] = field(default_factory=dict)
 
 
-def sf_id(prefix: str, pod: str, n: int) -> str:
-    """A deterministic 15-character Salesforce Id: key prefix, pod, zero padding, base62 counter."""
-    digits = []
-    for _ in range(6):
-        n, r = divmod(n, 62)
-        digits.append(_BASE62[r])
-    return f"{prefix}{pod}0000{''.join(reversed(digits))}"
-
-
 class SampleGenerator:
     """Generates one :class:`SampleConfig`'s rows; iterate its methods, or :func:`load` them."""
 
@@ -242,20 +232,20 @@ class SampleGenerator:
         rng = self.rng
         if kind == "good":
             is_lead = rng.random() < 0.3
-            id15 = sf_id("00Q" if is_lead else "003", "5g", n)
+            id15 = compose_id15("00Q" if is_lead else "003", "5g", n)
             id18 = id15 + checksum(id15)
             first, last = rng.choice(FIRST_NAMES), rng.choice(LAST_NAMES)
             email = f"{first.lower()}.{n}@members.example.org"
             record = (id18, "Lead" if is_lead else "Contact", first, last, email, "Prospect Org" if is_lead else None)
             return (id15 if rng.random() < 0.1 else id18), record
-        id15 = sf_id("003", "9z", n)  # pod 9z never holds a seeded record
+        id15 = compose_id15("003", "9z", n)  # pod 9z never holds a seeded record
         return {
             "member_id_null": None,
             "member_id_blank": rng.choice(("", "   ")),
             "member_id_bad_length": rng.choice((id15[:14], id15 + checksum(id15) + "X")),
             "member_id_bad_chars": id15[:7] + rng.choice(("-", "_", " ", "é")) + id15[8:],
             "member_id_bad_checksum": id15 + ("AAA" if checksum(id15) != "AAA" else "AAB"),
-            "member_id_wrong_object": (acct := sf_id("001", "5g", n)) + checksum(acct),
+            "member_id_wrong_object": (acct := compose_id15("001", "5g", n)) + checksum(acct),
             "member_id_unmatched": id15 + checksum(id15),
         }[kind], None
 

@@ -16,7 +16,7 @@ from urllib.parse import quote
 
 import psycopg
 
-from thrive_dev import localdb
+from thrive_dev import localdb, sandbox
 from thrive_sync.schema import apply_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -25,6 +25,7 @@ LOCAL_DIR = Path(os.environ.get("THRIVE_LOCAL_DIR") or PROJECT_ROOT / ".local").
 PGDATA = LOCAL_DIR / "pg"
 AIRFLOW_HOME = LOCAL_DIR / "airflow"
 ENV_FILE = LOCAL_DIR / "env.sh"
+SANDBOX_DIR = LOCAL_DIR / "sfsandbox"
 THRIVE_DATABASE = "thrive"
 AIRFLOW_DATABASE = "airflow"
 
@@ -65,7 +66,9 @@ def libpq_uri_from_airflow_conn(value: str) -> str:
     return f"postgresql://{netloc}/{quote(conn.schema or 'postgres', safe='')}" + (f"?{params}" if params else "")
 
 
-def _env_lines(server: localdb.LocalServer, thrive_conn: str, thrive_uri: str) -> list[str]:
+def _env_lines(
+    server: localdb.LocalServer, thrive_conn: str, thrive_uri: str, sf: sandbox.SandboxInfo, salesforce_conn: str
+) -> list[str]:
     variables = {
         "AIRFLOW_HOME": str(AIRFLOW_HOME),
         "AIRFLOW__CORE__DAGS_FOLDER": str(PROJECT_ROOT / "dags"),
@@ -76,6 +79,10 @@ def _env_lines(server: localdb.LocalServer, thrive_conn: str, thrive_uri: str) -
         f"?host={server.socket_dir}",
         "AIRFLOW_CONN_THRIVE_DB": thrive_conn,
         "THRIVE_DB_URI": thrive_uri,
+        "AIRFLOW_CONN_SALESFORCE_DEFAULT": salesforce_conn,
+        "SF_SANDBOX_URL": sf.url,
+        "SF_SANDBOX_TOKEN": sf.token,
+        "SF_SANDBOX_CA": str(sf.ca),
     }
     # .venv/bin for airflow and python; the embedded server's bin for psql on machines without one.
     bins = f"{Path(sys.executable).parent}:{localdb.bin_dir()}"
@@ -124,7 +131,14 @@ def up() -> list[str]:
     except psycopg.OperationalError as err:
         first = str(err).strip().splitlines()[0]
         raise ServiceError(f"cannot reach the thrive_db database ({where}): {first}") from None
-    lines = _env_lines(server, thrive_conn, thrive_uri)
+    try:
+        sf = sandbox.start(SANDBOX_DIR, int(os.environ.get("SF_SANDBOX_PORT") or 0))
+        seeded = sandbox.seed_from_sample(sf, thrive_uri)
+    except sandbox.SandboxError as err:
+        raise ServiceError(str(err)) from None
+    user_sf = os.environ.get("AIRFLOW_CONN_SALESFORCE_DEFAULT", "")
+    own_sf = bool(user_sf) and user_sf != sf.salesforce_conn()
+    lines = _env_lines(server, thrive_conn, thrive_uri, sf, user_sf if own_sf else sf.salesforce_conn())
     ENV_FILE.write_text("\n".join(lines) + "\n")
     ENV_FILE.chmod(0o600)  # it may hold the user's database password
     env = {**os.environ, **_parse_exports(lines)}
@@ -132,6 +146,8 @@ def up() -> list[str]:
     return [
         f"postgres: up, data in {server.pgdata}, socket in {server.socket_dir}",
         f"thrive_db: {where}, schemas thrive and thrive_sync applied",
+        f"salesforce sandbox: {sf.url} ({seeded:,} sample Contacts and Leads seeded); salesforce_default -> "
+        + ("your AIRFLOW_CONN_SALESFORCE_DEFAULT" if own_sf else "the sandbox"),
         f"airflow metadata: {'migrated now' if migrated else 'up to date'} (database {AIRFLOW_DATABASE})",
         f"env: {ENV_FILE} (source it to use airflow and psql from any folder)",
     ]
@@ -139,8 +155,18 @@ def up() -> list[str]:
 
 def down() -> list[str]:
     """Stop what :func:`up` started; the data stays under ``.local/``."""
+    stopped_sf = sandbox.stop(SANDBOX_DIR)
     stopped = localdb.stop(PGDATA)
-    return [f"postgres: {'stopped' if stopped else 'was not running'} (data kept in {PGDATA})"]
+    return [
+        f"salesforce sandbox: {'stopped' if stopped_sf else 'was not running'} (data kept in {SANDBOX_DIR})",
+        f"postgres: {'stopped' if stopped else 'was not running'} (data kept in {PGDATA})",
+    ]
+
+
+def reseed_sandbox(thrive_uri: str) -> int:
+    """After new sample data: give the running sandbox its Contacts and Leads (0 if it is down)."""
+    sf = sandbox.running(SANDBOX_DIR)
+    return sandbox.seed_from_sample(sf, thrive_uri) if sf else 0
 
 
 def load_env() -> dict[str, str]:

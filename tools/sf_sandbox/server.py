@@ -1,0 +1,643 @@
+"""The sandbox's HTTPS server: Salesforce REST, sObject Collections, SOQL, Bulk API 2.0 ingest.
+
+Built on the standard library's threading HTTP server wrapped in TLS: a test double needs
+exact control over status codes, headers and dropped connections more than a framework's
+conveniences. Paths, shapes and status codes follow ``shared/spec/salesforce-wire.md``.
+
+Admin endpoints under ``/__sandbox/`` (same token) let tests read counters, set faults, seed
+records with given Ids and reset the org.
+"""
+
+from __future__ import annotations
+
+import csv
+import io
+import json
+import os
+import random
+import re
+import shutil
+import ssl
+import threading
+import time
+import uuid
+from dataclasses import asdict, dataclass
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from pathlib import Path
+from urllib.parse import parse_qs, unquote, urlsplit
+
+from sf_sandbox import soql
+from sf_sandbox.orgschema import SObject, load_org
+from sf_sandbox.store import Store, WriteResult, now_sf
+
+API_VERSION = "59.0"
+DAILY_API_LIMIT = 5_000_000
+MAX_UPLOAD_BYTES = 150 * 1024 * 1024
+QUERY_PAGE = 2000
+BULK_CHUNK = 10_000
+
+
+@dataclass
+class Faults:
+    """Fault injection, all off by default. Shares are probabilities per API request (or row)."""
+
+    error_503_share: float = 0.0
+    limit_403_share: float = 0.0
+    invalid_session_share: float = 0.0
+    drop_share: float = 0.0
+    lock_row_share: float = 0.0
+    latency_ms: int = 0
+    outage_requests: int = 0  # the next N API requests are answered 503, then service resumes
+    seed: int = 1
+
+
+class Sandbox:
+    """The org: schema, store, jobs and faults, shared by all request threads."""
+
+    def __init__(self, root: Path, metadata: Path, token: str) -> None:
+        self.root = root
+        self.token = token
+        self.objects = load_org(metadata)
+        self.store = Store(root / "org.sqlite3", self.objects)
+        self.jobs_dir = root / "jobs"
+        self.jobs_dir.mkdir(exist_ok=True)
+        self.store.db.execute("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, info TEXT NOT NULL)")
+        self.queries: dict[str, soql.Query] = {}
+        self.faults = Faults()
+        self.rng = random.Random(self.faults.seed)
+        self.lock = threading.Lock()
+        if os.environ.get("SF_SANDBOX_FAULTS"):
+            self.set_faults(json.loads(os.environ["SF_SANDBOX_FAULTS"]))
+        for info in self.all_jobs():  # a restart finishes what was in flight
+            if info["state"] in ("UploadComplete", "InProgress"):
+                threading.Thread(target=self.process_job, args=(info["id"],), daemon=True).start()
+
+    def set_faults(self, values: dict) -> Faults:
+        with self.lock:
+            self.faults = Faults(**{**asdict(self.faults), **values})
+            self.rng = random.Random(self.faults.seed)
+            self.store.lock_row_share = self.faults.lock_row_share
+            self.store.rng = random.Random(self.faults.seed + 1)
+            return self.faults
+
+    def draw_fault(self) -> str | None:
+        """Which fault, if any, this API request meets."""
+        with self.lock:
+            f = self.faults
+            if f.outage_requests > 0:
+                f.outage_requests -= 1
+                return "503"
+            for name, share in (
+                ("drop", f.drop_share),
+                ("503", f.error_503_share),
+                ("403", f.limit_403_share),
+                ("401", f.invalid_session_share),
+            ):
+                if share and self.rng.random() < share:
+                    return name
+        return None
+
+    # --- Bulk 2.0 jobs --------------------------------------------------------------------------
+    def job(self, job_id: str) -> dict | None:
+        row = self.store.select("SELECT info FROM jobs WHERE id = ?", [job_id])[1]
+        return json.loads(row[0][0]) if row else None
+
+    def all_jobs(self) -> list[dict]:
+        return [json.loads(r[0]) for r in self.store.select("SELECT info FROM jobs ORDER BY id", [])[1]]
+
+    def save_job(self, info: dict) -> None:
+        info["systemModstamp"] = now_sf()
+        with self.store.lock:
+            self.store.db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?)", (info["id"], json.dumps(info)))
+
+    def process_job(self, job_id: str) -> None:
+        info = self.job(job_id)
+        if info is None:
+            return
+        info["state"] = "InProgress"
+        self.save_job(info)
+        started = time.perf_counter()
+        folder = self.jobs_dir / job_id
+        data = folder / "data.csv"
+        obj = self.store.sobject(info["object"])
+        try:
+            with data.open(newline="", encoding="utf-8") as src:
+                reader = csv.reader(src)
+                header = next(reader, [])
+                unknown = [h for h in header if obj is None or obj.field(h) is None]
+                if unknown:
+                    raise ValueError(f"InvalidBatch : Field name not found : {unknown[0]}")
+                processed = failed = 0
+                with (
+                    (folder / "successfulResults.csv").open("w", newline="", encoding="utf-8") as ok_file,
+                    (folder / "failedResults.csv").open("w", newline="", encoding="utf-8") as bad_file,
+                ):
+                    ok_out = csv.writer(ok_file, quoting=csv.QUOTE_ALL, lineterminator="\n")
+                    bad_out = csv.writer(bad_file, quoting=csv.QUOTE_ALL, lineterminator="\n")
+                    ok_out.writerow(["sf__Id", "sf__Created", *header])
+                    bad_out.writerow(["sf__Id", "sf__Error", *header])
+                    while True:
+                        rows = [r for _, r in zip(range(BULK_CHUNK), reader, strict=False)]
+                        if not rows:
+                            break
+                        records = [dict(zip(header, r, strict=False)) for r in rows]
+                        results = self.store.write_many(
+                            obj,
+                            records,
+                            info["operation"],  # type: ignore[arg-type]
+                            info.get("externalIdFieldName"),
+                            empty_is_unset=True,
+                        )
+                        for row, result in zip(rows, results, strict=True):
+                            if result.success:
+                                ok_out.writerow([result.id, "true" if result.created else "false", *row])
+                            else:
+                                first = result.errors[0]
+                                bad_out.writerow(["", f"{first['statusCode']}:{first['message']}", *row])
+                                failed += 1
+                        processed += len(rows)
+            (folder / "unprocessedrecords.csv").write_text(",".join(f'"{h}"' for h in header) + "\n")
+            info.update(state="JobComplete", numberRecordsProcessed=processed, numberRecordsFailed=failed)
+        except (ValueError, csv.Error, UnicodeDecodeError) as err:
+            info.update(state="Failed", errorMessage=str(err))
+        info["totalProcessingTime"] = int((time.perf_counter() - started) * 1000)
+        self.save_job(info)
+        self.store.bump("bulk2.rows", info.get("numberRecordsProcessed", 0))
+
+
+class Handler(BaseHTTPRequestHandler):
+    protocol_version = "HTTP/1.1"
+    server: SandboxServer
+
+    # --- plumbing -------------------------------------------------------------------------------
+    def log_message(self, format: str, *args: object) -> None:  # noqa: A002 - the stdlib's name
+        if os.environ.get("SF_SANDBOX_ACCESS_LOG"):
+            super().log_message(format, *args)
+
+    def send(
+        self,
+        status: int,
+        body: object = None,
+        content_type: str = "application/json",
+        headers: dict[str, str] | None = None,
+    ) -> None:
+        payload = (
+            b""
+            if body is None
+            else (
+                body
+                if isinstance(body, bytes)
+                else body.encode()
+                if isinstance(body, str)
+                else json.dumps(body).encode()
+            )
+        )
+        self.send_response(status)
+        if payload or status not in (204, 304):
+            self.send_header("Content-Type", content_type + ("; charset=UTF-8" if "json" in content_type else ""))
+        self.send_header("Content-Length", str(len(payload)))
+        sandbox = self.server.sandbox
+        self.send_header("Sforce-Limit-Info", f"api-usage={sandbox.store.counter('api_calls')}/{DAILY_API_LIMIT}")
+        for k, v in (headers or {}).items():
+            self.send_header(k, v)
+        self.end_headers()
+        if payload:
+            self.wfile.write(payload)
+
+    def fail(self, status: int, code: str, message: str) -> None:
+        self.send(status, [{"message": message, "errorCode": code}])
+
+    def body(self) -> bytes:
+        """The request body, read once (a body left unread would be parsed as the next request)."""
+        if self._body is None:
+            length = int(self.headers.get("Content-Length") or 0)
+            self._body = self.rfile.read(length) if length else b""
+        return self._body
+
+    def json_body(self) -> object:
+        raw = self.body()
+        try:
+            return json.loads(raw or b"null")
+        except json.JSONDecodeError as err:
+            raise _Reply(400, "JSON_PARSER_ERROR", f"Unexpected character: {err}") from None
+
+    def authorized(self) -> bool:
+        token = self.server.sandbox.token
+        auth = self.headers.get("Authorization", "")
+        given = auth[7:] if auth.startswith("Bearer ") else self.headers.get("X-SFDC-Session", "")
+        return bool(given) and given == token
+
+    def do_GET(self) -> None:  # noqa: N802 - the stdlib's names
+        self.dispatch("GET")
+
+    def do_POST(self) -> None:  # noqa: N802
+        self.dispatch("POST")
+
+    def do_PATCH(self) -> None:  # noqa: N802
+        self.dispatch("PATCH")
+
+    def do_PUT(self) -> None:  # noqa: N802
+        self.dispatch("PUT")
+
+    def do_DELETE(self) -> None:  # noqa: N802
+        self.dispatch("DELETE")
+
+    def dispatch(self, method: str) -> None:
+        sandbox = self.server.sandbox
+        url = urlsplit(self.path)
+        path = unquote(url.path)
+        self._body: bytes | None = None
+        if not (method == "PUT" and path.endswith("/batches")):  # uploads are streamed to disk instead
+            self.body()
+        try:
+            if not self.authorized():
+                self.body()  # drain an upload
+                return self.fail(401, "INVALID_SESSION_ID", "Session expired or invalid")
+            if path.startswith("/__sandbox/"):
+                return self.admin(method, path[len("/__sandbox/") :])
+            sandbox.store.bump("api_calls")
+            sandbox.store.bump(f"api_calls.{method} {_kind(path)}")
+            fault = sandbox.draw_fault()
+            if sandbox.faults.latency_ms:
+                time.sleep(sandbox.faults.latency_ms / 1000)
+            if fault:
+                self.body()  # drain an upload
+                return self.inject(fault)
+            m = re.fullmatch(r"/services/data/v[\d.]+/(.*?)/?", path)
+            if not m:
+                return self.fail(404, "NOT_FOUND", "The requested resource does not exist")
+            return self.route(method, m.group(1), parse_qs(url.query))
+        except _Reply as reply:
+            self.body()  # drain an upload refused before it was read
+            self.fail(reply.status, reply.code, reply.message)
+        except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
+            self.close_connection = True
+
+    def inject(self, fault: str) -> None:
+        if fault == "drop":
+            self.close_connection = True
+            self.connection.close()
+        elif fault == "503":
+            self.fail(503, "SERVER_UNAVAILABLE", "Service temporarily unavailable")
+        elif fault == "403":
+            self.fail(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        else:
+            self.fail(401, "INVALID_SESSION_ID", "Session expired or invalid")
+
+    # --- REST -----------------------------------------------------------------------------------
+    def route(self, method: str, rest: str, query: dict[str, list[str]]) -> None:
+        parts = rest.split("/")
+        head = parts[0]
+        if head == "limits":
+            used = self.server.sandbox.store.counter("api_calls")
+            return self.send(
+                200,
+                {
+                    "DailyApiRequests": {"Max": DAILY_API_LIMIT, "Remaining": DAILY_API_LIMIT - used},
+                    "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
+                    "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
+                },
+            )
+        if head == "query" and method == "GET":
+            return self.query(parts[1] if len(parts) > 1 else None, (query.get("q") or [""])[0])
+        if head == "sobjects" and len(parts) >= 2:
+            return self.sobjects(method, self.sobject(parts[1]), parts[2:])
+        if head == "composite" and len(parts) >= 2 and parts[1] == "sobjects":
+            return self.collections(method, parts[2:])
+        if head == "jobs" and len(parts) >= 2 and parts[1] == "ingest":
+            return self.ingest(method, parts[2:])
+        raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def sobject(self, name: str) -> SObject:
+        obj = self.server.sandbox.store.sobject(name)
+        if obj is None:
+            raise _Reply(404, "NOT_FOUND", f"The requested resource does not exist: sObject type '{name}'")
+        return obj
+
+    def sobjects(self, method: str, obj: SObject, rest: list[str]) -> None:
+        store = self.server.sandbox.store
+        rest = [r for r in rest if r]
+        if not rest and method == "POST":
+            record = self.json_body()
+            result = store.write_many(obj, [record if isinstance(record, dict) else {}], "insert")[0]
+            return self.result(result, created_status=201, with_created=False)
+        if rest == ["describe"] and method == "GET":
+            return self.send(200, describe(obj))
+        if len(rest) == 1:
+            record_id = rest[0]
+            if method == "GET":
+                found = store.get(obj, record_id)
+                if not found:
+                    raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+                return self.send(200, record_json(obj, found))
+            if method == "PATCH":
+                record = self.json_body()
+                result = store.write_many(
+                    obj, [{**(record if isinstance(record, dict) else {}), "Id": record_id}], "update"
+                )[0]
+                if result.success:
+                    return self.send(204)
+                return self.result(result)
+            if method == "DELETE":
+                if store.delete(obj, record_id):
+                    return self.send(204)
+                raise _Reply(404, "ENTITY_IS_DELETED", "entity is deleted")
+        if len(rest) == 2:
+            field = obj.field(rest[0])
+            if field is None:
+                raise _Reply(
+                    404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {rest[0]}"
+                )
+            if method == "GET":
+                ids = store.find_by(obj, field.name, rest[1])
+                if not ids:
+                    raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+                return self.send(200, record_json(obj, store.get(obj, ids[0]) or {}))
+            if method == "PATCH":
+                if len(store.find_by(obj, field.name, rest[1])) > 1:
+                    return self.send(
+                        300,
+                        [
+                            f"/services/data/v{API_VERSION}/sobjects/{obj.name}/{i}"
+                            for i in store.find_by(obj, field.name, rest[1])
+                        ],
+                    )
+                record = self.json_body()
+                record = {**(record if isinstance(record, dict) else {}), field.name: rest[1]}
+                result = store.write_many(obj, [record], "upsert", field.name)[0]
+                return self.result(result, created_status=201 if result.created else 200)
+        raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def result(self, result: WriteResult, created_status: int = 200, with_created: bool = True) -> None:
+        if not result.success:
+            return self.send(
+                400,
+                [{"message": e["message"], "errorCode": e["statusCode"], "fields": e["fields"]} for e in result.errors],
+            )
+        body: dict = {"id": result.id, "success": True, "errors": []}
+        if with_created:
+            body["created"] = result.created
+        self.send(created_status, body)
+
+    def collections(self, method: str, rest: list[str]) -> None:
+        """sObject Collections: create (POST) and upsert on an external ID (PATCH), at most 200 records."""
+        payload = self.json_body()
+        if not isinstance(payload, dict) or not isinstance(payload.get("records"), list):
+            raise _Reply(400, "JSON_PARSER_ERROR", "Expected a JSON object with records")
+        records = payload["records"]
+        if len(records) > 200:
+            raise _Reply(400, "EXCEEDED_ID_LIMIT", "Record limit reached. Reduce the number of records in the request.")
+        all_or_none = bool(payload.get("allOrNone"))
+        store = self.server.sandbox.store
+        if method == "PATCH" and len(rest) == 2:
+            obj = self.sobject(rest[0])
+            field = obj.field(rest[1])
+            if field is None:
+                raise _Reply(
+                    404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {rest[1]}"
+                )
+            mode, ext = "upsert", field.name
+        elif method == "POST" and not [r for r in rest if r]:
+            types = {(r.get("attributes") or {}).get("type") for r in records if isinstance(r, dict)}
+            if len(types) != 1 or None in types:
+                raise _Reply(400, "INVALID_TYPE", "Each record needs attributes.type, one type per request here")
+            obj, mode, ext = self.sobject(types.pop()), "insert", None  # type: ignore[arg-type]
+        else:
+            raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+        results = store.write_many(
+            obj, [r if isinstance(r, dict) else {} for r in records], mode, ext, all_or_none=all_or_none
+        )
+        out = []
+        for r in results:
+            item: dict = {"id": r.id, "success": r.success, "errors": r.errors}
+            if mode == "upsert" and r.success:
+                item["created"] = r.created
+            out.append(item)
+        self.send(200, out)
+
+    def query(self, locator: str | None, q: str) -> None:
+        sandbox = self.server.sandbox
+        offset = 0
+        if locator:
+            key, _, offset_text = locator.rpartition("-")
+            parsed = sandbox.queries.get(key)
+            if parsed is None:
+                raise _Reply(400, "INVALID_QUERY_LOCATOR", "invalid query locator")
+            offset = int(offset_text)
+        else:
+            try:
+                parsed = soql.parse(q, sandbox.objects)
+            except soql.SoqlError as err:
+                raise _Reply(400, err.code, str(err)) from None
+            key = uuid.uuid4().hex[:15]
+        if parsed.count:
+            sql, params = parsed.sql()
+            total = sandbox.store.select(sql, params)[1][0][0]
+            return self.send(200, {"totalSize": total, "done": True, "records": []})
+        count_sql = f'SELECT COUNT(*) FROM (SELECT 1 FROM "{parsed.sobject.name}"{parsed.where_sql}' + (
+            f" LIMIT {parsed.limit})" if parsed.limit is not None else ")"
+        )
+        total = sandbox.store.select(count_sql, list(parsed.params))[1][0][0]
+        sql, params = parsed.sql(offset, QUERY_PAGE)
+        columns, rows = sandbox.store.select(sql, params)
+        records = [record_json(parsed.sobject, dict(zip(columns, row, strict=True))) for row in rows]
+        body: dict = {"totalSize": total, "done": offset + len(rows) >= total, "records": records}
+        if not body["done"]:
+            sandbox.queries[key] = parsed
+            body["nextRecordsUrl"] = f"/services/data/v{API_VERSION}/query/{key}-{offset + len(rows)}"
+        self.send(200, body)
+
+    # --- Bulk API 2.0 ---------------------------------------------------------------------------
+    def ingest(self, method: str, rest: list[str]) -> None:
+        sandbox = self.server.sandbox
+        rest = [r for r in rest if r]
+        if not rest and method == "POST":
+            spec = self.json_body()
+            if not isinstance(spec, dict):
+                raise _Reply(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+            obj = self.sobject(str(spec.get("object")))
+            operation = spec.get("operation")
+            if operation not in ("insert", "upsert", "update"):
+                raise _Reply(400, "FEATURE_NOT_ENABLED", f"Operation {operation} is not supported by this sandbox")
+            ext = spec.get("externalIdFieldName")
+            if operation == "upsert" and (not ext or obj.field(ext) is None or not obj.field(ext).external_id):  # type: ignore[union-attr]
+                raise _Reply(400, "INVALIDJOB", f"InvalidJob : Field name provided, {ext} is not an External ID")
+            job_id = "750" + uuid.uuid4().hex[:12].upper()
+            info = {
+                "id": job_id,
+                "operation": operation,
+                "object": obj.name,
+                "createdById": "005000000000001AAA",
+                "createdDate": now_sf(),
+                "state": "Open",
+                "externalIdFieldName": ext,
+                "concurrencyMode": "Parallel",
+                "contentType": "CSV",
+                "apiVersion": float(API_VERSION),
+                "jobType": "V2Ingest",
+                "lineEnding": spec.get("lineEnding", "LF"),
+                "columnDelimiter": spec.get("columnDelimiter", "COMMA"),
+                "numberRecordsProcessed": 0,
+                "numberRecordsFailed": 0,
+                "retries": 0,
+                "totalProcessingTime": 0,
+            }
+            (sandbox.jobs_dir / job_id).mkdir()
+            sandbox.save_job(info)
+            sandbox.store.bump("bulk2.jobs")
+            return self.send(200, info)
+        info = sandbox.job(rest[0]) if rest else None
+        if info is None:
+            raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+        folder = sandbox.jobs_dir / info["id"]
+        if rest[1:] == ["batches"] and method == "PUT":
+            length = int(self.headers.get("Content-Length") or 0)
+            if length > MAX_UPLOAD_BYTES:
+                self.body()
+                raise _Reply(400, "INVALIDBATCH", "InvalidBatch : The upload exceeds the 150 MB limit per job")
+            if info["state"] != "Open" or (folder / "data.csv").exists():
+                self.body()
+                raise _Reply(409, "INVALIDJOBSTATE", "Job is not open for uploads")
+            with (folder / "data.part").open("wb") as out:
+                remaining = length
+                while remaining:
+                    chunk = self.rfile.read(min(remaining, 1 << 20))
+                    self._body = b""  # consumed
+                    if not chunk:
+                        raise _Reply(400, "INVALIDBATCH", "InvalidBatch : upload ended early")
+                    out.write(chunk)
+                    remaining -= len(chunk)
+            (folder / "data.part").rename(folder / "data.csv")
+            return self.send(201)
+        if not rest[1:] and method == "PATCH":
+            state = (self.json_body() or {}).get("state")  # type: ignore[union-attr]
+            if state == "UploadComplete" and info["state"] == "Open":
+                if not (folder / "data.csv").exists():
+                    info.update(state="Failed", errorMessage="InvalidBatch : No data uploaded")
+                    sandbox.save_job(info)
+                else:
+                    info["state"] = "UploadComplete"
+                    sandbox.save_job(info)
+                    threading.Thread(target=sandbox.process_job, args=(info["id"],), daemon=True).start()
+                return self.send(200, info)
+            if state == "Aborted" and info["state"] in ("Open", "UploadComplete"):
+                info["state"] = "Aborted"
+                sandbox.save_job(info)
+                return self.send(200, info)
+            raise _Reply(400, "INVALIDJOBSTATE", f"Cannot change state from {info['state']} to {state}")
+        if not rest[1:] and method == "GET":
+            return self.send(200, info)
+        if not rest[1:] and method == "DELETE":
+            shutil.rmtree(folder, ignore_errors=True)
+            sandbox.store.db.execute("DELETE FROM jobs WHERE id = ?", (info["id"],))
+            return self.send(204)
+        if len(rest) == 2 and method == "GET":
+            name = {
+                "successfulresults": "successfulResults",
+                "failedresults": "failedResults",
+                "unprocessedrecords": "unprocessedrecords",
+            }.get(rest[1].lower())
+            if name and info["state"] in ("JobComplete", "Failed", "Aborted"):
+                path = folder / f"{name}.csv"
+                if not path.exists():  # a failed or aborted job: everything uploaded is unprocessed
+                    data = folder / "data.csv"
+                    return self.send(200, data.read_bytes() if data.exists() else b"", "text/csv")
+                return self.send(200, path.read_bytes(), "text/csv")
+            raise _Reply(400, "INVALIDJOBSTATE", "Job is not complete")
+        raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+
+    # --- admin ----------------------------------------------------------------------------------
+    def admin(self, method: str, what: str) -> None:
+        sandbox = self.server.sandbox
+        if what == "health" and method == "GET":
+            return self.send(200, {"ok": True})
+        if what == "stats" and method == "GET":
+            return self.send(200, sandbox.store.counters())
+        if what == "faults" and method == "PUT":
+            body = self.json_body()
+            return self.send(200, asdict(sandbox.set_faults(body if isinstance(body, dict) else {})))
+        if what == "reset" and method == "POST":
+            sandbox.store.reset()
+            return self.send(200, {"ok": True})
+        if what.startswith("seed/") and method == "PUT":
+            records = self.json_body()
+            obj = self.sobject(what[5:])
+            return self.send(200, {"seeded": sandbox.store.seed(obj, records if isinstance(records, list) else [])})
+        raise _Reply(404, "NOT_FOUND", "no such admin endpoint")
+
+
+class _Reply(Exception):  # noqa: N818 - a control-flow signal, not an error of ours
+    def __init__(self, status: int, code: str, message: str) -> None:
+        super().__init__(message)
+        self.status, self.code, self.message = status, code, message
+
+
+class SandboxServer(ThreadingHTTPServer):
+    daemon_threads = True
+    allow_reuse_address = True
+
+    def __init__(self, address: tuple[str, int], sandbox: Sandbox, context: ssl.SSLContext) -> None:
+        super().__init__(address, Handler)
+        self.sandbox = sandbox
+        # The TLS handshake runs in the request's thread, not in the accept loop.
+        self.socket = context.wrap_socket(self.socket, server_side=True, do_handshake_on_connect=False)
+
+
+def _kind(path: str) -> str:
+    """A request's endpoint family, for the per-kind call counters."""
+    m = re.match(r"/services/data/v[\d.]+/([a-z]+)(?:/([A-Za-z_]+))?", path)
+    if not m:
+        return "other"
+    return f"{m.group(1)}/{m.group(2)}" if m.group(1) in ("composite", "jobs") and m.group(2) else m.group(1)
+
+
+def record_json(obj: SObject, row: dict) -> dict:
+    out: dict = {
+        "attributes": {"type": obj.name, "url": f"/services/data/v{API_VERSION}/sobjects/{obj.name}/{row.get('Id')}"}
+    }
+    for key, value in row.items():
+        field = obj.field(key)
+        if field is not None and field.kind == "boolean" and value is not None:
+            value = value == "true"
+        out[field.name if field else key] = value
+    return out
+
+
+def describe(obj: SObject) -> dict:
+    type_of = {
+        "text": "string",
+        "datetime": "datetime",
+        "reference": "reference",
+        "id": "id",
+        "autonumber": "string",
+        "boolean": "boolean",
+        "compound": "string",
+    }
+    return {
+        "name": obj.name,
+        "keyPrefix": obj.key_prefix,
+        "custom": obj.name.endswith("__c"),
+        "createable": True,
+        "updateable": True,
+        "queryable": True,
+        "fields": [
+            {
+                "name": f.name,
+                "label": f.label or f.name,
+                "type": type_of[f.kind],
+                "length": f.length or 0,
+                "externalId": f.external_id,
+                "unique": f.unique,
+                "createable": f.createable,
+                "updateable": f.createable,
+                "nillable": not f.required,
+                "referenceTo": list(f.reference_to),
+                "idLookup": f.name == "Id" or f.external_id,
+            }
+            for f in obj.fields.values()
+        ],
+    }
+
+
+def csv_rows(text: str) -> list[list[str]]:
+    return list(csv.reader(io.StringIO(text)))

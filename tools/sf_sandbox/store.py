@@ -1,0 +1,455 @@
+"""The sandbox org's records: SQLite under the sandbox folder, one table per object.
+
+Writes go through :meth:`Store.write_many`, which validates every record the way an org does
+(per-record errors with real status codes), so REST, sObject Collections and Bulk ingest share
+one set of rules. A single lock serialises access: the server is a test double, and SQLite's
+own locking across threads is not worth the subtlety.
+"""
+
+from __future__ import annotations
+
+import random
+import sqlite3
+import threading
+from collections.abc import Iterable
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from pathlib import Path
+
+from sf_sandbox.orgschema import SObject
+from thrive_sync.sfid import checksum, id_problem
+
+NULL_MARKER = "#N/A"  # Bulk API: this value sets a field to null; an empty cell leaves it alone
+
+
+@dataclass(slots=True)
+class WriteResult:
+    """One record's outcome, in the shape every API reports it."""
+
+    success: bool
+    id: str | None = None
+    created: bool = False
+    errors: list[dict] = field(default_factory=list)
+
+
+def error(code: str, message: str, fields: Iterable[str] = ()) -> dict:
+    return {"statusCode": code, "message": message, "fields": list(fields)}
+
+
+def now_sf() -> str:
+    """Now, in the format Salesforce returns datetimes: ``2026-11-27T07:21:08.000+0000``."""
+    return format_datetime(datetime.now(UTC))
+
+
+def format_datetime(value: datetime) -> str:
+    if value.utcoffset():
+        value = value.astimezone(UTC)
+    v = value  # formatted by hand: strftime is the slowest step of a Bulk ingest
+    date = f"{v.year:04d}-{v.month:02d}-{v.day:02d}"
+    return f"{date}T{v.hour:02d}:{v.minute:02d}:{v.second:02d}.{v.microsecond // 1000:03d}+0000"
+
+
+def parse_datetime(text: str) -> str | None:
+    """A datetime value as the org stores it, or ``None`` when it is not one."""
+    text = text.strip()
+    if len(text) < 16 or text[10] not in "T ":
+        return None
+    try:
+        value = datetime.fromisoformat(text)
+    except ValueError:
+        return None
+    return format_datetime(value if value.tzinfo else value.replace(tzinfo=UTC))
+
+
+class Store:
+    """All records of the sandbox org, plus its counters."""
+
+    def __init__(self, path: Path, objects: dict[str, SObject]) -> None:
+        self.objects = objects
+        self.lock = threading.RLock()
+        self.db = sqlite3.connect(str(path), check_same_thread=False, isolation_level=None)
+        self.db.execute("PRAGMA journal_mode=WAL")
+        self.db.execute("PRAGMA synchronous=OFF")  # a test double: speed over crash-durability
+        self.db.execute("CREATE TABLE IF NOT EXISTS meta (key TEXT PRIMARY KEY, value INTEGER NOT NULL)")
+        for obj in objects.values():
+            columns = ", ".join(
+                f'"{f.name}" TEXT' + (" PRIMARY KEY" if f.name == "Id" else "") for f in obj.fields.values()
+            )
+            self.db.execute(f'CREATE TABLE IF NOT EXISTS "{obj.name}" ({columns})')
+            for f in obj.fields.values():
+                if f.external_id or f.unique:
+                    self.db.execute(
+                        f'CREATE UNIQUE INDEX IF NOT EXISTS "{obj.name}_{f.name}" ON "{obj.name}" ("{f.name}")'
+                    )
+        self.lock_row_share = 0.0  # fault injection: share of valid rows answered UNABLE_TO_LOCK_ROW
+        self.rng = random.Random(0)
+
+    # --- counters -----------------------------------------------------------------------------
+    def bump(self, key: str, by: int = 1) -> int:
+        with self.lock:
+            self.db.execute(
+                "INSERT INTO meta VALUES (?, ?) ON CONFLICT (key) DO UPDATE SET value = value + ?", (key, by, by)
+            )
+            return self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
+
+    def counter(self, key: str) -> int:
+        with self.lock:
+            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
+            return row[0] if row else 0
+
+    def counters(self) -> dict[str, int]:
+        with self.lock:
+            return dict(self.db.execute("SELECT key, value FROM meta ORDER BY key").fetchall())
+
+    def new_ids(self, obj: SObject, count: int) -> list[str]:
+        """Fresh 18-character Ids: key prefix, pod ``5T``, a decimal counter, checksum.
+
+        Digits are never upper case, so every Id of an object shares one checksum suffix.
+        """
+        last = self.bump(f"ids.{obj.name}", count)
+        head = f"{obj.key_prefix}5T"
+        suffix = checksum(f"{head}{0:010d}")
+        return [f"{head}{n:010d}{suffix}" for n in range(last - count + 1, last + 1)]
+
+    # --- reads --------------------------------------------------------------------------------
+    def sobject(self, name: str) -> SObject | None:
+        return self.objects.get(name.lower())
+
+    def get(self, obj: SObject, record_id: str) -> dict | None:
+        with self.lock:
+            cur = self.db.execute(f'SELECT * FROM "{obj.name}" WHERE "Id" = ?', (to_18_or_same(record_id),))
+            row = cur.fetchone()
+            return dict(zip([d[0] for d in cur.description], row, strict=True)) if row else None
+
+    def find_by(self, obj: SObject, field_name: str, value: str) -> list[str]:
+        with self.lock:
+            return [r[0] for r in self.db.execute(f'SELECT "Id" FROM "{obj.name}" WHERE "{field_name}" = ?', (value,))]
+
+    def select(self, sql: str, params: list) -> tuple[list[str], list[tuple]]:
+        with self.lock:
+            cur = self.db.execute(sql, params)
+            rows = cur.fetchall()
+            return [d[0] for d in cur.description], rows
+
+    def existing_ids(self, obj: SObject, ids: set[str]) -> set[str]:
+        found: set[str] = set()
+        items = list(ids)
+        with self.lock:
+            for start in range(0, len(items), 900):
+                chunk = items[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                found |= {
+                    r[0] for r in self.db.execute(f'SELECT "Id" FROM "{obj.name}" WHERE "Id" IN ({marks})', chunk)
+                }
+        return found
+
+    # --- writes -------------------------------------------------------------------------------
+    def delete(self, obj: SObject, record_id: str) -> bool:
+        with self.lock:
+            return self.db.execute(f'DELETE FROM "{obj.name}" WHERE "Id" = ?', (to_18_or_same(record_id),)).rowcount > 0
+
+    def seed(self, obj: SObject, records: list[dict]) -> int:
+        """Admin path: store records with the Ids they carry (the sample data's Contacts and Leads)."""
+        now = now_sf()
+        columns = sorted({k for r in records for k in r} | {"CreatedDate", "LastModifiedDate", "SystemModstamp"})
+        rows = [
+            tuple({**r, "CreatedDate": now, "LastModifiedDate": now, "SystemModstamp": now}.get(c) for c in columns)
+            for r in records
+        ]
+        with self.lock:
+            self.db.execute("BEGIN")
+            self.db.executemany(
+                f'INSERT OR REPLACE INTO "{obj.name}" ({", ".join(chr(34) + c + chr(34) for c in columns)})'
+                f" VALUES ({', '.join('?' * len(columns))})",
+                rows,
+            )
+            self.db.execute("COMMIT")
+        return len(rows)
+
+    def reset(self) -> None:
+        """Delete every record and counter (tests)."""
+        with self.lock:
+            for obj in self.objects.values():
+                self.db.execute(f'DELETE FROM "{obj.name}"')
+            self.db.execute("DELETE FROM meta WHERE key NOT LIKE 'ids.%'")
+
+    def write_many(
+        self,
+        obj: SObject,
+        records: list[dict],
+        mode: str,
+        ext_field: str | None = None,
+        *,
+        empty_is_unset: bool = False,
+        all_or_none: bool = False,
+    ) -> list[WriteResult]:
+        """Insert, update (records carry ``Id``) or upsert (on ``ext_field``) ``records``, each validated.
+
+        Values are strings or ``None`` (JSON numbers and booleans are accepted as their text).
+        ``empty_is_unset``: Bulk CSV semantics, where an empty cell changes nothing and ``#N/A``
+        sets null. ``all_or_none``: write nothing unless every record would succeed.
+        """
+        results = [WriteResult(False) for _ in records]
+        clean: list[dict | None] = []
+        plan: dict = {}
+        for record, result in zip(records, results, strict=True):
+            values, errors = self._check_fields(obj, record, mode, ext_field, empty_is_unset, plan)
+            result.errors = errors
+            clean.append(None if errors else values)
+        with self.lock:
+            self._check_references(obj, clean, results)
+            if mode == "upsert":
+                self._check_duplicate_keys(clean, results, ext_field or "")
+            self._inject_lock_failures(clean, results)
+            self._apply(obj, clean, results, mode, ext_field, all_or_none)
+        return results
+
+    def _check_fields(
+        self,
+        obj: SObject,
+        record: dict,
+        mode: str,
+        ext_field: str | None,
+        empty_is_unset: bool,
+        plan: dict | None = None,
+    ) -> tuple[dict, list[dict]]:
+        """Validate one record's values; ``plan`` caches each column's checker across a batch."""
+        plan = {} if plan is None else plan
+        values: dict[str, str | None] = {}
+        errors: list[dict] = []
+        for key, raw in record.items():
+            check = plan.get(key)
+            if check is None:
+                check = plan[key] = self._checker(obj, key, mode, empty_is_unset)
+            name, value, err = check(raw)
+            if err:
+                errors.append(err)
+            elif name:
+                values[name] = value
+        if mode == "upsert" and ext_field and not values.get(ext_field):
+            errors.append(error("MISSING_ARGUMENT", f"{ext_field} not specified", [ext_field]))
+        if mode == "update" and not values.get("Id"):
+            errors.append(error("MISSING_ARGUMENT", "Id not specified in an update call", ["Id"]))
+        return values, errors
+
+    @staticmethod
+    def _checker(obj: SObject, key: str, mode: str, empty_is_unset: bool):  # noqa: C901 - one branch per type
+        """A function ``raw -> (field name or None, value, error or None)`` for column ``key``."""
+        f = obj.field(key)
+        if key == "attributes":
+            return lambda raw: (None, None, None)
+        if f is None:
+            unknown = error("INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key])
+            return lambda raw: (None, None, unknown)
+        if f.name == "Id" and mode == "update":
+            return lambda raw: ("Id", raw, None)
+        if not f.createable:
+            locked = error(
+                "INVALID_FIELD_FOR_INSERT_UPDATE",
+                f"Unable to create/update fields: {f.name}. Please check the security settings of this field and "
+                "verify that it is read/write for your profile or permission set.",
+                [f.name],
+            )
+            return lambda raw: (None, None, locked)
+        name, kind, length, label = f.name, f.kind, f.length, f.label
+        ids: dict[str, str | None] = {}
+
+        def check(raw: object) -> tuple[str | None, str | None, dict | None]:
+            if raw is not None and not isinstance(raw, str):
+                raw = str(raw).lower() if isinstance(raw, bool) else str(raw)
+            if raw == "" and empty_is_unset:
+                return None, None, None
+            if raw is None or raw == "" or (empty_is_unset and raw == NULL_MARKER):
+                return name, None, None
+            if kind == "datetime":
+                parsed = parse_datetime(raw)
+                if parsed is None:
+                    return (
+                        None,
+                        None,
+                        error("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{label}: value not of required type: {raw}", [name]),
+                    )
+                return name, parsed, None
+            if kind == "reference":
+                normal = ids.get(raw, False)
+                if normal is False:
+                    normal = ids[raw] = None if id_problem(raw) else to_18_or_same(raw)
+                if normal is None:
+                    return None, None, error("MALFORMED_ID", f"{label}: id value of incorrect type: {raw}", [name])
+                return name, normal, None
+            if length and len(raw) > length:
+                more = "..." if len(raw) > 50 else ""
+                return (
+                    None,
+                    None,
+                    error(
+                        "STRING_TOO_LONG",
+                        f"{label}: data value too large: {raw[:50]}{more} (max length={length})",
+                        [name],
+                    ),
+                )
+            return name, raw, None
+
+        if kind == "text" and length:
+
+            def check_text(raw: object) -> tuple[str | None, str | None, dict | None]:
+                if type(raw) is str and 0 < len(raw) <= length and raw != NULL_MARKER:  # the common case, fast
+                    return name, raw, None
+                return check(raw)
+
+            return check_text
+        return check
+
+    def _check_references(self, obj: SObject, clean: list[dict | None], results: list[WriteResult]) -> None:
+        """Lookups must point at an existing record of an object the field references."""
+        ref_fields = [f for f in obj.fields.values() if f.kind == "reference"]
+        if not ref_fields:
+            return
+        targets = {t.key_prefix: t for f in ref_fields for t in map(self.sobject, f.reference_to) if t}
+        wanted: dict[str, set[str]] = {}
+        for values in clean:
+            for f in ref_fields:
+                value = values.get(f.name) if values else None
+                if value and value[:3] in targets:
+                    wanted.setdefault(value[:3], set()).add(value)
+        found: set[str] = set()
+        for prefix, ids in wanted.items():
+            found |= self.existing_ids(targets[prefix], ids)
+        allowed = {f.name: {t.key_prefix for t in map(self.sobject, f.reference_to) if t} for f in ref_fields}
+        for i, values in enumerate(clean):
+            if not values:
+                continue
+            for f in ref_fields:
+                value = values.get(f.name)
+                if value and (value not in found or value[:3] not in allowed[f.name]):
+                    results[i].errors.append(
+                        error("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {value}", [f.name])
+                    )
+            if results[i].errors:
+                clean[i] = None
+
+    @staticmethod
+    def _check_duplicate_keys(clean: list[dict | None], results: list[WriteResult], ext_field: str) -> None:
+        seen: dict[str, list[int]] = {}
+        for i, values in enumerate(clean):
+            if values:
+                seen.setdefault(values[ext_field], []).append(i)
+        for key, positions in seen.items():
+            if len(positions) > 1:
+                for i in positions:
+                    results[i].errors.append(
+                        error("DUPLICATE_EXTERNAL_ID", f"Duplicate external id specified: {key}", [ext_field])
+                    )
+                    clean[i] = None
+
+    def _inject_lock_failures(self, clean: list[dict | None], results: list[WriteResult]) -> None:
+        if not self.lock_row_share:
+            return
+        for i, values in enumerate(clean):
+            if values and self.rng.random() < self.lock_row_share:
+                results[i].errors.append(
+                    error("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records")
+                )
+                clean[i] = None
+
+    def _apply(
+        self,
+        obj: SObject,
+        clean: list[dict | None],
+        results: list[WriteResult],
+        mode: str,
+        ext_field: str | None,
+        all_or_none: bool,
+    ) -> None:
+        existing: dict[str, str] = {}
+        if mode == "upsert" and ext_field:
+            keys = [v[ext_field] for v in clean if v]
+            for start in range(0, len(keys), 900):
+                chunk = keys[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                existing.update(
+                    self.db.execute(
+                        f'SELECT "{ext_field}", "Id" FROM "{obj.name}" WHERE "{ext_field}" IN ({marks})', chunk
+                    )
+                )
+        elif mode == "update":
+            present = self.existing_ids(obj, {to_18_or_same(v["Id"]) for v in clean if v and v.get("Id")})
+            for i, values in enumerate(clean):
+                if values and to_18_or_same(values["Id"]) not in present:
+                    results[i].errors.append(error("ENTITY_IS_DELETED", "entity is deleted"))
+                    clean[i] = None
+        inserts = [
+            i
+            for i, v in enumerate(clean)
+            if v and (mode == "insert" or (mode == "upsert" and v[ext_field] not in existing))
+        ]
+        required = [f.name for f in obj.fields.values() if f.required]
+        for i in inserts if required else ():
+            names = [name for name in required if not clean[i].get(name)]
+            if not names:
+                continue
+            results[i].errors.append(
+                error("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(names)}]", names)
+            )
+            clean[i] = None
+        inserts = [i for i in inserts if clean[i]]
+        if all_or_none and any(v is None for v in clean):
+            for i, values in enumerate(clean):
+                if values is not None:
+                    results[i].errors.append(
+                        error(
+                            "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                            "Record rolled back because not all records were valid and the "
+                            "request was using AllOrNone header",
+                        )
+                    )
+            return
+        now = now_sf()
+        self.db.execute("BEGIN")
+        try:
+            new_ids = self.new_ids(obj, len(inserts)) if inserts else []
+            name_field = obj.field("Name")
+            autonumber = name_field is not None and name_field.kind == "autonumber"
+            first = self.bump(f"autonumber.{obj.name}", len(inserts)) - len(inserts) + 1 if autonumber else 0
+            by_columns: dict[tuple[str, ...], list[tuple]] = {}
+            for n, (i, record_id) in enumerate(zip(inserts, new_ids, strict=True)):
+                row = {
+                    **clean[i],
+                    "Id": record_id,
+                    "CreatedDate": now,
+                    "LastModifiedDate": now,
+                    "SystemModstamp": now,
+                    "IsDeleted": "false",
+                }
+                if autonumber:
+                    row["Name"] = f"TA-{first + n:010d}"
+                cols = tuple(row)
+                by_columns.setdefault(cols, []).append(tuple(row.values()))
+                result = results[i]
+                result.success, result.id, result.created = True, record_id, True
+            for cols, rows in by_columns.items():
+                names = ", ".join(f'"{c}"' for c in cols)
+                self.db.executemany(f'INSERT INTO "{obj.name}" ({names}) VALUES ({", ".join("?" * len(cols))})', rows)
+            updates: dict[tuple[str, ...], list[tuple]] = {}
+            for i, values in enumerate(clean):
+                if not values or results[i].success:
+                    continue
+                record_id = existing[values[ext_field]] if mode == "upsert" else to_18_or_same(values["Id"])
+                changes = {k: v for k, v in values.items() if k != "Id"}
+                changes.update(LastModifiedDate=now, SystemModstamp=now)
+                cols = tuple(changes)
+                updates.setdefault(cols, []).append((*changes.values(), record_id))
+                result = results[i]
+                result.success, result.id = True, record_id
+            for cols, rows in updates.items():
+                assignments = ", ".join(f'"{c}" = ?' for c in cols)
+                self.db.executemany(f'UPDATE "{obj.name}" SET {assignments} WHERE "Id" = ?', rows)
+            self.db.execute("COMMIT")
+        except BaseException:
+            self.db.execute("ROLLBACK")
+            raise
+
+
+def to_18_or_same(value: str) -> str:
+    """The 18-character form of a 15-character Id; anything else unchanged."""
+    return value + checksum(value) if len(value) == 15 and not id_problem(value) else value
