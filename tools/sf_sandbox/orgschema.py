@@ -57,6 +57,9 @@ def standard_objects() -> list[SObject]:
         obj.add(Field("LastName", "text", 80, required=True, label="Last Name"))
         obj.add(Field("Email", "text", 80, label="Email"))
     lead.add(Field("Company", "text", 255, required=True, label="Company"))
+    # A non-unique external ID, as orgs migrated from another CRM often have: upserts on it can
+    # match several records (HTTP 300).
+    contact.add(Field("Legacy_Id__c", "text", 40, external_id=True, label="Legacy Id"))
     return [contact, lead]
 
 

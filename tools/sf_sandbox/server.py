@@ -493,7 +493,8 @@ class Handler(BaseHTTPRequestHandler):
         if rest[1:] == ["batches"] and method == "PUT":
             length = int(self.headers.get("Content-Length") or 0)
             if length > MAX_UPLOAD_BYTES:
-                self.body()
+                self._body = b""  # not read: the connection is closed after the answer instead
+                self.close_connection = True
                 raise _Reply(400, "INVALIDBATCH", "InvalidBatch : The upload exceeds the 150 MB limit per job")
             if info["state"] != "Open" or (folder / "data.csv").exists():
                 self.body()
