@@ -104,3 +104,49 @@ def airflow_metadata() -> None:
     airflow = Path(sys.executable).parent / "airflow"
     result = subprocess.run([str(airflow), "db", "migrate"], capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+
+
+NO_FAULTS = {
+    "error_503_share": 0,
+    "limit_403_share": 0,
+    "invalid_session_share": 0,
+    "drop_share": 0,
+    "lock_row_share": 0,
+    "latency_ms": 0,
+    "outage_requests": 0,
+    "seed": 1,
+}
+
+
+@pytest.fixture(scope="session")
+def sandbox(tmp_root):
+    """The local Salesforce sandbox, started through the same path as `make up`."""
+    from thrive_dev import sandbox as sf_sandbox
+
+    info = sf_sandbox.start(tmp_root / "sf")
+    yield info
+    sf_sandbox.stop(tmp_root / "sf")
+
+
+@pytest.fixture
+def org(sandbox):
+    """The sandbox with no records and no faults; faults are cleared again afterwards."""
+    sandbox.admin("POST", "reset")
+    sandbox.admin("PUT", "faults", json=NO_FAULTS)
+    yield sandbox
+    sandbox.admin("PUT", "faults", json=NO_FAULTS)
+
+
+@pytest.fixture
+def sf(org):
+    """The real simple_salesforce client on a direct session to the sandbox."""
+    from simple_salesforce import Salesforce
+
+    return Salesforce(session_id=org.token, instance_url=org.url, session=org.session())
+
+
+@pytest.fixture
+def salesforce_conn(org, monkeypatch):
+    """``salesforce_default`` pointed at the sandbox, as `make up` exports it."""
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", org.salesforce_conn())
+    return "salesforce_default"

@@ -272,6 +272,9 @@ class Handler(BaseHTTPRequestHandler):
             self.fail(reply.status, reply.code, reply.message)
         except (BrokenPipeError, ConnectionResetError, ssl.SSLError):
             self.close_connection = True
+        except Exception as exc:  # a sandbox bug must still answer, as an org's 500 would
+            self.log_error("unhandled %s: %s", type(exc).__name__, exc)
+            self.fail(500, "UNKNOWN_EXCEPTION", f"An unexpected error occurred: {type(exc).__name__}")
 
     def inject(self, fault: str) -> None:
         if fault == "drop":

@@ -78,8 +78,9 @@ class Store:
             self.db.execute(f'CREATE TABLE IF NOT EXISTS "{obj.name}" ({columns})')
             for f in obj.fields.values():
                 if f.external_id or f.unique:
+                    unique = "UNIQUE " if f.unique else ""
                     self.db.execute(
-                        f'CREATE UNIQUE INDEX IF NOT EXISTS "{obj.name}_{f.name}" ON "{obj.name}" ("{f.name}")'
+                        f'CREATE {unique}INDEX IF NOT EXISTS "{obj.name}_{f.name}" ON "{obj.name}" ("{f.name}")'
                     )
         self.lock_row_share = 0.0  # fault injection: share of valid rows answered UNABLE_TO_LOCK_ROW
         self.rng = random.Random(0)
