@@ -148,5 +148,7 @@ def sf(org):
 @pytest.fixture
 def salesforce_conn(org, monkeypatch):
     """``salesforce_default`` pointed at the sandbox, as `make up` exports it."""
-    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", org.salesforce_conn())
+    conn = json.loads(org.salesforce_conn())
+    conn["extra"]["http_backoff"] = 0.01  # tests inject many faults; production keeps the default
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
     return "salesforce_default"

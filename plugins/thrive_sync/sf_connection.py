@@ -10,9 +10,15 @@ Three connection shapes work, all standard ``salesforce`` connections:
   is passed from the password here).
 
 Extras read here, beyond the hook's: ``ca_bundle`` (a CA file to trust; it also turns off
-``REQUESTS_CA_BUNDLE``, which requests would otherwise let override it) and ``timeout``
-(seconds per HTTP request, default 120: simple_salesforce sets none, and a hung socket must
-become a retryable error, not a stuck task).
+``REQUESTS_CA_BUNDLE``, which requests would otherwise let override it), ``timeout`` (seconds per
+HTTP request, default 120: simple_salesforce sets none, and a hung socket must become a retryable
+error, not a stuck task), ``http_retries`` (default 5) and ``http_backoff`` (seconds, default 0.5).
+
+Every HTTP request is retried by urllib3 on connection and read errors and on 403/5xx answers,
+whatever its method: a Bulk upsert is a chain of about eight requests, and repeating one link is
+far cheaper than repeating the chain. The writer only sends idempotent work (upserts on an external
+ID; a repeated job creation leaves at most an empty job behind). Expired sessions and anything the
+transport retries cannot cure are left to the writer (:mod:`thrive_sync.sf_writer`).
 """
 
 from __future__ import annotations
@@ -21,6 +27,7 @@ from typing import TYPE_CHECKING, Any
 
 import requests
 from requests.adapters import HTTPAdapter
+from urllib3.util import Retry
 
 if TYPE_CHECKING:
     from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
@@ -51,7 +58,16 @@ def salesforce_hook(conn_id: str) -> SalesforceHook:
     conn = SalesforceHook.get_connection(conn_id)
     extras = conn.extra_dejson
     session = requests.Session()
-    session.mount("https://", TimeoutHTTPAdapter(float(extras.get("timeout") or DEFAULT_TIMEOUT_SECONDS)))
+    retries = Retry(
+        total=int(extras.get("http_retries", 5)),
+        backoff_factor=float(extras.get("http_backoff", 0.5)),
+        status_forcelist=(403, 500, 502, 503, 504),  # 403: REQUEST_LIMIT_EXCEEDED
+        allowed_methods=None,  # every method: see the module docstring
+        raise_on_status=False,  # the last answer goes to simple_salesforce, which raises its own error
+        respect_retry_after_header=True,
+    )
+    timeout = float(extras.get("timeout") or DEFAULT_TIMEOUT_SECONDS)
+    session.mount("https://", TimeoutHTTPAdapter(timeout, max_retries=retries))
     if extras.get("ca_bundle"):
         session.verify = extras["ca_bundle"]
         session.trust_env = False

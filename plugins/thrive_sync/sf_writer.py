@@ -107,7 +107,7 @@ class SalesforceWriter:
         external_id_field: str,
         *,
         bulk_threshold: int = 2_000,
-        bulk_job_rows: int = 100_000,
+        bulk_job_rows: int = 50_000,
         poll_seconds: float = 2.0,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
@@ -150,7 +150,8 @@ class SalesforceWriter:
         except Exception as exc:
             if is_transient(exc):
                 raise SalesforceUnavailable(
-                    f"Salesforce kept failing after {self.retry.attempts} attempts: {type(exc).__name__}"
+                    f"Salesforce kept failing after {self.retry.attempts} attempts: {type(exc).__name__}: "
+                    f"{str(exc)[:300]}"  # URLs and error codes; the session id travels in headers only
                 ) from exc
             raise
 

@@ -48,6 +48,7 @@ class Faults:
     lock_row_share: float = 0.0
     latency_ms: int = 0
     outage_requests: int = 0  # the next N API requests are answered 503, then service resumes
+    invalid_session_requests: int = 0  # the next N API requests are answered 401 INVALID_SESSION_ID
     seed: int = 1
 
 
@@ -87,6 +88,9 @@ class Sandbox:
             if f.outage_requests > 0:
                 f.outage_requests -= 1
                 return "503"
+            if f.invalid_session_requests > 0:
+                f.invalid_session_requests -= 1
+                return "401"
             for name, share in (
                 ("drop", f.drop_share),
                 ("503", f.error_503_share),

@@ -198,6 +198,7 @@ class Store:
             result.errors = errors
             clean.append(None if errors else values)
         with self.lock:
+            self.bump("records.received", len(records))
             self._check_references(obj, clean, results)
             if mode == "upsert":
                 self._check_duplicate_keys(clean, results, ext_field or "")
@@ -348,6 +349,7 @@ class Store:
             return
         for i, values in enumerate(clean):
             if values and self.rng.random() < self.lock_row_share:
+                self.bump("faults.lock_row")
                 results[i].errors.append(
                     error("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records")
                 )
