@@ -15,9 +15,19 @@ import psycopg
 import pytest
 
 from conftest import MEASUREMENTS, PROJECT_ROOT, airflow_conn_for
-from thrive_dev import localdb
+from thrive_dev import localdb, sandbox
 
-REQUIRED_EXPORTS = ("PATH", "AIRFLOW_HOME", "AIRFLOW__CORE__DAGS_FOLDER", "AIRFLOW_CONN_THRIVE_DB", "THRIVE_DB_URI")
+REQUIRED_EXPORTS = (
+    "PATH",
+    "AIRFLOW_HOME",
+    "AIRFLOW__CORE__DAGS_FOLDER",
+    "AIRFLOW_CONN_THRIVE_DB",
+    "THRIVE_DB_URI",
+    "AIRFLOW_CONN_SALESFORCE_DEFAULT",
+    "SF_SANDBOX_URL",
+    "SF_SANDBOX_TOKEN",
+    "SF_SANDBOX_CA",
+)
 
 
 def thrive_dev(local: Path, *args: str, **env: str) -> subprocess.CompletedProcess:
@@ -47,6 +57,7 @@ def local() -> Iterator[Path]:
     """A `.local/` of its own (short path: the socket lives in it)."""
     folder = Path(tempfile.mkdtemp(prefix="tts-local-"))
     yield folder
+    sandbox.stop(folder / "sfsandbox")
     localdb.remove(folder / "pg")
     shutil.rmtree(folder, ignore_errors=True)
 
@@ -73,12 +84,22 @@ def test_up_writes_env_sh_and_is_idempotent_and_data_survives_down(local):
     MEASUREMENTS["`up` when already up"] = f"{time.perf_counter() - started:.1f} s"
     assert again.returncode == 0 and "airflow metadata: up to date" in again.stdout
 
+    sandbox_url = in_env_sh(local, "echo $SF_SANDBOX_URL").stdout.strip()
+    limits = in_env_sh(
+        local,
+        "python -c \"import os, requests; print(requests.get(os.environ['SF_SANDBOX_URL']"
+        " + '/services/data/v59.0/limits/', verify=os.environ['SF_SANDBOX_CA'],"
+        " headers={'Authorization': 'Bearer ' + os.environ['SF_SANDBOX_TOKEN']}).status_code)\"",
+    )
+    assert limits.stdout.strip() == "200", limits.stderr[-1000:]
+
     down = thrive_dev(local, "down")
-    assert down.returncode == 0 and "stopped" in down.stdout
-    assert localdb.running(local / "pg") is None
+    assert down.returncode == 0 and "postgres: stopped" in down.stdout and "salesforce sandbox: stopped" in down.stdout
+    assert localdb.running(local / "pg") is None and sandbox.running(local / "sfsandbox") is None
     assert "was not running" in thrive_dev(local, "down").stdout
 
     assert thrive_dev(local, "up").returncode == 0
+    assert in_env_sh(local, "echo $SF_SANDBOX_URL").stdout.strip() == sandbox_url  # same port after a restart
     kept = in_env_sh(local, 'psql "$THRIVE_DB_URI" -Atc "SELECT account_id FROM thrive.accounts"')
     assert kept.stdout.split() == ["keep-me"]
 

@@ -83,7 +83,9 @@ def test_row_locks_resend_only_the_locked_rows(salesforce_conn, org, sf, contact
     assert all(o.written for o in outcomes) and count(sf) == 4_000
     stats = calls(org)
     assert stats["faults.lock_row"] > 1_000
-    assert stats["records.received"] - received_before == 4_000 + stats["faults.lock_row"]  # the first pass, then only what was locked
+    assert (
+        stats["records.received"] - received_before == 4_000 + stats["faults.lock_row"]
+    )  # the first pass, then only what was locked
 
 
 def test_locks_that_never_clear_end_as_retries_exhausted(salesforce_conn, org, contacts):
