@@ -132,33 +132,35 @@ class Sandbox:
                 if unknown:
                     raise ValueError(f"InvalidBatch : Field name not found : {unknown[0]}")
                 processed = failed = 0
+                # Successes are kept as one "id,created" line per input row (empty for a failure) and
+                # turned into successfulResults.csv only if asked for: most clients never ask.
                 with (
-                    (folder / "successfulResults.csv").open("w", newline="", encoding="utf-8") as ok_file,
+                    (folder / "outcomes.txt").open("w", encoding="utf-8") as outcomes,
                     (folder / "failedResults.csv").open("w", newline="", encoding="utf-8") as bad_file,
                 ):
-                    ok_out = csv.writer(ok_file, quoting=csv.QUOTE_ALL, lineterminator="\n")
                     bad_out = csv.writer(bad_file, quoting=csv.QUOTE_ALL, lineterminator="\n")
-                    ok_out.writerow(["sf__Id", "sf__Created", *header])
                     bad_out.writerow(["sf__Id", "sf__Error", *header])
                     while True:
                         rows = [r for _, r in zip(range(BULK_CHUNK), reader, strict=False)]
                         if not rows:
                             break
-                        records = [dict(zip(header, r, strict=False)) for r in rows]
-                        results = self.store.write_many(
-                            obj,
-                            records,
-                            info["operation"],  # type: ignore[arg-type]
+                        results = self.store.write_rows(
+                            obj,  # type: ignore[arg-type]
+                            header,
+                            rows,
+                            info["operation"],
                             info.get("externalIdFieldName"),
-                            empty_is_unset=True,
                         )
+                        lines = []
                         for row, result in zip(rows, results, strict=True):
                             if result.success:
-                                ok_out.writerow([result.id, "true" if result.created else "false", *row])
+                                lines.append(f"{result.id},{'true' if result.created else 'false'}")
                             else:
                                 first = result.errors[0]
                                 bad_out.writerow(["", f"{first['statusCode']}:{first['message']}", *row])
+                                lines.append("")
                                 failed += 1
+                        outcomes.write("\n".join(lines) + "\n")
                         processed += len(rows)
             (folder / "unprocessedrecords.csv").write_text(",".join(f'"{h}"' for h in header) + "\n")
             info.update(state="JobComplete", numberRecordsProcessed=processed, numberRecordsFailed=failed)
@@ -545,6 +547,8 @@ class Handler(BaseHTTPRequestHandler):
                 "failedresults": "failedResults",
                 "unprocessedrecords": "unprocessedrecords",
             }.get(rest[1].lower())
+            if name == "successfulResults" and info["state"] == "JobComplete":
+                return self.send(200, successful_results(folder), "text/csv")
             if name and info["state"] in ("JobComplete", "Failed", "Aborted"):
                 path = folder / f"{name}.csv"
                 if not path.exists():  # a failed or aborted job: everything uploaded is unprocessed
@@ -647,5 +651,15 @@ def describe(obj: SObject) -> dict:
     }
 
 
-def csv_rows(text: str) -> list[list[str]]:
-    return list(csv.reader(io.StringIO(text)))
+def successful_results(folder: Path) -> bytes:
+    """``successfulResults`` of a job: ``sf__Id``, ``sf__Created`` and the uploaded columns."""
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    with (folder / "data.csv").open(newline="", encoding="utf-8") as src, (folder / "outcomes.txt").open() as outcomes:
+        reader = csv.reader(src)
+        writer.writerow(["sf__Id", "sf__Created", *next(reader, [])])
+        for row, line in zip(reader, outcomes, strict=False):
+            if line.strip():
+                record_id, created = line.strip().split(",")
+                writer.writerow([record_id, created, *row])
+    return out.getvalue().encode()

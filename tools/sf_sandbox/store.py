@@ -206,6 +206,60 @@ class Store:
             self._apply(obj, clean, results, mode, ext_field, all_or_none)
         return results
 
+    def write_rows(
+        self, obj: SObject, header: list[str], rows: list[list[str]], mode: str, ext_field: str | None
+    ) -> list[WriteResult]:
+        """Bulk CSV rows: :meth:`write_many` with Bulk semantics, screening whole columns first.
+
+        A column whose every cell is plainly valid (text within length, parseable datetimes, Ids of
+        the right shape) is taken as is, at C speed; only when some column is not does the chunk go
+        cell by cell, so that each bad cell gets its own error. The outcome is the same either way.
+        """
+        clean_columns = self._screen_columns(obj, header, rows)
+        if clean_columns is None:
+            return self.write_many(
+                obj, [dict(zip(header, r, strict=False)) for r in rows], mode, ext_field, empty_is_unset=True
+            )
+        names = [obj.field(h).name for h in header]  # type: ignore[union-attr]
+        clean: list[dict | None] = [
+            dict(zip(names, values, strict=True)) for values in zip(*clean_columns, strict=True)
+        ]
+        results = [WriteResult(False) for _ in rows]
+        with self.lock:
+            self.bump("records.received", len(rows))
+            self._check_references(obj, clean, results)
+            if mode == "upsert":
+                self._check_duplicate_keys(clean, results, ext_field or "")
+            self._inject_lock_failures(clean, results)
+            self._apply(obj, clean, results, mode, ext_field, False)
+        return results
+
+    @staticmethod
+    def _screen_columns(obj: SObject, header: list[str], rows: list[list[str]]) -> list[list] | None:
+        """Each column's stored values when every cell is plainly valid and non-empty, else ``None``."""
+        if not rows or any(len(r) != len(header) for r in rows):
+            return None
+        out: list[list] = []
+        for column, cells in zip(header, zip(*rows, strict=True), strict=True):
+            f = obj.field(column)
+            if f is None or not f.createable or NULL_MARKER in cells or "" in cells:
+                return None
+            if f.kind == "datetime":
+                values = list(map(parse_datetime, cells))
+                if None in values:
+                    return None
+            elif f.kind == "reference":
+                unique = {c: (None if id_problem(c) else to_18_or_same(c)) for c in set(cells)}
+                if None in unique.values():
+                    return None
+                values = [unique[c] for c in cells]
+            elif f.length and max(map(len, cells)) > f.length:
+                return None
+            else:
+                values = list(cells)
+            out.append(values)
+        return out
+
     def _check_fields(
         self,
         obj: SObject,
