@@ -301,3 +301,15 @@ def test_bulk2_ingest_rate_is_measured(sf, org):
         f"{50_000 / (info['totalProcessingTime'] / 1000):,.0f} rows/s"
     )
     assert job["numberRecordsFailed"] == 0
+
+
+def test_bulk1_json_upsert_as_the_provider_operator_uses_it(sf, org):
+    cid = contact(sf)
+    data = [{EXT: f"v1:{i}", "Activity__c": "Opened", "Contact__c": cid} for i in range(250)]
+    data[3]["Detail__c"] = "x" * 300
+    results = sf.bulk.Thrive_Activity__c.upsert(data, external_id_field=EXT, batch_size=100)
+    assert len(results) == 250
+    assert sum(r["success"] for r in results) == 249 and results[0]["created"] is True
+    assert results[3]["errors"][0]["statusCode"] == "STRING_TOO_LONG"
+    assert sf.query(f"SELECT COUNT() FROM {TA} WHERE {EXT} LIKE 'v1:%'")["totalSize"] == 249
+    assert org.admin("GET", "stats").json()["api_calls.POST bulk1"] == 1 + 3 + 1  # job, 3 batches, close

@@ -269,6 +269,9 @@ class Handler(BaseHTTPRequestHandler):
             if fault:
                 self.body()  # drain an upload
                 return self.inject(fault)
+            bulk1 = re.fullmatch(r"/services/async/[\d.]+/(job.*?)/?", path)
+            if bulk1:
+                return self.bulk_v1(method, bulk1.group(1).split("/")[1:])
             m = re.fullmatch(r"/services/data/v[\d.]+/(.*?)/?", path)
             if not m:
                 return self.fail(404, "NOT_FOUND", "The requested resource does not exist")
@@ -558,6 +561,88 @@ class Handler(BaseHTTPRequestHandler):
             raise _Reply(400, "INVALIDJOBSTATE", "Job is not complete")
         raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
 
+    # --- Bulk API 1.0 (JSON), as far as the provider's SalesforceBulkOperator uses it -------------
+    def bulk_v1(self, method: str, rest: list[str]) -> None:
+        sandbox = self.server.sandbox
+        if not rest and method == "POST":
+            spec = self.json_body()
+            if not isinstance(spec, dict):
+                raise _Reply(400, "InvalidJob", "Expected a JSON object")
+            obj = self.sobject(str(spec.get("object")))
+            job_id = "750V1" + uuid.uuid4().hex[:10].upper()
+            info = {
+                "id": job_id,
+                "operation": spec.get("operation"),
+                "object": obj.name,
+                "state": "Open",
+                "externalIdFieldName": spec.get("externalIdFieldName"),
+                "contentType": "JSON",
+                "concurrencyMode": "Parallel",
+                "createdDate": now_sf(),
+                "numberBatchesTotal": 0,
+                "numberRecordsProcessed": 0,
+                "numberRecordsFailed": 0,
+                "apiVersion": float(API_VERSION),
+            }
+            (sandbox.jobs_dir / job_id).mkdir()
+            sandbox.save_job(info)
+            return self.send(201, info)
+        info = sandbox.job(rest[0]) if rest else None
+        if info is None:
+            raise _Reply(400, "InvalidJob", "Unable to find job")
+        folder = sandbox.jobs_dir / info["id"]
+        if len(rest) == 1 and method == "POST":
+            info["state"] = (self.json_body() or {}).get("state", info["state"])  # type: ignore[union-attr]
+            sandbox.save_job(info)
+            return self.send(200, info)
+        if len(rest) == 1 and method == "GET":
+            return self.send(200, info)
+        if rest[1:] == ["batch"] and method == "POST":
+            records = self.json_body()
+            if info["state"] != "Open" or not isinstance(records, list):
+                raise _Reply(400, "InvalidBatch", "Job is not open, or the batch is not a JSON array")
+            batch_id = "751" + uuid.uuid4().hex[:12].upper()
+            batch = {
+                "id": batch_id,
+                "jobId": info["id"],
+                "state": "Queued",
+                "createdDate": now_sf(),
+                "numberRecordsProcessed": 0,
+                "numberRecordsFailed": 0,
+            }
+            (folder / f"{batch_id}.json").write_text(json.dumps(batch))
+            info["numberBatchesTotal"] += 1
+            sandbox.save_job(info)
+            threading.Thread(target=self._run_v1_batch, args=(info, folder, batch, records), daemon=True).start()
+            return self.send(201, batch)
+        if len(rest) >= 3 and rest[1] == "batch" and method == "GET":
+            path = folder / f"{rest[2]}.json"
+            if not path.exists():
+                raise _Reply(400, "InvalidBatch", "Unable to find batch")
+            if rest[3:] == ["result"]:
+                return self.send(200, (folder / f"{rest[2]}.result.json").read_bytes())
+            return self.send(200, path.read_bytes())
+        raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def _run_v1_batch(self, info: dict, folder: Path, batch: dict, records: list) -> None:
+        sandbox = self.server.sandbox
+        obj = sandbox.store.sobject(info["object"])
+        results = sandbox.store.write_many(
+            obj,
+            [r if isinstance(r, dict) else {} for r in records],  # type: ignore[arg-type]
+            info["operation"],
+            info.get("externalIdFieldName"),
+        )
+        body = [{"success": r.success, "created": r.created, "id": r.id, "errors": r.errors} for r in results]
+        (folder / f"{batch['id']}.result.json").write_text(json.dumps(body))
+        batch.update(
+            state="Completed",
+            numberRecordsProcessed=len(results),
+            numberRecordsFailed=sum(not r.success for r in results),
+        )
+        (folder / f"{batch['id']}.json").write_text(json.dumps(batch))
+        sandbox.store.bump("bulk1.rows", len(results))
+
     # --- admin ----------------------------------------------------------------------------------
     def admin(self, method: str, what: str) -> None:
         sandbox = self.server.sandbox
@@ -597,6 +682,8 @@ class SandboxServer(ThreadingHTTPServer):
 
 def _kind(path: str) -> str:
     """A request's endpoint family, for the per-kind call counters."""
+    if path.startswith("/services/async/"):
+        return "bulk1"
     m = re.match(r"/services/data/v[\d.]+/([a-z]+)(?:/([A-Za-z_]+))?", path)
     if not m:
         return "other"
