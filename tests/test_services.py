@@ -104,6 +104,25 @@ def test_up_writes_env_sh_and_is_idempotent_and_data_survives_down(local):
     assert kept.stdout.split() == ["keep-me"]
 
 
+def test_sample_data_seeds_the_sandbox_with_its_contacts_and_leads(local):
+    assert thrive_dev(local, "up").returncode == 0
+    in_env_sh(local, "psql \"$THRIVE_DB_URI\" -c \"DELETE FROM thrive.accounts WHERE account_id = 'keep-me'\"")
+    generated = thrive_dev(local, "generate", "--date", "2026-11-26", "--events", "500", "--recipients", "40")
+    assert generated.returncode == 0, generated.stderr
+    crm = in_env_sh(local, "psql \"$THRIVE_DB_URI\" -Atc 'SELECT count(*) FROM thrive_sample.crm_records'")
+    expected = int(crm.stdout.strip())
+    assert f"seeded with {expected:,} Contacts and Leads" in generated.stdout
+    info = sandbox.running(local / "sfsandbox")
+    assert info is not None
+    total = sum(
+        info.session().get(f"{info.url}/services/data/v59.0/query/", params={"q": f"SELECT COUNT() FROM {o}"}).json()[
+            "totalSize"
+        ]
+        for o in ("Contact", "Lead")
+    )
+    assert total >= expected > 0
+
+
 def test_airflow_works_from_any_folder_with_env_sh(local):
     assert thrive_dev(local, "up").returncode == 0
     listed = in_env_sh(local, "airflow dags list --local -o plain")
