@@ -106,7 +106,7 @@ def test_up_writes_env_sh_and_is_idempotent_and_data_survives_down(local):
 
 def test_sample_data_seeds_the_sandbox_with_its_contacts_and_leads(local):
     assert thrive_dev(local, "up").returncode == 0
-    in_env_sh(local, "psql \"$THRIVE_DB_URI\" -c \"DELETE FROM thrive.accounts WHERE account_id = 'keep-me'\"")
+    in_env_sh(local, 'psql "$THRIVE_DB_URI" -c "DELETE FROM thrive.accounts WHERE account_id = \'keep-me\'"')
     generated = thrive_dev(local, "generate", "--date", "2026-11-26", "--events", "500", "--recipients", "40")
     assert generated.returncode == 0, generated.stderr
     crm = in_env_sh(local, "psql \"$THRIVE_DB_URI\" -Atc 'SELECT count(*) FROM thrive_sample.crm_records'")
@@ -115,9 +115,9 @@ def test_sample_data_seeds_the_sandbox_with_its_contacts_and_leads(local):
     info = sandbox.running(local / "sfsandbox")
     assert info is not None
     total = sum(
-        info.session().get(f"{info.url}/services/data/v59.0/query/", params={"q": f"SELECT COUNT() FROM {o}"}).json()[
-            "totalSize"
-        ]
+        info.session()
+        .get(f"{info.url}/services/data/v59.0/query/", params={"q": f"SELECT COUNT() FROM {o}"})
+        .json()["totalSize"]
         for o in ("Contact", "Lead")
     )
     assert total >= expected > 0

@@ -198,3 +198,35 @@ def test_100k_records_stream_through_bulk2(salesforce_conn, org, sf, contacts):
         f"{figures['seconds']:.1f} s, {stats['api_calls'] - 1} API calls "
         f"({stats['bulk2.jobs']} jobs), peak RSS {figures['peak_rss_mb']:.0f} MB"
     )
+
+
+@pytest.mark.parametrize(
+    ("conn", "direct"),
+    [
+        (
+            {"conn_type": "salesforce", "login": "u@example.org", "password": "pw", "extra": {"security_token": "t"}},
+            False,
+        ),
+        (
+            {"conn_type": "salesforce", "login": "u@example.org", "extra": {"consumer_key": "k", "private_key": "p"}},
+            False,
+        ),
+        (
+            {
+                "conn_type": "salesforce",
+                "password": "session-id",
+                "extra": {"instance_url": "https://x.my.salesforce.com"},
+            },
+            True,
+        ),
+    ],
+    ids=["password-token", "oauth-jwt", "instance-url-session"],
+)
+def test_connection_shapes_reach_the_hook_as_the_provider_expects(monkeypatch, conn, direct):
+    """Password and JWT connections go to the hook untouched (it logs in); only the session shape gets a session id."""
+    monkeypatch.setenv("AIRFLOW_CONN_SF_SHAPE", json.dumps(conn))
+    hook = salesforce_hook("sf_shape")
+    assert (hook.session_id == "session-id") if direct else hook.session_id is None
+    adapter = hook.session.get_adapter("https://x.my.salesforce.com")
+    assert adapter.timeout == 120 and adapter.max_retries.total == 5
+    assert hook.session.trust_env  # no ca_bundle: the machine's CA settings apply
