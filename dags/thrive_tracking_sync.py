@@ -2,18 +2,25 @@
 ### Thrive tracking sync
 
 Pushes one day of Higher Logic Thrive Marketing Enterprise tracking — message activity,
-recipient details, marketing automation, social CRM, surveys and events — into Salesforce for
-every recipient whose Custom Member ID matches a Contact or Lead.
+recipient details, marketing automation, social CRM, surveys and events — into Salesforce
+(`Thrive_Activity__c`, one record per event) for every recipient whose Custom Member ID matches a
+Contact or Lead. Rows that cannot go through land in `thrive_sync.tracking_log` with a reason code.
 
 **Window.** Each run covers one UTC day, its data interval `[start, end)`: a scheduled or
 backfill run with logical date *D* processes day *D*; `airflow dags test thrive_tracking_sync D`
 and a manual trigger at *D* process the last complete day before *D*.
 
 **Tasks.** `check_accounts` reads each account's gates and stops the run when no account has
-tracking enabled; one `extract_<category>` per category counts the window's events per account;
-`report` prints them as a table.
+tracking enabled. `extract_<category>` stages the window's events in `thrive_sync.staged_events`.
+`validate_and_map_<category>` validates them, writes the good ones and logs the rest.
+`report` gathers the counts, prints the run report and fails the run when the failure share
+passes `failure_threshold`.
 
-**Connections.** `thrive_db` (PostgreSQL: source tables `thrive.*`, package tables `thrive_sync.*`).
+**Params.** `dry_run` (validate and map, write nothing), `categories` (which to run),
+`failure_threshold` (share of rows past the gates that may fail before the run fails).
+
+**Connections.** `thrive_db` (PostgreSQL) and, per account, `thrive.accounts.salesforce_conn_id`
+(default `salesforce_default`).
 """
 
 from __future__ import annotations
@@ -22,14 +29,16 @@ from datetime import timedelta
 
 import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
-from airflow.sdk import dag, get_current_context, task
+from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from thrive_sync.catalog import Category
+from thrive_sync.operators import ValidateAndMapOperator
 from thrive_sync.sql import SQL_DIR
 
 THRIVE_DB_CONN_ID = "thrive_db"
-WINDOW = {"window_start": "{{ data_interval_start }}", "window_end": "{{ data_interval_end }}"}
+ALL_CATEGORIES = [c.value for c in Category]
+DEFAULT_FAILURE_THRESHOLD = 0.5
 
 
 @dag(
@@ -47,6 +56,24 @@ WINDOW = {"window_start": "{{ data_interval_start }}", "window_end": "{{ data_in
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=2),
     },
+    params={
+        "dry_run": Param(False, type="boolean", description="Validate and map, write nothing to Salesforce."),
+        "categories": Param(
+            ALL_CATEGORIES,
+            type="array",
+            items={"type": "string", "enum": ALL_CATEGORIES},
+            minItems=1,
+            uniqueItems=True,
+            description="The categories to sync.",
+        ),
+        "failure_threshold": Param(
+            DEFAULT_FAILURE_THRESHOLD,
+            type="number",
+            minimum=0,
+            maximum=1,
+            description="Fail the run when more than this share of the rows past the gates failed.",
+        ),
+    },
     tags=["thrive", "salesforce", "tracking"],
     doc_md=__doc__,
 )
@@ -63,36 +90,73 @@ def thrive_tracking_sync():
             raise ValueError("this run has no data interval: trigger it with a logical date")
         rows = PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID).get_records(read_sql("gate/accounts.sql"))
         summary = gate_summary(AccountGates(*row) for row in rows)
-        if not any(gates[Category.MESSAGE_ACTIVITY] is None for gates in summary.values()):
+        closed = {a: g[Category.MESSAGE_ACTIVITY] for a, g in summary.items() if g[Category.MESSAGE_ACTIVITY]}
+        for account_id, gate in closed.items():
+            print(f"Skipping account {account_id}: {gate}")
+        if len(closed) == len(summary):
             print(f"No account has tracking enabled ({len(summary)} accounts): nothing to sync.")
             return False
         return summary
 
     gates = check_accounts()
-
-    extracts = {
-        category.value: SQLExecuteQueryOperator(
+    syncs = []
+    for category in Category:
+        extract = SQLExecuteQueryOperator(
             task_id=f"extract_{category.value}",
             conn_id=THRIVE_DB_CONN_ID,
             sql=f"extract/{category.value}.sql",
-            parameters=WINDOW,
-            doc_md=f"Counts the window's `{category.value}` events per account.",
+            split_statements=True,
+            return_last=True,
+            parameters={
+                "run_id": "{{ run_id }}",
+                "window_start": "{{ data_interval_start }}",
+                "window_end": "{{ data_interval_end }}",
+                "selected": f"{{{{ '{category.value}' in params.categories }}}}",
+            },
+            doc_md=f"Stages the window's `{category.value}` events (with recipient and message) in "
+            "`thrive_sync.staged_events`; returns the count per account.",
         )
-        for category in Category
-    }
+        sync = ValidateAndMapOperator(
+            task_id=f"validate_and_map_{category.value}",
+            category=category.value,
+            dry_run="{{ params.dry_run }}",
+            doc_md=f"Validates the staged `{category.value}` events, upserts the good ones into Salesforce and "
+            "records every failure in `thrive_sync.tracking_log`.",
+        )
+        gates >> extract >> sync
+        syncs.append(sync)
 
-    @task(doc_md="Prints the window's counts per category and account, and returns them.")
-    def report(gates: dict[str, dict[str, str | None]], counts: dict[str, list[list]]) -> dict:
-        from thrive_sync.report import format_counts
+    @task(doc_md="Prints the run report, stores it in XCom, and fails the run past `failure_threshold`.")
+    def report() -> dict:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from thrive_sync.report import build_report, format_report
+        from thrive_sync.sql import read_sql
 
         context = get_current_context()
+        params = context["params"]
+        run = {"run_id": context["run_id"]}
+        hook = PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID)
         window = (str(context["data_interval_start"]), str(context["data_interval_end"]))
-        typed = {category: [(str(a), int(n)) for a, n in rows] for category, rows in counts.items()}
-        print(format_counts(window, typed, gates))
-        return {"window": list(window), "events": {c: sum(n for _, n in rows) for c, rows in typed.items()}}
+        result = build_report(
+            context["run_id"],
+            window,
+            hook.get_records(read_sql("sync/run_report.sql"), parameters=run),
+            hook.get_records(read_sql("sync/failures_by_reason.sql"), parameters=run),
+            params["categories"],
+            bool(params["dry_run"]),
+        )
+        print(format_report(result))
+        hook.run(read_sql("sync/clear_staging.sql"), parameters=run)
+        if result["failure_share"] > params["failure_threshold"]:
+            raise AirflowFailException(
+                f"{result['failure_share']:.1%} of the rows past the gates failed, more than the "
+                f"failure_threshold {params['failure_threshold']:.0%}: see thrive_sync.tracking_log"
+            )
+        return result
 
-    gates >> list(extracts.values())
-    report(gates, {category: op.output for category, op in extracts.items()})
+    syncs >> report()
 
 
 thrive_tracking_sync()

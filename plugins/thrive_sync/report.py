@@ -1,33 +1,82 @@
-"""The run report: what a run found, per category and account, as a table a person can read.
+"""The run report: per category and account, extracted / written / failed / skipped, and why.
 
-At this stage a run counts the events in its window; the validate-and-map issue adds written,
-failed and skipped columns.
+Built from ``thrive_sync.sync_runs`` and ``thrive_sync.tracking_log`` (what the validate-and-map
+tasks saved), so it is the same whether read in the task log, in XCom or with SQL afterwards.
 """
 
 from __future__ import annotations
 
-from collections.abc import Mapping, Sequence
+from collections.abc import Iterable, Sequence
+from typing import Any
+
+COUNTS = ("extracted", "written", "failed", "skipped")
 
 
-def format_counts(
+def build_report(
+    run_id: str,
     window: tuple[str, str],
-    counts: Mapping[str, Sequence[tuple[str, int]]],
-    gates: Mapping[str, Mapping[str, str | None]],
-) -> str:
-    """A fixed-width table: one line per category and account, then a total per category.
+    rows: Iterable[Sequence[Any]],
+    failures: Iterable[Sequence[Any]],
+    categories: Sequence[str],
+    dry_run: bool,
+) -> dict[str, Any]:
+    """A JSON-ready report from ``sync/run_report.sql`` and ``sync/failures_by_reason.sql`` rows."""
+    report: dict[str, Any] = {"dag_run_id": run_id, "window": list(window), "dry_run": dry_run, "categories": {}}
+    for category in categories:
+        report["categories"][category] = {
+            "accounts": {},
+            "totals": dict.fromkeys(COUNTS, 0),
+            "failed_by": {},
+            "truncated": 0,
+        }
+    for category, account_id, extracted, written, failed, skipped, skip_gate, truncated, *_ in rows:
+        entry = report["categories"].setdefault(
+            category, {"accounts": {}, "totals": dict.fromkeys(COUNTS, 0), "failed_by": {}, "truncated": 0}
+        )
+        counts = dict(zip(COUNTS, (extracted, written, failed, skipped), strict=True))
+        entry["accounts"][account_id] = {**counts, "skip_gate": skip_gate}
+        for k, v in counts.items():
+            entry["totals"][k] += v
+        entry["truncated"] += truncated or 0
+    for category, reason, n in failures:
+        report["categories"].setdefault(
+            category, {"accounts": {}, "totals": dict.fromkeys(COUNTS, 0), "failed_by": {}, "truncated": 0}
+        )["failed_by"][reason] = n
+    totals = dict.fromkeys(COUNTS, 0)
+    for entry in report["categories"].values():
+        for k in COUNTS:
+            totals[k] += entry["totals"][k]
+    report["totals"] = totals
+    considered = totals["extracted"] - totals["skipped"]
+    report["failure_share"] = round(totals["failed"] / considered, 4) if considered else 0.0
+    return report
 
-    ``counts`` maps each category to ``[(account_id, events), ...]`` as the extract queries return
-    them; ``gates`` is :func:`thrive_sync.gates.gate_summary`'s output.
-    """
+
+def format_report(report: dict[str, Any]) -> str:
+    """The report as a fixed-width table for the task log and ``make demo``."""
+    start, end = report["window"]
+    verb = "would be written" if report["dry_run"] else "written"
     lines = [
-        f"Thrive tracking in window {window[0]} -> {window[1]}",
-        f"{'category':<22}{'account':<14}{'events':>10}  gate",
+        f"Thrive tracking sync {report['dag_run_id']}",
+        f"window {start} -> {end}{'  (DRY RUN: nothing written)' if report['dry_run'] else ''}",
+        f"{'category':<22}{'account':<12}{'extracted':>10}{'written':>10}{'failed':>9}{'skipped':>9}  gate",
     ]
-    for category, rows in counts.items():
-        total = 0
-        for account_id, events in rows:
-            gate = gates.get(account_id, {}).get(category) or "open"
-            lines.append(f"{category:<22}{account_id:<14}{events:>10,}  {gate}")
-            total += events
-        lines.append(f"{category:<22}{'(all)':<14}{total:>10,}")
+    for category, entry in report["categories"].items():
+        for account_id, c in entry["accounts"].items():
+            lines.append(
+                f"{category:<22}{account_id:<12}{c['extracted']:>10,}{c['written']:>10,}{c['failed']:>9,}"
+                f"{c['skipped']:>9,}  {c['skip_gate'] or ''}"
+            )
+        t = entry["totals"]
+        lines.append(
+            f"{category:<22}{'(all)':<12}{t['extracted']:>10,}{t['written']:>10,}{t['failed']:>9,}{t['skipped']:>9,}"
+        )
+        if entry["failed_by"]:
+            reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(entry["failed_by"].items()))
+            lines.append(f"{'':<22}failed: {reasons}")
+        if entry["truncated"]:
+            lines.append(f"{'':<22}truncated by the mapping: {entry['truncated']:,} values")
+    t = report["totals"]
+    lines.append(f"{'TOTAL':<34}{t['extracted']:>10,}{t['written']:>10,}{t['failed']:>9,}{t['skipped']:>9,}")
+    lines.append(f"{t['written']:,} records {verb}; failure share {report['failure_share']:.1%} of rows past the gates")
     return "\n".join(lines)

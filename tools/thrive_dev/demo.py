@@ -16,7 +16,7 @@ from pathlib import Path
 from thrive_dev import sample_data, services
 
 DAG_ID = "thrive_tracking_sync"
-REPORT_HEADER = "Thrive tracking in window"
+REPORT_HEADER = "Thrive tracking sync "
 
 
 def report_block(output: str) -> list[str]:

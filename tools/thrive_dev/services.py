@@ -17,7 +17,7 @@ from urllib.parse import quote
 import psycopg
 
 from thrive_dev import localdb, sandbox
-from thrive_sync.schema import apply_schema
+from thrive_sync.schema import SchemaMismatch, apply_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # THRIVE_LOCAL_DIR moves everything `make up` keeps (the test suite points it at a temporary folder).
@@ -131,6 +131,8 @@ def up() -> list[str]:
     except psycopg.OperationalError as err:
         first = str(err).strip().splitlines()[0]
         raise ServiceError(f"cannot reach the thrive_db database ({where}): {first}") from None
+    except SchemaMismatch as err:
+        raise ServiceError(f"thrive_db ({where}): {err}") from None
     try:
         sf = sandbox.start(SANDBOX_DIR, int(os.environ.get("SF_SANDBOX_PORT") or 0))
         seeded = sandbox.seed_from_sample(sf, thrive_uri)

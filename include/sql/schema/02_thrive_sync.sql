@@ -15,8 +15,14 @@ CREATE TABLE IF NOT EXISTS thrive_sync.sync_runs (
     dry_run      boolean,
     started_at   timestamptz,
     finished_at  timestamptz,
+    skip_gate    text,     -- the account gate that skipped the rows, when one did
+    truncated    integer,  -- values cut to fit by the mapping's truncate rules
     PRIMARY KEY (dag_run_id, account_id, category)
 );
+
+-- Columns added after the first release: existing databases get them here.
+ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS skip_gate text;
+ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS truncated integer;
 
 CREATE TABLE IF NOT EXISTS thrive_sync.tracking_log (
     dag_run_id       text NOT NULL,
@@ -36,3 +42,27 @@ CREATE TABLE IF NOT EXISTS thrive_sync.tracking_log (
 
 CREATE INDEX IF NOT EXISTS tracking_log_reason_idx ON thrive_sync.tracking_log (reason_code);
 CREATE INDEX IF NOT EXISTS tracking_log_member_idx ON thrive_sync.tracking_log (custom_member_id);
+
+-- Each run's extracted events, one row per source event and category: the extract tasks fill it,
+-- the validate-and-map tasks stream it (rows travel between tasks here, never through XCom), and the
+-- report task empties the run's rows once it succeeded. Keyed so that a retried extract replaces
+-- its own rows.
+CREATE TABLE IF NOT EXISTS thrive_sync.staged_events (
+    dag_run_id       text   NOT NULL,
+    category         text   NOT NULL,
+    account_id       text   NOT NULL,
+    event_id         bigint NOT NULL,
+    recipient_id     bigint,
+    recipient_found  boolean NOT NULL,
+    custom_member_id text,
+    facebook_handle  text,
+    twitter_handle   text,
+    activity_code    text,
+    activity_subcode text,
+    occurred_at      timestamptz,
+    message_id       bigint,
+    message_found    boolean,
+    message_name     text,
+    detail           text,
+    PRIMARY KEY (dag_run_id, category, account_id, event_id)
+);

@@ -1,0 +1,299 @@
+"""``ValidateAndMapOperator``: one category's staged events -> Salesforce, failures -> tracking log.
+
+One instance per category. It streams the run's staged rows from PostgreSQL with a server-side
+cursor (never the whole day in memory, never through XCom), applies the vendor document's rules
+(:mod:`thrive_sync.validation`, account gates, member-ID matching), maps each valid event through
+the editable mapping file, and hands the records to :class:`~thrive_sync.sf_writer.SalesforceWriter`.
+Every failure becomes a ``thrive_sync.tracking_log`` row with a reason code; per account it saves
+extracted / written / failed / skipped to ``thrive_sync.sync_runs`` and checks that they add up.
+XCom gets a summary and the log rows up to ``xcom_log_cap`` (then a count and a truncated flag).
+"""
+
+from __future__ import annotations
+
+from collections import Counter, defaultdict
+from collections.abc import Iterator, Sequence
+from dataclasses import dataclass, field
+from datetime import UTC, datetime
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk import BaseOperator
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+LOG_FLUSH_ROWS = 5_000
+FETCH_ROWS = 5_000
+
+
+class ConservationError(RuntimeError):
+    """extracted != written + failed + skipped for some account: a bug, never to pass silently."""
+
+
+@dataclass
+class AccountTally:
+    extracted: int = 0
+    written: int = 0
+    skipped: int = 0
+    truncated: int = 0
+    skip_gate: str | None = None
+    failed_by: Counter = field(default_factory=Counter)
+
+    @property
+    def failed(self) -> int:
+        return sum(self.failed_by.values())
+
+
+class ValidateAndMapOperator(BaseOperator):
+    """Validate one category's staged events, write the good ones to Salesforce, log the rest.
+
+    :param category: one of :class:`thrive_sync.catalog.Category`'s values.
+    :param dry_run: validate and map, write nothing; ``written`` then counts what would be written.
+    :param thrive_conn_id: the PostgreSQL connection holding ``thrive`` and ``thrive_sync``.
+    :param mapping_path: the mapping file (default ``include/mapping/thrive_activity.yaml``).
+    :param bulk_threshold: records per run below which sObject Collections are used, above Bulk 2.0.
+    :param xcom_log_cap: how many log rows to push to XCom at most.
+    """
+
+    template_fields: Sequence[str] = ("dry_run",)
+    ui_color = "#e8f4fd"
+
+    def __init__(
+        self,
+        *,
+        category: str,
+        dry_run: bool | str = False,
+        thrive_conn_id: str = "thrive_db",
+        mapping_path: str | None = None,
+        bulk_threshold: int = 2_000,
+        xcom_log_cap: int = 100,
+        poll_seconds: float = 2.0,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.category = category
+        self.dry_run = dry_run
+        self.thrive_conn_id = thrive_conn_id
+        self.mapping_path = mapping_path
+        self.bulk_threshold = bulk_threshold
+        self.xcom_log_cap = xcom_log_cap
+        self.poll_seconds = poll_seconds
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+        from thrive_sync.catalog import Category
+        from thrive_sync.mapping import DEFAULT_MAPPING, load_mapping
+        from thrive_sync.sql import read_sql
+
+        category = Category(self.category)
+        dry_run = self.dry_run in (True, "True", "true", "1")
+        mapping = load_mapping(self.mapping_path or DEFAULT_MAPPING)
+        run_id = context["run_id"]
+        started_at = datetime.now(UTC)
+        hook = PostgresHook(postgres_conn_id=self.thrive_conn_id)
+        tallies: dict[str, AccountTally] = defaultdict(AccountTally)
+        sample: list[dict[str, Any]] = []
+        total_logged = 0
+        params = {"run_id": run_id, "category": category.value}
+
+        with hook.get_conn() as read_conn, hook.get_conn() as write_conn:
+            write_conn.autocommit = True
+            failures: list[tuple[str, int, str, str]] = []
+
+            def flush() -> None:
+                nonlocal total_logged
+                if not failures:
+                    return
+                a, e, r, d = (list(x) for x in zip(*failures, strict=True))
+                with write_conn.cursor() as cur:
+                    cur.execute(
+                        read_sql("sync/log_failures.sql"),
+                        {**params, "account_ids": a, "event_ids": e, "reason_codes": r, "details": d},
+                    )
+                total_logged += len(failures)
+                failures.clear()
+
+            def fail(account_id: str, event_id: int, reason: str, detail: str) -> None:
+                tallies[account_id].failed_by[reason] += 1
+                failures.append((account_id, event_id, reason, detail))
+                if len(sample) < self.xcom_log_cap:
+                    sample.append(
+                        {"account_id": account_id, "event_id": event_id, "reason_code": reason, "reason_detail": detail}
+                    )
+                if len(failures) >= LOG_FLUSH_ROWS:
+                    flush()
+
+            with read_conn.cursor(name=f"staged_{category.value}") as cursor:
+                cursor.itersize = FETCH_ROWS
+                cursor.execute(read_sql("sync/stream_staged.sql"), params)
+                for conn_id, rows in _group_by_connection(cursor):
+                    self._sync_connection(conn_id, rows, category, mapping, dry_run, tallies, fail)
+            flush()
+
+            self._save_and_check(write_conn, params, context, tallies, dry_run, started_at)
+
+        summary = {
+            "category": category.value,
+            "dry_run": dry_run,
+            "accounts": {
+                a: {
+                    "extracted": t.extracted,
+                    "written": t.written,
+                    "failed": t.failed,
+                    "skipped": t.skipped,
+                    "skip_gate": t.skip_gate,
+                    "truncated": t.truncated,
+                    "failed_by": dict(t.failed_by),
+                }
+                for a, t in sorted(tallies.items())
+            },
+            "log_rows": sample,
+            "log_rows_total": total_logged,
+            "log_rows_truncated": total_logged > len(sample),
+        }
+        totals = Counter()
+        for t in tallies.values():
+            totals.update(extracted=t.extracted, written=t.written, failed=t.failed, skipped=t.skipped)
+        self.log.info("%s: %s%s", category.value, dict(totals), " (dry run: nothing written)" if dry_run else "")
+        return summary
+
+    def _sync_connection(self, conn_id, rows, category, mapping, dry_run, tallies, fail) -> None:
+        """Validate, map and write the rows of the accounts that share one Salesforce connection."""
+        from thrive_sync.catalog import Category
+        from thrive_sync.gates import AccountGates
+        from thrive_sync.member_ids import MemberIdMatcher
+        from thrive_sync.sf_connection import salesforce_hook
+        from thrive_sync.sf_writer import SalesforceWriter
+        from thrive_sync.validation import (
+            StagedEvent,
+            external_id,
+            parse_external_id,
+            row_problem,
+            social_problem,
+        )
+
+        writer = SalesforceWriter(
+            lambda: salesforce_hook(conn_id).get_conn(),
+            mapping.object,
+            mapping.external_id_field,
+            bulk_threshold=self.bulk_threshold,
+            poll_seconds=self.poll_seconds,
+        )
+        matcher = MemberIdMatcher(writer.query_all)
+
+        def candidates() -> Iterator[dict[str, Any]]:
+            for batch in _batches(rows, FETCH_ROWS):
+                checked = []
+                for row in batch:
+                    gates = AccountGates(row[4], *row[1:4])
+                    event = StagedEvent(*row[4:])
+                    tally = tallies[event.account_id]
+                    tally.extracted += 1
+                    gate = gates.closed_gate(category)
+                    if gate:
+                        tally.skipped += 1
+                        tally.skip_gate = gate
+                        continue
+                    problem = row_problem(category, event)
+                    if problem:
+                        fail(event.account_id, event.event_id, *problem)
+                        continue
+                    checked.append(event)
+                matches = matcher.resolve(e.custom_member_id for e in checked)
+                for event in checked:
+                    match = matches[event.custom_member_id]
+                    if match.reason_code:
+                        fail(event.account_id, event.event_id, match.reason_code, match.detail or "")
+                        continue
+                    if category == Category.SOCIAL_CRM:
+                        problem = social_problem(event)
+                        if problem:
+                            fail(event.account_id, event.event_id, *problem)
+                            continue
+                    record, cut = mapping.record(
+                        {
+                            "external_id": external_id(event.account_id, category.value, event.event_id),
+                            "activity_code": event.activity_code,
+                            "activity_subcode": event.activity_subcode,
+                            "occurred_at": event.occurred_at.astimezone(UTC).isoformat(timespec="milliseconds"),
+                            "contact_id": match.sf_id if match.sobject == "Contact" else None,
+                            "lead_id": match.sf_id if match.sobject == "Lead" else None,
+                            "category": category.value,
+                            "account_id": event.account_id,
+                            "message_id": str(event.message_id) if event.message_id is not None else None,
+                            "message_name": event.message_name,
+                            "detail": event.detail,
+                        }
+                    )
+                    tallies[event.account_id].truncated += len(cut)
+                    if dry_run:
+                        tallies[event.account_id].written += 1
+                    else:
+                        yield record
+
+        if dry_run:
+            for _ in candidates():
+                pass
+            return
+        for outcome in writer.write(candidates()):
+            account_id, event_id = parse_external_id(outcome.key)
+            if outcome.written:
+                tallies[account_id].written += 1
+            else:
+                fail(
+                    account_id, event_id, outcome.reason_code or "REJECTED", f"{outcome.error_code}: {outcome.message}"
+                )
+
+    def _save_and_check(self, conn, params, context, tallies, dry_run, started_at) -> None:
+        """Save each account's counts and fail loudly unless extracted = written + failed + skipped."""
+        from thrive_sync.sql import read_sql
+
+        with conn.cursor() as cur:
+            cur.execute(read_sql("sync/staged_counts.sql"), params)
+            staged = dict(cur.fetchall())
+            broken = []
+            for account_id in sorted(set(staged) | set(tallies)):
+                t = tallies[account_id]
+                cur.execute(
+                    read_sql("sync/save_counts.sql"),
+                    {
+                        **params,
+                        "account_id": account_id,
+                        "window_start": context.get("data_interval_start"),
+                        "window_end": context.get("data_interval_end"),
+                        "extracted": t.extracted,
+                        "written": t.written,
+                        "failed": t.failed,
+                        "skipped": t.skipped,
+                        "dry_run": dry_run,
+                        "started_at": started_at,
+                        "skip_gate": t.skip_gate,
+                        "truncated": t.truncated,
+                    },
+                )
+                if not (staged.get(account_id, 0) == t.extracted == t.written + t.failed + t.skipped):
+                    broken.append(
+                        f"{account_id}: staged {staged.get(account_id, 0)}, extracted {t.extracted}, "
+                        f"written {t.written} + failed {t.failed} + skipped {t.skipped}"
+                    )
+        if broken:
+            raise ConservationError(f"{params['category']}: counts do not add up: " + "; ".join(broken))
+
+
+def _group_by_connection(cursor: Any) -> Iterator[tuple[str, Iterator[tuple]]]:
+    """``(salesforce_conn_id, rows)`` runs from a cursor ordered by connection."""
+    from itertools import groupby
+
+    yield from groupby(cursor, key=lambda row: row[0])
+
+
+def _batches(rows: Iterator[tuple], size: int) -> Iterator[list[tuple]]:
+    batch: list[tuple] = []
+    for row in rows:
+        batch.append(row)
+        if len(batch) >= size:
+            yield batch
+            batch = []
+    if batch:
+        yield batch
