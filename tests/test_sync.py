@@ -1,0 +1,184 @@
+"""The daily sync end to end: `airflow dags test` against the suite's PostgreSQL and the sandbox.
+
+A generated day whose every event says what it was built to produce (``thrive_sample.expected_outcomes``)
+runs through the real DAG; Salesforce (read back with SOQL) and the tracking log must match it row for row.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+from datetime import UTC, date, datetime
+from pathlib import Path
+
+import psycopg
+import pytest
+
+from conftest import airflow_conn_for
+from thrive_dev.demo import report_block
+from thrive_dev.sample_data import SampleConfig, load
+from thrive_dev.sandbox import seed_from_sample
+
+DAY = date(2026, 11, 26)
+TA, EXT = "Thrive_Activity__c", "Thrive_Event_Id__c"
+EXPECTED_FOR_DAY = """
+    SELECT x.account_id, x.category, x.event_id, x.outcome, x.reason FROM thrive_sample.expected_outcomes x
+    JOIN (SELECT account_id, event_id, 'message_activity' AS category, occurred_at FROM thrive.message_activity
+          UNION ALL SELECT account_id, event_id, 'recipient_details', occurred_at FROM thrive.recipient_activity
+          UNION ALL SELECT account_id, event_id, 'marketing_automation', occurred_at FROM thrive.automation_activity
+          UNION ALL SELECT account_id, event_id, 'social_crm', occurred_at FROM thrive.social_activity
+          UNION ALL SELECT account_id, event_id, 'surveys_events', occurred_at FROM thrive.survey_event_activity) e
+      USING (account_id, category, event_id)
+    WHERE e.occurred_at >= %(start)s AND e.occurred_at < %(end)s
+"""
+
+
+def dags_test(run_date: str, conf: dict | None = None) -> subprocess.CompletedProcess:
+    args = [str(Path(sys.executable).parent / "airflow"), "dags", "test", "thrive_tracking_sync", run_date]
+    if conf:
+        args += ["-c", json.dumps(conf)]
+    result = subprocess.run(args, env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
+    return result
+
+
+@pytest.fixture
+def day(fresh_db, pg_server, org, salesforce_conn, monkeypatch, airflow_metadata):
+    """Two generated days in a fresh database, the sandbox seeded, connections pointed at both."""
+    load(fresh_db, SampleConfig(start=DAY, days=2, events=6_000, recipients_per_account=60, seed=3))
+    with psycopg.connect(fresh_db) as conn:
+        # Window edges, on a good recipient: the start instant is in the day, the end instant is not.
+        acct, recipient = conn.execute(
+            "SELECT r.account_id, r.recipient_id FROM thrive.recipients r JOIN thrive_sample.crm_records c"
+            " ON c.sf_id = r.custom_member_id WHERE r.account_id = 'acct-001' ORDER BY 2 LIMIT 1"
+        ).fetchone()
+        conn.execute(
+            "INSERT INTO thrive.message_activity VALUES"
+            " (%(a)s, 900000001, %(r)s, 'Opened', 'Opened', '2026-11-26T00:00:00Z', 1, NULL),"
+            " (%(a)s, 900000002, %(r)s, 'Opened', 'Opened', '2026-11-27T00:00:00Z', 1, NULL)",
+            {"a": acct, "r": recipient},
+        )
+        conn.execute(
+            "INSERT INTO thrive_sample.expected_outcomes VALUES"
+            " (%(a)s, 'message_activity', 900000001, 'written', NULL, NULL),"
+            " (%(a)s, 'message_activity', 900000002, 'written', NULL, NULL)",
+            {"a": acct},
+        )
+    seed_from_sample(org, fresh_db)
+    monkeypatch.setenv("AIRFLOW_CONN_THRIVE_DB", airflow_conn_for(pg_server, fresh_db))
+    return fresh_db
+
+
+def expected(uri: str, start: str, end: str) -> list[tuple]:
+    with psycopg.connect(uri) as conn:
+        return conn.execute(EXPECTED_FOR_DAY, {"start": start, "end": end}).fetchall()
+
+
+def salesforce_keys(sf) -> list[str]:
+    return [r[EXT] for r in sf.query_all(f"SELECT {EXT} FROM {TA}")["records"]]
+
+
+def test_a_day_lands_exactly_once_and_every_failure_is_logged(day, sf):
+    want = expected(day, "2026-11-26", "2026-11-27")
+    result = dags_test("2026-11-27")
+    report = report_block(result.stdout + result.stderr)
+    assert report and report[1].startswith("window 2026-11-26 00:00:00+00:00 -> 2026-11-27 00:00:00+00:00")
+
+    # Salesforce holds exactly the events built to be written, once each.
+    keys = salesforce_keys(sf)
+    assert len(keys) == len(set(keys))
+    assert set(keys) == {f"{a}:{c}:{e}" for a, c, e, outcome, _ in want if outcome == "written"}
+    assert "acct-001:message_activity:900000001" in keys and "acct-001:message_activity:900000002" not in keys
+
+    with psycopg.connect(day) as conn:
+        run_id = conn.execute("SELECT DISTINCT dag_run_id FROM thrive_sync.sync_runs").fetchone()[0]
+        logged = conn.execute(
+            "SELECT account_id, category, event_id, reason_code FROM thrive_sync.tracking_log WHERE dag_run_id = %s",
+            (run_id,),
+        ).fetchall()
+        runs = conn.execute(
+            "SELECT account_id, category, extracted, written, failed, skipped, skip_gate"
+            " FROM thrive_sync.sync_runs WHERE dag_run_id = %s",
+            (run_id,),
+        ).fetchall()
+        staged_left = conn.execute("SELECT count(*) FROM thrive_sync.staged_events").fetchone()[0]
+    # The tracking log holds exactly the rows built to fail, each with the reason it was built for.
+    assert sorted(logged) == sorted((a, c, e, r) for a, c, e, outcome, r in want if outcome == "failed")
+    # Every reason code the source data can produce was produced.
+    assert {r for *_, r in logged} == {
+        "MISSING_MEMBER_ID",
+        "MALFORMED_MEMBER_ID",
+        "UNMATCHED_MEMBER_ID",
+        "UNKNOWN_ACTIVITY",
+        "INVALID_ROW",
+        "MISSING_SOCIAL_HANDLE",
+    }
+    # Counts add up per category and account, and skips carry their gate.
+    for account_id, category, extracted, written, failed, skipped, gate in runs:
+        assert extracted == written + failed + skipped
+        built = [w for w in want if w[0] == account_id and w[1] == category]
+        assert extracted == len(built)
+        assert skipped == sum(1 for w in built if w[3] == "skipped")
+        assert (gate is not None) == (skipped > 0)
+    assert {g for *_, g in runs if g} == {r for *_, outcome, r in want if outcome == "skipped"}
+    assert staged_left == 0
+
+
+def test_fields_land_as_mapped(day, sf):
+    dags_test("2026-11-27")
+    with psycopg.connect(day) as conn:
+        source = conn.execute(
+            "SELECT e.account_id, e.event_id, e.activity_code, e.activity_subcode, e.occurred_at, e.message_id,"
+            " m.name, e.link_url, r.custom_member_id FROM thrive.message_activity e"
+            " JOIN thrive.recipients r USING (account_id, recipient_id)"
+            " JOIN thrive.messages m USING (account_id, message_id)"
+            " JOIN thrive_sample.expected_outcomes x ON x.account_id = e.account_id AND x.event_id = e.event_id"
+            "  AND x.category = 'message_activity' AND x.outcome = 'written'"
+            " WHERE e.occurred_at >= '2026-11-26' AND e.occurred_at < '2026-11-27'"
+            " ORDER BY (e.activity_code = 'LinkClicked') DESC, e.event_id LIMIT 15"
+        ).fetchall()
+    from thrive_sync.sfid import to_18
+
+    for account_id, event_id, code, subcode, occurred_at, message_id, name, link, member in source:
+        got = sf.Thrive_Activity__c.get_by_custom_id(EXT, f"{account_id}:message_activity:{event_id}")
+        member18 = to_18(member)
+        assert (got["Activity_Group__c"], got["Activity__c"]) == (code, subcode)
+        assert datetime.fromisoformat(got["Activity_Date__c"]) == occurred_at.astimezone(UTC).replace(
+            microsecond=occurred_at.microsecond // 1000 * 1000
+        )
+        assert (got["Contact__c"], got["Lead__c"]) == (
+            (member18, None) if member18.startswith("003") else (None, member18)
+        )
+        assert (got["Category__c"], got["Thrive_Account_Id__c"]) == ("message_activity", account_id)
+        assert (got["Message_Id__c"], got["Message_Name__c"], got["Detail__c"]) == (str(message_id), name, link)
+
+
+def test_a_rerun_adds_no_record_and_a_dry_run_writes_nothing(day, sf, org):
+    dags_test("2026-11-27")
+    first = sorted(salesforce_keys(sf))
+    dags_test("2026-11-27")
+    assert sorted(salesforce_keys(sf)) == first  # same records, none added
+
+    calls_before = org.admin("GET", "stats").json().get("records.received", 0)
+    result = dags_test("2026-11-28", conf={"dry_run": True})  # the second generated day
+    assert sorted(salesforce_keys(sf)) == first
+    assert org.admin("GET", "stats").json().get("records.received", 0) == calls_before
+    report = "\n".join(report_block(result.stdout + result.stderr))
+    assert "DRY RUN" in report and "records would be written" in report
+    want = expected(day, "2026-11-27", "2026-11-28")
+    with psycopg.connect(day) as conn:
+        dry = conn.execute(
+            "SELECT sum(written), bool_and(dry_run) FROM thrive_sync.sync_runs WHERE window_start = '2026-11-27'"
+        ).fetchone()
+        runs = conn.execute("SELECT count(DISTINCT dag_run_id) FROM thrive_sync.tracking_log").fetchone()[0]
+    assert dry == (sum(1 for w in want if w[3] == "written"), True)
+    assert runs == 3  # each run keeps its own log rows
+
+
+def test_categories_param_limits_the_run(day, sf):
+    result = dags_test("2026-11-27", conf={"categories": ["surveys_events"]})
+    keys = salesforce_keys(sf)
+    assert keys and all(":surveys_events:" in k for k in keys)
+    assert "surveys_events" in "\n".join(report_block(result.stdout + result.stderr))
