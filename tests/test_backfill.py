@@ -2,10 +2,10 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
-import signal
 import socket
 import subprocess
 import sys
@@ -93,11 +93,7 @@ def test_backfill_three_days_with_a_scheduler(fresh_db, pg_server, org, salesfor
         MEASUREMENTS["backfill of 3 days with `airflow standalone`"] = f"{time.monotonic() - started:.0f} s"
         assert [backfills[d] for d in DAYS] == ["success"] * 3, (tmp_path / "standalone.log").read_text()[-3000:]
     finally:
-        os.killpg(scheduler.pid, signal.SIGTERM)
-        try:
-            scheduler.wait(timeout=30)
-        except subprocess.TimeoutExpired:
-            os.killpg(scheduler.pid, signal.SIGKILL)
+        stop_tree(scheduler)
         log.close()
 
     with psycopg.connect(fresh_db) as conn:
@@ -114,6 +110,21 @@ def test_backfill_three_days_with_a_scheduler(fresh_db, pg_server, org, salesfor
     keys = [r["Thrive_Event_Id__c"] for r in org_query(org, "SELECT Thrive_Event_Id__c FROM Thrive_Activity__c")]
     assert len(keys) == len(set(keys)) and set(keys) == want  # each day's events exactly once
     assert [w for (w,) in windows] == list(DAYS)
+
+
+def stop_tree(process: subprocess.Popen) -> None:
+    """Stop `airflow standalone` and every process it started (some start sessions of their own)."""
+    import psutil
+
+    family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    for p in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(family, timeout=30)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    process.wait(timeout=10)
 
 
 def org_query(org, soql: str) -> list[dict]:
