@@ -10,6 +10,10 @@ Contact or Lead. Rows that cannot go through land in `thrive_sync.tracking_log` 
 backfill run with logical date *D* processes day *D*; `airflow dags test thrive_tracking_sync D`
 and a manual trigger at *D* process the last complete day before *D*.
 
+**When.** The run for a day starts at midnight (`THRIVE_SYNC_TIMEZONE`, default UTC) and
+`wait_after_midnight` holds it `delay_minutes` (default `THRIVE_SYNC_DELAY_MINUTES`, 120) so that
+the platform's export of the day has landed: the sync's time of day.
+
 **Tasks.** `check_accounts` reads each account's gates and stops the run when no account has
 tracking enabled. `extract_<category>` stages the window's events in `thrive_sync.staged_events`.
 `validate_and_map_<category>` validates them, writes the good ones and logs the rest.
@@ -17,7 +21,8 @@ tracking enabled. `extract_<category>` stages the window's events in `thrive_syn
 passes `failure_threshold`.
 
 **Params.** `dry_run` (validate and map, write nothing), `categories` (which to run),
-`failure_threshold` (share of rows past the gates that may fail before the run fails).
+`failure_threshold` (share of rows past the gates that may fail before the run fails),
+`delay_minutes` (how long after the day ends the sync starts).
 
 **Connections.** `thrive_db` (PostgreSQL) and, per account, `thrive.accounts.salesforce_conn_id`
 (default `salesforce_default`).
@@ -25,10 +30,12 @@ passes `failure_threshold`.
 
 from __future__ import annotations
 
+import os
 from datetime import timedelta
 
 import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
+from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -39,13 +46,16 @@ from thrive_sync.sql import SQL_DIR
 THRIVE_DB_CONN_ID = "thrive_db"
 ALL_CATEGORIES = [c.value for c in Category]
 DEFAULT_FAILURE_THRESHOLD = 0.5
+# Deployment settings, read from the environment at parse time (cheap: no database, no network).
+TIMEZONE = os.environ.get("THRIVE_SYNC_TIMEZONE", "UTC")
+DELAY_MINUTES = int(os.environ.get("THRIVE_SYNC_DELAY_MINUTES", "120"))
 
 
 @dag(
     dag_id="thrive_tracking_sync",
     # A data-interval timetable: "@daily" in Airflow 3 has no interval (start == end).
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone="UTC"),
-    start_date=pendulum.datetime(2026, 1, 1, tz="UTC"),
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone=TIMEZONE),
+    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
     catchup=False,
     max_active_runs=1,
     template_searchpath=[str(SQL_DIR)],
@@ -73,6 +83,13 @@ DEFAULT_FAILURE_THRESHOLD = 0.5
             maximum=1,
             description="Fail the run when more than this share of the rows past the gates failed.",
         ),
+        "delay_minutes": Param(
+            DELAY_MINUTES,
+            type="integer",
+            minimum=0,
+            maximum=1440,
+            description="Minutes after the day ends before the sync starts (its time of day).",
+        ),
     },
     tags=["thrive", "salesforce", "tracking"],
     doc_md=__doc__,
@@ -98,7 +115,17 @@ def thrive_tracking_sync():
             return False
         return summary
 
+    wait = TimeDeltaSensor(
+        task_id="wait_after_midnight",
+        delta="{{ params.delay_minutes }}",
+        mode="reschedule",
+        poke_interval=timedelta(minutes=5),
+        timeout=timedelta(hours=24),
+        doc_md="Holds the run until `delay_minutes` after the day ends, so that the day's export has landed. "
+        "Runs for past days (backfills, `airflow dags test`) pass at once.",
+    )
     gates = check_accounts()
+    wait >> gates
     syncs = []
     for category in Category:
         extract = SQLExecuteQueryOperator(

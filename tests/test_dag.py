@@ -48,7 +48,7 @@ def test_every_dag_has_tags_and_every_task_retries(dagbag):
 def test_dag_shape(dagbag):
     dag = dagbag.dags["thrive_tracking_sync"]
     assert {t.task_id for t in dag.tasks} == (
-        {"check_accounts", "report"}
+        {"wait_after_midnight", "check_accounts", "report"}
         | {f"extract_{c.value}" for c in Category}
         | {f"validate_and_map_{c.value}" for c in Category}
     )

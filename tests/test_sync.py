@@ -182,3 +182,20 @@ def test_categories_param_limits_the_run(day, sf):
     keys = salesforce_keys(sf)
     assert keys and all(":surveys_events:" in k for k in keys)
     assert "surveys_events" in "\n".join(report_block(result.stdout + result.stderr))
+
+
+def test_a_failure_share_past_the_threshold_fails_the_run(day):
+    args = [
+        str(Path(sys.executable).parent / "airflow"),
+        "dags",
+        "test",
+        "thrive_tracking_sync",
+        "2026-11-27",
+        "-c",
+        json.dumps({"failure_threshold": 0.01}),
+    ]
+    result = subprocess.run(args, env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    output = result.stdout + result.stderr
+    assert report_block(output), output[-3000:]  # the report is printed before the run fails
+    assert "of the rows past the gates failed, more than the failure_threshold 1%" in output
+    assert "AirflowFailException" in output
