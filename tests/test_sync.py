@@ -57,13 +57,16 @@ def day(fresh_db, pg_server, org, salesforce_conn, monkeypatch, airflow_metadata
         conn.execute(
             "INSERT INTO thrive.message_activity VALUES"
             " (%(a)s, 900000001, %(r)s, 'Opened', 'Opened', '2026-11-26T00:00:00Z', 1, NULL),"
-            " (%(a)s, 900000002, %(r)s, 'Opened', 'Opened', '2026-11-27T00:00:00Z', 1, NULL)",
-            {"a": acct, "r": recipient},
+            " (%(a)s, 900000002, %(r)s, 'Opened', 'Opened', '2026-11-27T00:00:00Z', 1, NULL),"
+            # A click whose link is longer than Detail__c: the org refuses it (STRING_TOO_LONG).
+            " (%(a)s, 900000003, %(r)s, 'LinkClicked', 'Clicked', '2026-11-26T12:00:00Z', 1, %(long)s)",
+            {"a": acct, "r": recipient, "long": "https://www.example.org/" + "x" * 300},
         )
         conn.execute(
             "INSERT INTO thrive_sample.expected_outcomes VALUES"
             " (%(a)s, 'message_activity', 900000001, 'written', NULL, NULL),"
-            " (%(a)s, 'message_activity', 900000002, 'written', NULL, NULL)",
+            " (%(a)s, 'message_activity', 900000002, 'written', NULL, NULL),"
+            " (%(a)s, 'message_activity', 900000003, 'failed', 'REJECTED', 'detail_too_long')",
             {"a": acct},
         )
     seed_from_sample(org, fresh_db)
@@ -114,7 +117,13 @@ def test_a_day_lands_exactly_once_and_every_failure_is_logged(day, sf):
         "UNKNOWN_ACTIVITY",
         "INVALID_ROW",
         "MISSING_SOCIAL_HANDLE",
+        "REJECTED",
     }
+    with psycopg.connect(day) as conn:
+        detail = conn.execute(
+            "SELECT reason_detail FROM thrive_sync.tracking_log WHERE event_id = 900000003"
+        ).fetchone()
+    assert detail[0].startswith("STRING_TOO_LONG: Detail: data value too large")
     # Counts add up per category and account, and skips carry their gate.
     for account_id, category, extracted, written, failed, skipped, gate in runs:
         assert extracted == written + failed + skipped
