@@ -10,7 +10,7 @@ import json
 import os
 import subprocess
 import sys
-from datetime import UTC, date, datetime
+from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -47,7 +47,8 @@ def dags_test(run_date: str, conf: dict | None = None) -> subprocess.CompletedPr
 @pytest.fixture
 def day(fresh_db, pg_server, org, salesforce_conn, monkeypatch, airflow_metadata):
     """Two generated days in a fresh database, the sandbox seeded, connections pointed at both."""
-    load(fresh_db, SampleConfig(start=DAY, days=2, events=6_000, recipients_per_account=60, seed=3))
+    # The day under test (26th) and the day before it (25th): both ended, so `wait_after_midnight` passes.
+    load(fresh_db, SampleConfig(start=DAY - timedelta(days=1), days=2, events=6_000, recipients_per_account=60, seed=3))
     with psycopg.connect(fresh_db) as conn:
         # Window edges, on a good recipient: the start instant is in the day, the end instant is not.
         acct, recipient = conn.execute(
@@ -62,8 +63,20 @@ def day(fresh_db, pg_server, org, salesforce_conn, monkeypatch, airflow_metadata
             " (%(a)s, 900000003, %(r)s, 'LinkClicked', 'Clicked', '2026-11-26T12:00:00Z', 1, %(long)s)",
             {"a": acct, "r": recipient, "long": "https://www.example.org/" + "x" * 300},
         )
+        # A Facebook like from a matched recipient without a Facebook handle.
+        no_fb = conn.execute(
+            "SELECT r.recipient_id FROM thrive.recipients r JOIN thrive_sample.crm_records c"
+            " ON c.sf_id = r.custom_member_id WHERE r.account_id = 'acct-001' AND r.facebook_handle IS NULL"
+            " ORDER BY 1 LIMIT 1"
+        ).fetchone()[0]
+        conn.execute(
+            "INSERT INTO thrive.social_activity VALUES"
+            " (%(a)s, 900000004, %(r)s, 'Social', 'FacebookLike', '2026-11-26T13:00:00Z', 'https://fb.example/p/1')",
+            {"a": acct, "r": no_fb},
+        )
         conn.execute(
             "INSERT INTO thrive_sample.expected_outcomes VALUES"
+            " (%(a)s, 'social_crm', 900000004, 'failed', 'MISSING_SOCIAL_HANDLE', 'no_social_handle'),"
             " (%(a)s, 'message_activity', 900000001, 'written', NULL, NULL),"
             " (%(a)s, 'message_activity', 900000002, 'written', NULL, NULL),"
             " (%(a)s, 'message_activity', 900000003, 'failed', 'REJECTED', 'detail_too_long')",
@@ -171,15 +184,15 @@ def test_a_rerun_adds_no_record_and_a_dry_run_writes_nothing(day, sf, org):
     assert sorted(salesforce_keys(sf)) == first  # same records, none added
 
     calls_before = org.admin("GET", "stats").json().get("records.received", 0)
-    result = dags_test("2026-11-28", conf={"dry_run": True})  # the second generated day
+    result = dags_test("2026-11-26", conf={"dry_run": True})  # the other generated day, the 25th
     assert sorted(salesforce_keys(sf)) == first
     assert org.admin("GET", "stats").json().get("records.received", 0) == calls_before
     report = "\n".join(report_block(result.stdout + result.stderr))
     assert "DRY RUN" in report and "records would be written" in report
-    want = expected(day, "2026-11-27", "2026-11-28")
+    want = expected(day, "2026-11-25", "2026-11-26")
     with psycopg.connect(day) as conn:
         dry = conn.execute(
-            "SELECT sum(written), bool_and(dry_run) FROM thrive_sync.sync_runs WHERE window_start = '2026-11-27'"
+            "SELECT sum(written), bool_and(dry_run) FROM thrive_sync.sync_runs WHERE window_start = '2026-11-25'"
         ).fetchone()
         runs = conn.execute("SELECT count(DISTINCT dag_run_id) FROM thrive_sync.tracking_log").fetchone()[0]
     assert dry == (sum(1 for w in want if w[3] == "written"), True)

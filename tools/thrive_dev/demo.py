@@ -49,7 +49,11 @@ def run(day: date, events: int) -> list[str]:
     log.parent.mkdir(parents=True, exist_ok=True)
     run_date = (day + timedelta(days=1)).isoformat()
     airflow = str(Path(sys.executable).parent / "airflow")
-    print(f"running: airflow dags test {DAG_ID} {run_date}  (processes {day}; full log: {log})", flush=True)
+    print(
+        f"running: airflow dags test {DAG_ID} {run_date} -c '{{\"delay_minutes\": 0}}'  (processes {day}; "
+        f"full log: {log})",
+        flush=True,
+    )
     started = time.perf_counter()
     with log.open("w") as out:
         result = subprocess.run(
