@@ -11,7 +11,7 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import MEASUREMENTS, PROJECT_ROOT, airflow_conn_for
+from conftest import MEASUREMENTS, PROJECT_ROOT, airflow_conn_for, run_dags_test
 from thrive_dev.demo import report_block
 from thrive_dev.sample_data import SampleConfig, load
 from thrive_sync.catalog import Category
@@ -77,23 +77,11 @@ def test_dag_file_parse_time_is_measured(dagbag):
     assert seconds > 0 and alone > 0
 
 
-def _dags_test(run_date: str, thrive_conn: str) -> subprocess.CompletedProcess:
-    airflow = Path(sys.executable).parent / "airflow"
-    env = {**os.environ, "AIRFLOW_CONN_THRIVE_DB": thrive_conn}
-    return subprocess.run(
-        [str(airflow), "dags", "test", "thrive_tracking_sync", run_date],
-        env=env,
-        capture_output=True,
-        text=True,
-        timeout=240,
-    )
-
-
 def test_no_enabled_account_short_circuits_visibly(airflow_metadata, fresh_db, pg_server):
     load(fresh_db, SampleConfig(start=DAY, events=500, recipients_per_account=30, seed=5))
     with psycopg.connect(fresh_db) as conn:
         conn.execute("UPDATE thrive.accounts SET tracking_enabled = false")
-    result = _dags_test("2026-11-27", airflow_conn_for(pg_server, fresh_db))
+    result = run_dags_test("2026-11-27", AIRFLOW_CONN_THRIVE_DB=airflow_conn_for(pg_server, fresh_db))
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "No account has tracking enabled (4 accounts): nothing to sync." in output

@@ -6,17 +6,13 @@ runs through the real DAG; Salesforce (read back with SOQL) and the tracking log
 
 from __future__ import annotations
 
-import json
-import os
 import subprocess
-import sys
 from datetime import UTC, date, datetime, timedelta
-from pathlib import Path
 
 import psycopg
 import pytest
 
-from conftest import airflow_conn_for
+from conftest import airflow_conn_for, run_dags_test
 from thrive_dev.demo import report_block
 from thrive_dev.sample_data import SampleConfig, load
 from thrive_dev.sandbox import seed_from_sample
@@ -36,10 +32,7 @@ EXPECTED_FOR_DAY = """
 
 
 def dags_test(run_date: str, conf: dict | None = None) -> subprocess.CompletedProcess:
-    args = [str(Path(sys.executable).parent / "airflow"), "dags", "test", "thrive_tracking_sync", run_date]
-    if conf:
-        args += ["-c", json.dumps(conf)]
-    result = subprocess.run(args, env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    result = run_dags_test(run_date, conf)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result
 
@@ -207,16 +200,7 @@ def test_categories_param_limits_the_run(day, sf):
 
 
 def test_a_failure_share_past_the_threshold_fails_the_run(day):
-    args = [
-        str(Path(sys.executable).parent / "airflow"),
-        "dags",
-        "test",
-        "thrive_tracking_sync",
-        "2026-11-27",
-        "-c",
-        json.dumps({"failure_threshold": 0.01}),
-    ]
-    result = subprocess.run(args, env=dict(os.environ), capture_output=True, text=True, timeout=600)
+    result = run_dags_test("2026-11-27", {"failure_threshold": 0.01})
     output = result.stdout + result.stderr
     assert report_block(output), output[-3000:]  # the report is printed before the run fails
     assert "of the rows past the gates failed, more than the failure_threshold 1%" in output

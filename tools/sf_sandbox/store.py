@@ -197,14 +197,7 @@ class Store:
             values, errors = self._check_fields(obj, record, mode, ext_field, empty_is_unset, plan)
             result.errors = errors
             clean.append(None if errors else values)
-        with self.lock:
-            self.bump("records.received", len(records))
-            self._check_references(obj, clean, results)
-            if mode == "upsert":
-                self._check_duplicate_keys(clean, results, ext_field or "")
-            self._inject_lock_failures(clean, results)
-            self._apply(obj, clean, results, mode, ext_field, all_or_none)
-        return results
+        return self._write_checked(obj, clean, results, mode, ext_field, all_or_none)
 
     def write_rows(
         self, obj: SObject, header: list[str], rows: list[list[str]], mode: str, ext_field: str | None
@@ -224,14 +217,25 @@ class Store:
         clean: list[dict | None] = [
             dict(zip(names, values, strict=True)) for values in zip(*clean_columns, strict=True)
         ]
-        results = [WriteResult(False) for _ in rows]
+        return self._write_checked(obj, clean, [WriteResult(False) for _ in rows], mode, ext_field, False)
+
+    def _write_checked(
+        self,
+        obj: SObject,
+        clean: list[dict | None],
+        results: list[WriteResult],
+        mode: str,
+        ext_field: str | None,
+        all_or_none: bool,
+    ) -> list[WriteResult]:
+        """The checks that need the org's data (lookups, duplicate keys), faults, then the write."""
         with self.lock:
-            self.bump("records.received", len(rows))
+            self.bump("records.received", len(clean))
             self._check_references(obj, clean, results)
             if mode == "upsert":
                 self._check_duplicate_keys(clean, results, ext_field or "")
             self._inject_lock_failures(clean, results)
-            self._apply(obj, clean, results, mode, ext_field, False)
+            self._apply(obj, clean, results, mode, ext_field, all_or_none)
         return results
 
     @staticmethod
