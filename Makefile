@@ -10,14 +10,18 @@ EVENTS ?= 20000
 
 SEED   ?= 20261126
 RECIPIENTS ?= 500
+ROWS   ?= 200000
+BASELINE ?= 1
+PROFILE ?= 0
 
-.PHONY: demo test up down sample lint clean-local help
+.PHONY: demo test up down sample bench lint clean-local help
 
 help:
 	@echo "make demo [DATE=YYYY-MM-DD] [EVENTS=N]  sample data for DATE, run the DAG for that day, print the report"
 	@echo "make test                              install test tools and run the whole suite"
 	@echo "make up / make down                    start / stop the local services (data stays in .local/)"
 	@echo "make sample [DATE= EVENTS= RECIPIENTS=] replace the thrive tables with deterministic sample data"
+	@echo "make bench [ROWS=N] [BASELINE=0] [PROFILE=1]  N events in a day: our DAG vs the floor vs the provider operator"
 	@echo "make lint                              ruff, with Airflow's AIR rules"
 
 $(PY):
@@ -45,6 +49,15 @@ demo: up
 # pytest exits 5 when it collected no test: a suite that ran nothing proves nothing, so that fails too.
 sample: up
 	@$(PY) -m thrive_dev generate --date $(DATE) --events $(EVENTS) --recipients $(RECIPIENTS) --seed $(SEED)
+
+# Overwrites the thrive tables with ROWS sample events (yesterday) and empties the sandbox between runs.
+$(VENV)/.installed-bench: $(VENV)/.installed-local requirements-bench.txt
+	$(PY) -m pip install --quiet -r requirements-bench.txt
+	@touch $@
+
+bench: $(VENV)/.installed-bench up
+	@$(PY) -m thrive_dev bench --rows $(ROWS) --date $(DATE) $(if $(filter 0,$(BASELINE)),--no-baseline) \
+	  $(if $(filter 1,$(PROFILE)),--profile)
 
 test: $(VENV)/.installed-test
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \

@@ -175,7 +175,7 @@ def thrive_tracking_sync():
             bool(params["dry_run"]),
         )
         print(format_report(result))
-        hook.run(read_sql("sync/clear_staging.sql"), parameters=run)
+        hook.run(read_sql("sync/clear_staging.sql"), parameters=run, split_statements=True)
         if result["failure_share"] > params["failure_threshold"]:
             raise AirflowFailException(
                 f"{result['failure_share']:.1%} of the rows past the gates failed, more than the "

@@ -32,7 +32,7 @@ def test_contract_tables_and_columns_are_declared():
             "social_activity",
             "survey_event_activity",
         )
-    } | {("thrive_sync", "sync_runs"), ("thrive_sync", "tracking_log"), ("thrive_sync", "staged_events")}
+    } | {("thrive_sync", t) for t in ("sync_runs", "tracking_log", "staged_events", "member_matches")}
     assert tables[("thrive", "recipients")] == [
         "account_id",
         "recipient_id",
@@ -53,7 +53,7 @@ def test_schema_applies_twice_and_the_second_time_changes_nothing(fresh_db):
         second = conn.execute(CATALOG_SNAPSHOT).fetchall()
     assert first == second
     relations = {(schema, name) for schema, name, kind, *_ in first if kind == "r"}
-    assert len(relations) == 11
+    assert len(relations) == 12
     # Only primary-key columns are NOT NULL in the source tables (CONTRACT.md section 3).
     not_null = {
         (name, column)
@@ -72,3 +72,14 @@ def test_existing_table_of_another_shape_is_named(fresh_db):
         apply_schema(conn)
     assert "thrive.recipients.custom_member_id" in str(err.value)
     assert "thrive.recipients.email" in str(err.value)
+
+
+def test_staging_and_member_cache_are_unlogged_even_in_an_older_database(fresh_db):
+    """No WAL for the run-scoped tables; a database made when staging was logged gets converted."""
+    unlogged = "SELECT relname FROM pg_class WHERE relnamespace = 'thrive_sync'::regnamespace AND relpersistence = 'u'"
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        apply_schema(conn)
+        assert {r[0] for r in conn.execute(unlogged)} >= {"staged_events", "member_matches"}
+        conn.execute("ALTER TABLE thrive_sync.staged_events SET LOGGED")
+        apply_schema(conn)
+        assert "staged_events" in {r[0] for r in conn.execute(unlogged)}

@@ -37,6 +37,7 @@ def records(n: int, contacts: list[str], tag: str = "e"):
             "Activity__c": "Delivered",
             "Contact__c": contacts[i % len(contacts)],
             "Activity_Date__c": "2026-11-26T10:00:00Z",
+            "Detail__c": None,  # a mapping gives every record the same fields
         }
 
 

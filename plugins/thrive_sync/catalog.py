@@ -13,6 +13,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from enum import StrEnum
+from functools import cache
 
 
 class Category(StrEnum):
@@ -140,6 +141,7 @@ CATALOG: tuple[Activity, ...] = tuple(
 )
 
 
+@cache
 def pairs_for(category: Category) -> frozenset[tuple[str, str]]:
     """The (code, subcode) pairs valid in ``category``; a pair from another section is not."""
     return frozenset((a.code, a.subcode) for a in CATALOG if a.category == category)

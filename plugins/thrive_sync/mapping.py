@@ -42,6 +42,8 @@ class Mapping:
 
     def record(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The Salesforce record for one event's ``values``, and the fields that were cut to fit."""
+        if not self.truncate:  # the common case, once per event: keep it to one comprehension
+            return {sf_field: values.get(source) for sf_field, source in self.fields.items()}, []
         record: dict[str, Any] = {}
         cut: list[str] = []
         for sf_field, source in self.fields.items():

@@ -2,13 +2,16 @@
 
 Checked locally first (blank, length, characters, 18-char checksum, Contact ``003`` / Lead ``00Q``
 prefix; 15-char Ids are normalised to 18), then in the org with chunked SOQL ``IN`` queries, once
-per distinct Id: a day of a million events touches far fewer recipients.
+per distinct Id: a day of a million events touches far fewer recipients. With a :class:`RunMemberStore`
+the answers are shared through PostgreSQL by the run's five category tasks (which may run on
+different workers), so each Id is asked of the org once per run.
 """
 
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
 from dataclasses import dataclass
+from typing import Any, Protocol
 
 from thrive_sync.sfid import MemberObject, member_id_problem, member_object, to_18
 
@@ -40,14 +43,48 @@ def check_locally(raw: str | None) -> MemberMatch:
     return MemberMatch(sf_id=to_18(raw), sobject=member_object(raw))
 
 
+class MemberStore(Protocol):
+    """Where org answers outlive one matcher: ``known`` -> {18-char Id: exists}, ``save`` the same."""
+
+    def known(self, sf_ids: list[str]) -> dict[str, bool]: ...
+
+    def save(self, answers: dict[str, bool]) -> None: ...
+
+
+class RunMemberStore:
+    """One run's org answers for one Salesforce connection, in ``thrive_sync.member_matches``."""
+
+    def __init__(self, conn: Any, run_id: str, conn_id: str) -> None:
+        self.conn = conn  # autocommit psycopg connection
+        self.params = {"run_id": run_id, "conn_id": conn_id}
+
+    def known(self, sf_ids: list[str]) -> dict[str, bool]:
+        from thrive_sync.sql import read_sql
+
+        with self.conn.cursor() as cur:
+            cur.execute(read_sql("sync/known_members.sql"), {**self.params, "sf_ids": sf_ids})
+            return dict(cur.fetchall())
+
+    def save(self, answers: dict[str, bool]) -> None:
+        from thrive_sync.sql import read_sql
+
+        if answers:
+            with self.conn.cursor() as cur:
+                cur.execute(
+                    read_sql("sync/save_members.sql"),
+                    {**self.params, "sf_ids": list(answers), "found": list(answers.values())},
+                )
+
+
 class MemberIdMatcher:
-    """Resolves member Ids, remembering each answer for the life of the matcher.
+    """Resolves member Ids, remembering each answer for the life of the matcher (and in ``store``).
 
     ``query_all`` is a SOQL runner (``Salesforce.query_all`` or a retrying wrapper of it).
     """
 
-    def __init__(self, query_all: Callable[[str], dict]) -> None:
+    def __init__(self, query_all: Callable[[str], dict], store: MemberStore | None = None) -> None:
         self._query_all = query_all
+        self._store = store
         self._known: dict[str | None, MemberMatch] = {}
         self.queries = 0
 
@@ -72,6 +109,16 @@ class MemberIdMatcher:
         return {raw: self._known[raw] for raw in wanted}
 
     def _existing(self, sobject: MemberObject, ids: list[str]) -> set[str]:
+        """The Ids among ``ids`` that exist in the org: from the store where it knows, else by SOQL."""
+        known = self._store.known(ids) if self._store else {}
+        found = {i for i, exists in known.items() if exists}
+        asked = [i for i in ids if i not in known]
+        answered = self._ask_org(sobject, asked)
+        if self._store:
+            self._store.save({i: i in answered for i in asked})
+        return found | answered
+
+    def _ask_org(self, sobject: MemberObject, ids: list[str]) -> set[str]:
         found: set[str] = set()
         for start in range(0, len(ids), QUERY_CHUNK):
             chunk = ids[start : start + QUERY_CHUNK]

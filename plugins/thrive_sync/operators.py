@@ -19,10 +19,11 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from thrive_sync.tracking_log import TrackingLog
+
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-LOG_FLUSH_ROWS = 5_000
 FETCH_ROWS = 5_000
 
 
@@ -93,43 +94,18 @@ class ValidateAndMapOperator(BaseOperator):
         started_at = datetime.now(UTC)
         hook = PostgresHook(postgres_conn_id=self.thrive_conn_id)
         tallies: dict[str, AccountTally] = defaultdict(AccountTally)
-        sample: list[dict[str, Any]] = []
-        total_logged = 0
         params = {"run_id": run_id, "category": category.value}
 
         with hook.get_conn() as read_conn, hook.get_conn() as write_conn:
             write_conn.autocommit = True
-            failures: list[tuple[str, int, str, str]] = []
-
-            def flush() -> None:
-                nonlocal total_logged
-                if not failures:
-                    return
-                a, e, r, d = (list(x) for x in zip(*failures, strict=True))
-                with write_conn.cursor() as cur:
-                    cur.execute(
-                        read_sql("sync/log_failures.sql"),
-                        {**params, "account_ids": a, "event_ids": e, "reason_codes": r, "details": d},
-                    )
-                total_logged += len(failures)
-                failures.clear()
-
-            def fail(account_id: str, event_id: int, reason: str, detail: str) -> None:
-                tallies[account_id].failed_by[reason] += 1
-                failures.append((account_id, event_id, reason, detail))
-                if len(sample) < self.xcom_log_cap:
-                    sample.append(
-                        {"account_id": account_id, "event_id": event_id, "reason_code": reason, "reason_detail": detail}
-                    )
-                if len(failures) >= LOG_FLUSH_ROWS:
-                    flush()
-
+            log = TrackingLog(write_conn, run_id, category.value, lambda a: tallies[a].failed_by, self.xcom_log_cap)
+            log.clear()
             with read_conn.cursor(name=f"staged_{category.value}") as cursor:
                 cursor.itersize = FETCH_ROWS
                 cursor.execute(read_sql("sync/stream_staged.sql"), params)
                 for conn_id, rows in _group_by_connection(cursor):
-                    self._sync_connection(conn_id, rows, category, mapping, dry_run, tallies, fail)
-            flush()
+                    self._sync_connection(conn_id, rows, category, mapping, dry_run, tallies, log)
+            log.flush()
 
             self._save_and_check(write_conn, params, context, tallies, dry_run, started_at)
 
@@ -148,9 +124,9 @@ class ValidateAndMapOperator(BaseOperator):
                 }
                 for a, t in sorted(tallies.items())
             },
-            "log_rows": sample,
-            "log_rows_total": total_logged,
-            "log_rows_truncated": total_logged > len(sample),
+            "log_rows": log.sample,
+            "log_rows_total": log.total,
+            "log_rows_truncated": log.total > len(log.sample),
         }
         totals = Counter()
         for t in tallies.values():
@@ -158,11 +134,11 @@ class ValidateAndMapOperator(BaseOperator):
         self.log.info("%s: %s%s", category.value, dict(totals), " (dry run: nothing written)" if dry_run else "")
         return summary
 
-    def _sync_connection(self, conn_id, rows, category, mapping, dry_run, tallies, fail) -> None:
+    def _sync_connection(self, conn_id, rows, category, mapping, dry_run, tallies, log: TrackingLog) -> None:
         """Validate, map and write the rows of the accounts that share one Salesforce connection."""
         from thrive_sync.catalog import Category
         from thrive_sync.gates import AccountGates
-        from thrive_sync.member_ids import MemberIdMatcher
+        from thrive_sync.member_ids import MemberIdMatcher, RunMemberStore
         from thrive_sync.sf_connection import salesforce_hook
         from thrive_sync.sf_writer import SalesforceWriter
         from thrive_sync.validation import (
@@ -180,70 +156,77 @@ class ValidateAndMapOperator(BaseOperator):
             bulk_threshold=self.bulk_threshold,
             poll_seconds=self.poll_seconds,
         )
-        matcher = MemberIdMatcher(writer.query_all)
+        matcher = MemberIdMatcher(writer.query_all, RunMemberStore(log.conn, log.run_id, conn_id))
+
+        closed_gates: dict[tuple, str | None] = {}  # (account, switches) -> gate: once per account, not per row
+        is_social = category == Category.SOCIAL_CRM
+        record_for = mapping.record
 
         def candidates() -> Iterator[dict[str, Any]]:
             for batch in _batches(rows, FETCH_ROWS):
                 checked = []
                 for row in batch:
-                    gates = AccountGates(row[4], *row[1:4])
+                    switches = row[1:5]
+                    if switches in closed_gates:
+                        gate = closed_gates[switches]
+                    else:
+                        gate = closed_gates[switches] = AccountGates(row[4], *row[1:4]).closed_gate(category)
                     event = StagedEvent(*row[4:])
                     tally = tallies[event.account_id]
                     tally.extracted += 1
-                    gate = gates.closed_gate(category)
                     if gate:
                         tally.skipped += 1
                         tally.skip_gate = gate
                         continue
                     problem = row_problem(category, event)
                     if problem:
-                        fail(event.account_id, event.event_id, *problem)
+                        log.failed(event, *problem)
                         continue
                     checked.append(event)
                 matches = matcher.resolve(e.custom_member_id for e in checked)
                 for event in checked:
                     match = matches[event.custom_member_id]
                     if match.reason_code:
-                        fail(event.account_id, event.event_id, match.reason_code, match.detail or "")
+                        log.failed(event, match.reason_code, match.detail or "")
                         continue
-                    if category == Category.SOCIAL_CRM:
+                    if is_social:
                         problem = social_problem(event)
                         if problem:
-                            fail(event.account_id, event.event_id, *problem)
+                            log.failed(event, *problem)
                             continue
-                    record, cut = mapping.record(
+                    record, cut = record_for(
                         {
                             "external_id": external_id(event.account_id, category.value, event.event_id),
                             "activity_code": event.activity_code,
                             "activity_subcode": event.activity_subcode,
-                            "occurred_at": event.occurred_at.astimezone(UTC).isoformat(timespec="milliseconds"),
+                            "occurred_at": event.occurred_at,
                             "contact_id": match.sf_id if match.sobject == "Contact" else None,
                             "lead_id": match.sf_id if match.sobject == "Lead" else None,
                             "category": category.value,
                             "account_id": event.account_id,
-                            "message_id": str(event.message_id) if event.message_id is not None else None,
+                            "message_id": event.message_id,
                             "message_name": event.message_name,
                             "detail": event.detail,
                         }
                     )
-                    tallies[event.account_id].truncated += len(cut)
-                    if dry_run:
-                        tallies[event.account_id].written += 1
-                    else:
+                    tally = tallies[event.account_id]
+                    if cut:
+                        tally.truncated += len(cut)
+                    tally.written += 1
+                    if not dry_run:
                         yield record
 
         if dry_run:
             for _ in candidates():
                 pass
             return
-        for outcome in writer.write(candidates()):
+        # Every record sent counts as written (in candidates) until the writer says otherwise.
+        for outcome in writer.write(candidates(), only_failures=True):
             account_id, event_id = parse_external_id(outcome.key)
-            if outcome.written:
-                tallies[account_id].written += 1
-            else:
-                fail(
-                    account_id, event_id, outcome.reason_code or "REJECTED", f"{outcome.error_code}: {outcome.message}"
-                )
+            tallies[account_id].written -= 1
+            log.rejected(
+                account_id, event_id, outcome.reason_code or "REJECTED", f"{outcome.error_code}: {outcome.message}"
+            )
 
     def _save_and_check(self, conn, params, context, tallies, dry_run, started_at) -> None:
         """Save each account's counts and fail loudly unless extracted = written + failed + skipped."""

@@ -2,8 +2,9 @@
 
 - **Small days** (fewer records than ``bulk_threshold``, default 2,000, Salesforce's own advice)
   go through sObject Collections upserts of 200; **large days** through Bulk API 2.0 jobs of at
-  most ``bulk_job_rows`` records, built with simple_salesforce's ``bulk2`` client. At most one
-  job's records are in memory, never the day.
+  most ``bulk_job_rows`` records. Records are written straight into each job's CSV as they come,
+  and up to ``jobs_in_flight`` jobs run in the org while the next one is being built, so reading,
+  validating and mapping overlap the org's processing. Memory holds a few jobs' CSV, never the day.
 - **Outcomes** come back keyed by the external ID (Bulk results are not in input order): written,
   rejected with the org's error code and message, or ``RETRIES_EXHAUSTED``. Permanent per-record
   errors are outcomes, never exceptions and never silence (the provider's bulk operator drops them:
@@ -11,8 +12,8 @@
 - **Transient failures** are retried with exponential backoff inside a budget (tenacity): a whole
   call on 5xx, ``REQUEST_LIMIT_EXCEEDED``, connection errors and timeouts, or an expired session
   (reconnecting first); single records on ``UNABLE_TO_LOCK_ROW`` and ``API_TEMPORARILY_UNAVAILABLE``
-  or when a job left them unprocessed. Only those records are sent again. Upserts on an external ID
-  are idempotent, so a resend never duplicates.
+  or when a job left them unprocessed. Only those records are sent again, rebuilt from the org's
+  own failed/unprocessed CSV. Upserts on an external ID are idempotent, so a resend never duplicates.
 - A call whose retries run out raises :class:`SalesforceUnavailable`: the task fails loudly and
   Airflow's retry (same external IDs) completes it.
 """
@@ -23,12 +24,16 @@ import csv
 import io
 import logging
 import time
+from collections import deque
 from collections.abc import Callable, Iterable, Iterator
+from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
+from itertools import chain
 from typing import Any, TypeVar
 
 import requests
 from simple_salesforce import Salesforce
+from simple_salesforce.bulk2 import JobState, Operation
 from simple_salesforce.exceptions import (
     SalesforceError,
     SalesforceExpiredSession,
@@ -78,6 +83,9 @@ class Outcome:
         return self.reason_code is None
 
 
+Retry = tuple[dict[str, Any], Outcome]  # a record to send (again), and what became of it last time
+
+
 def is_transient(exc: BaseException) -> bool:
     """Whether a failed call is worth repeating as it was."""
     if isinstance(exc, requests.ConnectionError | requests.Timeout | SalesforceExpiredSession):
@@ -109,6 +117,7 @@ class SalesforceWriter:
         bulk_threshold: int = 2_000,
         bulk_job_rows: int = 50_000,
         poll_seconds: float = 2.0,
+        jobs_in_flight: int = 2,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
         self._connect = connect
@@ -118,6 +127,7 @@ class SalesforceWriter:
         self.bulk_threshold = bulk_threshold
         self.bulk_job_rows = bulk_job_rows
         self.poll_seconds = poll_seconds
+        self.jobs_in_flight = max(1, jobs_in_flight)
         self.retry = retry
         self.calls_retried = 0
 
@@ -159,8 +169,13 @@ class SalesforceWriter:
         return self.call(lambda sf: sf.query_all(soql))
 
     # --- writing --------------------------------------------------------------------------------
-    def write(self, records: Iterable[dict[str, Any]]) -> Iterator[Outcome]:
-        """Upsert ``records`` (each carrying the external ID field); yield one :class:`Outcome` each."""
+    def write(self, records: Iterable[dict[str, Any]], *, only_failures: bool = False) -> Iterator[Outcome]:
+        """Upsert ``records`` (each carrying the external ID field); yield one :class:`Outcome` each.
+
+        Every record must have the same keys (a mapping's fields); ``None`` means no value.
+        ``only_failures``: yield only the records that were not written (a caller that counts what it
+        sent needs no outcome for each of a million successes).
+        """
         stream = iter(records)
         first: list[dict[str, Any]] = []
         for record in stream:
@@ -168,40 +183,156 @@ class SalesforceWriter:
             if len(first) >= self.bulk_threshold:
                 break
         if len(first) < self.bulk_threshold:
-            yield from self._with_resends(first, self._collections_once)
-            return
-        chunk = first
-        for record in stream:
-            chunk.append(record)
-            if len(chunk) >= self.bulk_job_rows:
-                yield from self._with_resends(chunk, self._bulk_once)
-                chunk = []
-        if chunk:
-            yield from self._with_resends(chunk, self._bulk_once)
+            outcomes = self._with_resends([(record, Outcome("")) for record in first])
+        else:
+            outcomes = self._bulk_pipeline(chain(first, stream), list(first[0]), not only_failures)
+        return (o for o in outcomes if not o.written) if only_failures else outcomes
 
-    def _with_resends(
-        self, batch: list[dict[str, Any]], send: Callable[[list[dict[str, Any]]], tuple[list[Outcome], list[Outcome]]]
+    def _bulk_pipeline(
+        self, records: Iterator[dict[str, Any]], header: list[str], with_written: bool
     ) -> Iterator[Outcome]:
-        """Send ``batch``; resend the records that failed transiently, a few rounds, then give up on them."""
-        pending = batch
-        for round_number in range(self.retry.record_rounds + 1):
-            final, transient = send(pending)
-            yield from final
-            if not transient:
-                return
-            if round_number == self.retry.record_rounds:
-                for o in transient:
-                    yield Outcome(o.key, RETRIES_EXHAUSTED, o.error_code, o.message)
-                return
-            keys = {o.key for o in transient}
-            pending = [r for r in pending if r[self.external_id_field] in keys]
-            time.sleep(min(self.retry.initial_seconds * 2**round_number, self.retry.max_seconds))
-            log.info("Resending %d records that failed transiently (round %d)", len(pending), round_number + 1)
-            send = self._collections_once if len(pending) < self.bulk_threshold else self._bulk_once
+        """Jobs of ``bulk_job_rows`` built while earlier ones run; outcomes in job order."""
+        in_flight: deque[tuple[Future[dict], list[str]]] = deque()
+        with ThreadPoolExecutor(max_workers=self.jobs_in_flight, thread_name_prefix="bulk2-job") as pool:
+            try:
+                for data, keys in self._csv_jobs(records, header):
+                    in_flight.append((pool.submit(self._run_job, data), keys))
+                    del data
+                    while len(in_flight) >= self.jobs_in_flight:
+                        yield from self._settled(*in_flight.popleft(), with_written)
+                while in_flight:
+                    yield from self._settled(*in_flight.popleft(), with_written)
+            finally:
+                for future, _ in in_flight:  # a failure above: do not start jobs nobody will read
+                    future.cancel()
 
-    def _collections_once(self, batch: list[dict[str, Any]]) -> tuple[list[Outcome], list[Outcome]]:
+    def _csv_jobs(self, records: Iterator[dict[str, Any]], header: list[str]) -> Iterator[tuple[str, list[str]]]:
+        """``(CSV text with header, external IDs in order)`` per job of at most ``bulk_job_rows`` records."""
+        ext = self.external_id_field
+        while True:
+            buffer = io.StringIO()
+            out = csv.writer(buffer, lineterminator="\n")
+            out.writerow(header)
+            keys: list[str] = []
+            for record in records:
+                if len(record) != len(header):  # with record[f] below: the same fields, or an error
+                    raise ValueError(f"record {record.get(ext)!r} has fields {sorted(record)}, not {sorted(header)}")
+                out.writerow([record[f] for f in header])
+                keys.append(record[ext])
+                if len(keys) >= self.bulk_job_rows:
+                    break
+            if not keys:
+                return
+            yield buffer.getvalue(), keys
+            if len(keys) < self.bulk_job_rows:
+                return
+
+    def _run_job(self, data: str) -> dict:
+        """One Bulk 2.0 upsert job: create, upload, close, wait; the job's final info (retried whole).
+
+        simple_salesforce's ``bulk2.<object>.upsert`` takes a file or a list of dicts and blocks until
+        each job ends; its job-level client (create/upload/close/get) is used instead so that the CSV
+        is written once, by us, and the job runs while the next one is built.
+        """
+
+        def once(sf: Salesforce) -> dict:
+            started = time.perf_counter()
+            client = getattr(sf.bulk2, self.sobject)._client
+            job_id = client.create_job(Operation.upsert, external_id_field=self.external_id_field)["id"]
+            try:
+                client.upload_job_data(job_id, data)
+                client.close_job(job_id)
+                uploaded = time.perf_counter()
+                info = self._wait(client, job_id)
+                log.info(
+                    "Bulk job %s: %s records processed, %s failed; upload %.2f s, then %.2f s until complete",
+                    job_id,
+                    info.get("numberRecordsProcessed"),
+                    info.get("numberRecordsFailed"),
+                    uploaded - started,
+                    time.perf_counter() - uploaded,
+                )
+                return info
+            except Exception:
+                try:
+                    if client.get_job(job_id, False)["state"] in (JobState.open, JobState.upload_complete):
+                        client.abort_job(job_id, False)
+                except Exception:  # noqa: S110 - best effort; the original error is what matters
+                    pass
+                raise
+
+        return self.call(once)
+
+    def _wait(self, client: Any, job_id: str) -> dict:
+        """Poll the job, soon at first (small jobs end in well under a second), then every ``poll_seconds``."""
+        delay = min(0.05, self.poll_seconds)
+        while True:
+            time.sleep(delay)
+            info = client.get_job(job_id, False)
+            if info["state"] == JobState.job_complete:
+                return info
+            if info["state"] in (JobState.failed, JobState.aborted):
+                raise SalesforceOperationError(f"Bulk job {job_id} ended {info['state']}: {info.get('errorMessage')}")
+            delay = min(delay * 1.5, self.poll_seconds)
+
+    def _settled(self, future: Future[dict], keys: list[str], with_written: bool) -> Iterator[Outcome]:
+        """A job's outcomes once it has ended, with its transiently failed records resent."""
+        final, transient = self._job_outcomes(future.result(), keys, with_written)
+        yield from final
+        if transient:
+            yield from self._with_resends(transient, round_number=1)
+
+    def _job_outcomes(
+        self, info: dict, keys: list[str], with_written: bool = True
+    ) -> tuple[list[Outcome], list[Retry]]:
+        """Outcomes of a finished job, and the records to send again (rebuilt from the org's CSV)."""
+        job_id = info["id"]
         final: list[Outcome] = []
-        transient: list[Outcome] = []
+        transient: list[Retry] = []
+        settled: set[str] = set()
+
+        def rows(kind: str) -> Iterator[dict[str, str]]:
+            text = self.call(lambda sf: getattr(sf.bulk2, self.sobject)._client.get_ingest_results(job_id, kind))
+            yield from csv.DictReader(io.StringIO(text))
+
+        if int(info.get("numberRecordsFailed") or 0):
+            for row in rows("failedResults"):
+                key = row[self.external_id_field]
+                code, _, message = (row.get("sf__Error") or "UNKNOWN_ERROR:").partition(":")
+                outcome = Outcome(key, REJECTED, code, message.removesuffix("--").strip())
+                settled.add(key)
+                if code in TRANSIENT_RECORD_CODES:
+                    transient.append((_record_from_csv(row), outcome))
+                else:
+                    final.append(outcome)
+        if int(info.get("numberRecordsProcessed") or 0) < len(keys):
+            for row in rows("unprocessedrecords"):
+                key = row[self.external_id_field]
+                settled.add(key)
+                outcome = Outcome(key, REJECTED, "UNPROCESSED", "the Bulk job did not process this record")
+                transient.append((_record_from_csv(row), outcome))
+        if with_written:
+            final.extend(Outcome(key) for key in keys if key not in settled)
+        return final, transient
+
+    def _with_resends(self, pending: list[Retry], round_number: int = 0) -> Iterator[Outcome]:
+        """Send the records; resend those that failed transiently, a few rounds, then give up on them."""
+        for round_number in range(round_number, self.retry.record_rounds + 1):  # noqa: B020 - resumes the count
+            if round_number:
+                time.sleep(min(self.retry.initial_seconds * 2 ** (round_number - 1), self.retry.max_seconds))
+                log.info("Resending %d records that failed transiently (round %d)", len(pending), round_number)
+            batch = [record for record, _ in pending]
+            send = self._collections_once if len(batch) < self.bulk_threshold else self._bulk_once
+            final, pending = send(batch)
+            yield from final
+            if not pending:
+                return
+        for _, last in pending:
+            yield Outcome(last.key, RETRIES_EXHAUSTED, last.error_code, last.message)
+
+    def _collections_once(self, batch: list[dict[str, Any]]) -> tuple[list[Outcome], list[Retry]]:
+        final: list[Outcome] = []
+        transient: list[Retry] = []
         path = f"composite/sobjects/{self.sobject}/{self.external_id_field}"
         for start in range(0, len(batch), COLLECTION_SIZE):
             part = batch[start : start + COLLECTION_SIZE]
@@ -215,35 +346,24 @@ class SalesforceWriter:
                 error = (result.get("errors") or [{}])[0]
                 code = error.get("statusCode") or "UNKNOWN_ERROR"
                 outcome = Outcome(key, REJECTED, code, error.get("message"))
-                (transient if code in TRANSIENT_RECORD_CODES else final).append(outcome)
+                if code in TRANSIENT_RECORD_CODES:
+                    transient.append((record, outcome))
+                else:
+                    final.append(outcome)
         return final, transient
 
-    def _bulk_once(self, batch: list[dict[str, Any]]) -> tuple[list[Outcome], list[Outcome]]:
-        jobs = self.call(
-            lambda sf: getattr(sf.bulk2, self.sobject).upsert(
-                records=batch, external_id_field=self.external_id_field, wait=self.poll_seconds
-            )
-        )
+    def _bulk_once(self, batch: list[dict[str, Any]]) -> tuple[list[Outcome], list[Retry]]:
+        """Bulk jobs run one after another: a resend round (records may differ in their fields)."""
         final: list[Outcome] = []
-        transient: list[Outcome] = []
-        settled: set[str] = set()
-        for job in jobs:
-            job_id = job["job_id"]
-            if job["numberRecordsFailed"]:
-                text = self.call(lambda sf, job_id=job_id: getattr(sf.bulk2, self.sobject).get_failed_records(job_id))
-                for row in csv.DictReader(io.StringIO(text)):
-                    key = row[self.external_id_field]
-                    code, _, message = (row.get("sf__Error") or "UNKNOWN_ERROR:").partition(":")
-                    outcome = Outcome(key, REJECTED, code, message.removesuffix("--").strip())
-                    (transient if code in TRANSIENT_RECORD_CODES else final).append(outcome)
-                    settled.add(key)
-            if job["numberRecordsProcessed"] < job["numberRecordsTotal"]:
-                text = self.call(
-                    lambda sf, job_id=job_id: getattr(sf.bulk2, self.sobject).get_unprocessed_records(job_id)
-                )
-                for row in csv.DictReader(io.StringIO(text)):
-                    key = row[self.external_id_field]
-                    transient.append(Outcome(key, REJECTED, "UNPROCESSED", "the Bulk job did not process this record"))
-                    settled.add(key)
-        final.extend(Outcome(r[self.external_id_field]) for r in batch if r[self.external_id_field] not in settled)
+        transient: list[Retry] = []
+        header = sorted({f for r in batch for f in r}, key=lambda f: (f != self.external_id_field, f))
+        for data, keys in self._csv_jobs(({f: r.get(f) for f in header} for r in batch), header):
+            done, again = self._job_outcomes(self._run_job(data), keys)
+            final += done
+            transient += again
         return final, transient
+
+
+def _record_from_csv(row: dict[str, str]) -> dict[str, Any]:
+    """A record to send again, from a row of the org's failed or unprocessed CSV (empty cells left out)."""
+    return {k: v for k, v in row.items() if v and not k.startswith("sf__")}

@@ -11,7 +11,6 @@ a missing code or subcode (``INVALID_ROW``); a pair outside this category's cata
 from __future__ import annotations
 
 from dataclasses import dataclass
-from datetime import datetime
 
 from thrive_sync.catalog import Category, pairs_for, social_network
 
@@ -39,8 +38,8 @@ class StagedEvent:
     twitter_handle: str | None
     activity_code: str | None
     activity_subcode: str | None
-    occurred_at: datetime | None
-    message_id: int | None
+    occurred_at: str | None  # UTC, "2026-11-26T10:00:00.000Z" (formatted by the streaming query)
+    message_id: str | None
     message_found: bool | None
     message_name: str | None
     detail: str | None

@@ -114,6 +114,13 @@ class Sandbox:
         with self.store.lock:
             self.store.db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?)", (info["id"], json.dumps(info)))
 
+    def forget_jobs(self) -> None:
+        """Drop every Bulk job and its files (a reset; benchmarks would otherwise fill the disk)."""
+        with self.store.lock:
+            self.store.db.execute("DELETE FROM jobs")
+        for folder in self.jobs_dir.iterdir():
+            shutil.rmtree(folder, ignore_errors=True)
+
     def process_job(self, job_id: str) -> None:
         info = self.job(job_id)
         if info is None:
@@ -655,6 +662,7 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, asdict(sandbox.set_faults(body if isinstance(body, dict) else {})))
         if what == "reset" and method == "POST":
             sandbox.store.reset()
+            sandbox.forget_jobs()
             return self.send(200, {"ok": True})
         if what.startswith("seed/") and method == "PUT":
             records = self.json_body()

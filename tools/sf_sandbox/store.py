@@ -19,6 +19,7 @@ from pathlib import Path
 from sf_sandbox.orgschema import SObject
 from thrive_sync.sfid import checksum, id_problem
 
+UNSET = object()  # an empty Bulk cell: the field is left as it is
 NULL_MARKER = "#N/A"  # Bulk API: this value sets a field to null; an empty cell leaves it alone
 
 
@@ -58,6 +59,8 @@ def parse_datetime(text: str) -> str | None:
         value = datetime.fromisoformat(text)
     except ValueError:
         return None
+    if len(text) == 24 and text[19] == "." and text[23] == "Z":  # already UTC, milliseconds: keep the text
+        return text[:23] + "+0000"
     return format_datetime(value if value.tzinfo else value.replace(tzinfo=UTC))
 
 
@@ -208,16 +211,26 @@ class Store:
         the right shape) is taken as is, at C speed; only when some column is not does the chunk go
         cell by cell, so that each bad cell gets its own error. The outcome is the same either way.
         """
-        clean_columns = self._screen_columns(obj, header, rows)
-        if clean_columns is None:
+        screened = self._screen_columns(obj, header, rows, ext_field)
+        if screened is None:
             return self.write_many(
                 obj, [dict(zip(header, r, strict=False)) for r in rows], mode, ext_field, empty_is_unset=True
             )
+        clean_columns, gaps, bad_rows = screened
         names = [obj.field(h).name for h in header]  # type: ignore[union-attr]
         clean: list[dict | None] = [
-            dict(zip(names, values, strict=True)) for values in zip(*clean_columns, strict=True)
+            {n: v for n, v in zip(names, values, strict=True) if v is not UNSET}
+            if gaps
+            else dict(zip(names, values, strict=True))
+            for values in zip(*clean_columns, strict=True)
         ]
-        return self._write_checked(obj, clean, [WriteResult(False) for _ in rows], mode, ext_field, False)
+        results = [WriteResult(False) for _ in rows]
+        plan: dict = {}
+        for i in sorted(bad_rows):
+            values, errors = self._check_fields(obj, dict(zip(header, rows[i], strict=True)), mode, ext_field, True, plan)
+            results[i].errors = errors
+            clean[i] = None if errors else values
+        return self._write_checked(obj, clean, results, mode, ext_field, False)
 
     def _write_checked(
         self,
@@ -239,30 +252,44 @@ class Store:
         return results
 
     @staticmethod
-    def _screen_columns(obj: SObject, header: list[str], rows: list[list[str]]) -> list[list] | None:
-        """Each column's stored values when every cell is plainly valid and non-empty, else ``None``."""
+    def _screen_columns(
+        obj: SObject, header: list[str], rows: list[list[str]], ext_field: str | None
+    ) -> tuple[list[list], bool, set[int]] | None:
+        """Each column's stored values, screened a column at a time; ``None`` if the shape is wrong.
+
+        Returns the columns, whether any cell was empty (Bulk: leave the field alone; such cells
+        are :data:`UNSET`), and the rows with a cell that is not plainly valid: those go through the
+        cell-by-cell checks, so each bad cell gets its own error. A gap in a key column (``Id``, the
+        external ID) and ``#N/A`` count as not plainly valid.
+        """
         if not rows or any(len(r) != len(header) for r in rows):
             return None
         out: list[list] = []
+        gaps = False
+        bad: set[int] = set()
         for column, cells in zip(header, zip(*rows, strict=True), strict=True):
             f = obj.field(column)
-            if f is None or not f.createable or NULL_MARKER in cells or "" in cells:
+            if f is None or not f.createable:
                 return None
+            if NULL_MARKER in cells:
+                bad.update(i for i, c in enumerate(cells) if c == NULL_MARKER)
+            if "" in cells:
+                gaps = True
+                if f.name in ("Id", ext_field):
+                    bad.update(i for i, c in enumerate(cells) if not c)
             if f.kind == "datetime":
-                values = list(map(parse_datetime, cells))
-                if None in values:
-                    return None
+                parsed = {c: parse_datetime(c) for c in set(cells) if c}
             elif f.kind == "reference":
-                unique = {c: (None if id_problem(c) else to_18_or_same(c)) for c in set(cells)}
-                if None in unique.values():
-                    return None
-                values = [unique[c] for c in cells]
+                parsed = {c: (None if id_problem(c) else to_18_or_same(c)) for c in set(cells) if c}
             elif f.length and max(map(len, cells)) > f.length:
-                return None
+                parsed = {c: (c if len(c) <= f.length else None) for c in set(cells) if c}
             else:
-                values = list(cells)
-            out.append(values)
-        return out
+                out.append([c if c else UNSET for c in cells] if gaps else list(cells))
+                continue
+            if None in parsed.values():
+                bad.update(i for i, c in enumerate(cells) if c and parsed[c] is None)
+            out.append([parsed[c] if c else UNSET for c in cells])
+        return out, gaps, bad
 
     def _check_fields(
         self,

@@ -11,7 +11,7 @@ import sys
 import time
 from datetime import date
 
-from thrive_dev import demo, localdb, sample_data, services
+from thrive_dev import bench, demo, localdb, sample_data, services
 
 
 def _generate(args: argparse.Namespace) -> list[str]:
@@ -61,12 +61,20 @@ def main(argv: list[str] | None = None) -> int:
     dem = commands.add_parser("demo", help="sample data for DATE, run the DAG for that day, print the report")
     dem.add_argument("--date", type=date.fromisoformat, required=True, help="the day to process (UTC)")
     dem.add_argument("--events", type=int, default=20_000)
+    ben = commands.add_parser("bench", help="our DAG vs the floor vs the provider's bulk operator, one day")
+    ben.add_argument("--rows", type=int, default=200_000, help="events in the day")
+    ben.add_argument("--date", type=date.fromisoformat, required=True, help="the day (UTC) the rows fall on")
+    ben.add_argument("--no-baseline", action="store_true", help="skip c, the provider's operator")
+    ben.add_argument("--timeout", type=float, default=3600, help="seconds each DAG run may take")
+    ben.add_argument("--profile", action="store_true", help="sample a with py-spy (.local/bench/profile-a.txt)")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
             lines = services.up()
         elif args.command == "down":
             lines = services.down()
+        elif args.command == "bench":
+            lines = bench.table(bench.run(args.rows, args.date, peer=not args.no_baseline, timeout=args.timeout, profile=args.profile))
         elif args.command == "demo":
             lines = demo.run(args.date, args.events)
         else:

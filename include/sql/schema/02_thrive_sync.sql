@@ -46,8 +46,9 @@ CREATE INDEX IF NOT EXISTS tracking_log_member_idx ON thrive_sync.tracking_log (
 -- Each run's extracted events, one row per source event and category: the extract tasks fill it,
 -- the validate-and-map tasks stream it (rows travel between tasks here, never through XCom), and the
 -- report task empties the run's rows once it succeeded. Keyed so that a retried extract replaces
--- its own rows.
-CREATE TABLE IF NOT EXISTS thrive_sync.staged_events (
+-- its own rows. UNLOGGED: no WAL for a million rows written and read once a day. A crash empties it,
+-- which costs nothing but a rerun (the extracts are idempotent); it is not copied to replicas.
+CREATE UNLOGGED TABLE IF NOT EXISTS thrive_sync.staged_events (
     dag_run_id       text   NOT NULL,
     category         text   NOT NULL,
     account_id       text   NOT NULL,
@@ -65,4 +66,22 @@ CREATE TABLE IF NOT EXISTS thrive_sync.staged_events (
     message_name     text,
     detail           text,
     PRIMARY KEY (dag_run_id, category, account_id, event_id)
+);
+
+DO $$
+BEGIN  -- databases made before staging was UNLOGGED
+    IF (SELECT relpersistence FROM pg_class WHERE oid = 'thrive_sync.staged_events'::regclass) = 'p' THEN
+        ALTER TABLE thrive_sync.staged_events SET UNLOGGED;
+    END IF;
+END $$;
+
+-- Which Custom Member IDs exist in which org, as looked up during a run: the five validate-and-map
+-- tasks share recipients, and each Id is asked of Salesforce once per run instead of once per task.
+-- The report task empties the run's rows. UNLOGGED, like the staging table: a cache, rebuilt on loss.
+CREATE UNLOGGED TABLE IF NOT EXISTS thrive_sync.member_matches (
+    dag_run_id         text    NOT NULL,
+    salesforce_conn_id text    NOT NULL,
+    sf_id              text    NOT NULL,  -- 18-character Contact or Lead Id
+    found              boolean NOT NULL,
+    PRIMARY KEY (dag_run_id, salesforce_conn_id, sf_id)
 );

@@ -1,2 +1,3 @@
--- The run is reported: its staged rows have served their purpose.
+-- The run is reported: its staged rows and member lookups have served their purpose.
 DELETE FROM thrive_sync.staged_events WHERE dag_run_id = %(run_id)s;
+DELETE FROM thrive_sync.member_matches WHERE dag_run_id = %(run_id)s;

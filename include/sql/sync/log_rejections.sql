@@ -1,5 +1,6 @@
--- Record failed rows in the tracking log, with the source values from the staging table.
--- A retried task rewrites its own rows (one row per run, account, category and event).
+-- Record rows the org rejected (or that ran out of retries) in the tracking log, with their source
+-- values from the staging table: the writer knows only their keys. The event_id filter lets the
+-- primary key find the few rows instead of hashing the run's whole category.
 INSERT INTO thrive_sync.tracking_log
     (dag_run_id, account_id, category, event_id, recipient_id, custom_member_id, activity_code,
      activity_subcode, occurred_at, reason_code, reason_detail, logged_at)
@@ -10,5 +11,6 @@ FROM unnest(%(account_ids)s::text[], %(event_ids)s::bigint[], %(reason_codes)s::
 JOIN thrive_sync.staged_events s
   ON s.dag_run_id = %(run_id)s AND s.category = %(category)s
  AND s.account_id = f.account_id AND s.event_id = f.event_id
+WHERE s.event_id = ANY(%(event_ids)s::bigint[])
 ON CONFLICT (dag_run_id, account_id, category, event_id) DO UPDATE
 SET reason_code = EXCLUDED.reason_code, reason_detail = EXCLUDED.reason_detail, logged_at = EXCLUDED.logged_at;

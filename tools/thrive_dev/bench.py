@@ -1,0 +1,348 @@
+"""``make bench [ROWS=N]``: our DAG against the floor and the provider's operator, same day, same sandbox.
+
+- **a, ours**: ``airflow dags test thrive_tracking_sync`` for the day; seconds from the first
+  extract task's start to the report task's end (Airflow's own task records), API calls counted by
+  the sandbox, peak RSS of the ``dags test`` process (which runs every task in itself).
+- **b, the floor**: the day's rows mapped in SQL (``include/sql/bench/mapped_day.sql``), COPY'd
+  out of PostgreSQL as CSV and sent as one simple_salesforce Bulk 2.0 upsert: no validation, no
+  matching, no logging. What moving the bytes costs.
+- **c, the peer baseline**: the provider's ``SalesforceBulkOperator`` given the same rows through
+  an upstream task's XCom (``tools/bench_dags``), run by ``airflow dags test`` as Airflow tasks.
+
+The sandbox is emptied (records, counters, jobs) and reseeded with the sample's Contacts and Leads
+before each of a, b, c, so each one inserts the day from scratch. Results: a table on stdout and
+``.local/bench.json``. A baseline that fails is recorded with its error, not hidden.
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import platform
+import re
+import subprocess
+import sys
+import time
+from dataclasses import dataclass, field
+from datetime import UTC, date, datetime, timedelta
+from pathlib import Path
+from typing import Any
+
+import psycopg
+
+from thrive_dev import sample_data, sandbox, services
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+BENCH_DAGS = PROJECT_ROOT / "tools" / "bench_dags"
+OURS_DAG = "thrive_tracking_sync"
+PEER_DAG = "bench_provider_bulk_baseline"
+OBJECT = "Thrive_Activity__c"
+EXTERNAL_ID = "Thrive_Event_Id__c"
+POLL_SECONDS = 0.1  # the floor polls its job as often as our writer does at first
+
+
+@dataclass
+class Measure:
+    """One contender's run. ``error`` is set (and the figures partial) when it did not succeed."""
+
+    seconds: float | None = None
+    written: int | None = None
+    api_calls: int | None = None
+    peak_rss_mb: float | None = None
+    error: str | None = None
+    extra: dict[str, Any] = field(default_factory=dict)
+
+    def calls_per_10k(self) -> float | None:
+        if self.api_calls is None or not self.written:
+            return None
+        return round(self.api_calls * 10_000 / self.written, 2)
+
+    def as_json(self) -> dict[str, Any]:
+        return {
+            "seconds": _round(self.seconds),
+            "written": self.written,
+            "api_calls": self.api_calls,
+            "api_calls_per_10k_written": self.calls_per_10k(),
+            "peak_rss_mb": _round(self.peak_rss_mb, 1),
+            "error": self.error,
+            **self.extra,
+        }
+
+
+def _round(value: float | None, digits: int = 2) -> float | None:
+    return None if value is None else round(value, digits)
+
+
+# --- the shared plumbing --------------------------------------------------------------------------
+def _sandbox() -> sandbox.SandboxInfo:
+    info = sandbox.running(services.SANDBOX_DIR)
+    if info is None:
+        raise services.ServiceError("the Salesforce sandbox is not running: run `make up`")
+    return info
+
+
+def _fresh_org(info: sandbox.SandboxInfo, thrive_uri: str) -> None:
+    """No Thrive_Activity__c records, no counters, no jobs; the sample's Contacts and Leads seeded."""
+    info.admin("POST", "reset")
+    sandbox.seed_from_sample(info, thrive_uri)
+
+
+def _org_count(info: sandbox.SandboxInfo) -> int:
+    response = info.session().get(
+        f"{info.url}/services/data/v62.0/query", params={"q": f"SELECT COUNT() FROM {OBJECT}"}, timeout=60
+    )
+    response.raise_for_status()
+    return int(response.json()["totalSize"])
+
+
+def _api_calls(info: sandbox.SandboxInfo) -> int:
+    return int(info.admin("GET", "stats").json().get("api_calls", 0))
+
+
+def _run_measured(args: list[str], env: dict[str, str], log: Path, timeout: float) -> tuple[int, float, float]:
+    """Run a command, output to ``log``; ``(exit status, wall seconds, peak RSS MB)`` of it and its children."""
+    started = time.perf_counter()
+    with log.open("w") as out:
+        proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
+        deadline = started + timeout
+        while True:
+            pid, status, usage = os.wait4(proc.pid, os.WNOHANG)
+            if pid:
+                break
+            if time.perf_counter() > deadline:
+                proc.kill()
+                pid, status, usage = os.wait4(proc.pid, 0)
+                break
+            time.sleep(0.05)
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    return proc.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024  # ru_maxrss: KiB on Linux
+
+
+def _airflow_db_uri(env: dict[str, str]) -> str:
+    """Airflow's metadata database as a libpq URI (the local setup's SQLAlchemy URL minus the driver)."""
+    return env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg://", "postgresql://", 1)
+
+
+def _task_span(env: dict[str, str], dag_id: str, first_task_prefix: str) -> tuple[str, float, dict[str, float]]:
+    """The newest run of ``dag_id``: run id, seconds from the first matching task's start to the last
+    task's end, and each task's duration."""
+    with psycopg.connect(_airflow_db_uri(env)) as conn:
+        run_id = conn.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = %s ORDER BY id DESC LIMIT 1", [dag_id]
+        ).fetchone()[0]
+        rows = conn.execute(
+            "SELECT task_id, start_date, end_date FROM task_instance WHERE dag_id = %s AND run_id = %s "
+            "AND start_date IS NOT NULL ORDER BY start_date",
+            [dag_id, run_id],
+        ).fetchall()
+    work = [r for r in rows if r[0].startswith(first_task_prefix)] or rows
+    start = min(r[1] for r in work)
+    end = max(r[2] for r in rows if r[2] is not None)
+    durations = {r[0]: round((r[2] - r[1]).total_seconds(), 2) for r in rows if r[2] is not None}
+    return run_id, (end - start).total_seconds(), durations
+
+
+def _tail(log: Path, lines: int = 15) -> str:
+    return "\n".join(log.read_text(errors="replace").strip().splitlines()[-lines:])
+
+
+# --- a, b, c --------------------------------------------------------------------------------------
+def run_ours(
+    env: dict[str, str], info: sandbox.SandboxInfo, day: date, log: Path, timeout: float, profile: Path | None = None
+) -> Measure:
+    airflow = str(Path(sys.executable).parent / "airflow")
+    run_date = (day + timedelta(days=1)).isoformat()
+    command = [airflow, "dags", "test", OURS_DAG, run_date, "-c", '{"delay_minutes": 0}']
+    if profile:  # py-spy samples the whole run from outside; its overhead makes the figures slower
+        command = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "--format", "raw",
+                   "-o", str(profile), "--", *command]  # fmt: skip
+    status, wall, rss = _run_measured(command, env, log, timeout)
+    measure = Measure(peak_rss_mb=rss, api_calls=_api_calls(info), extra={"dags_test_wall_seconds": round(wall, 2)})
+    if status:
+        measure.error = f"airflow dags test exited {status}; see {log}:\n{_tail(log)}"
+        return measure
+    run_id, measure.seconds, durations = _task_span(env, OURS_DAG, "extract_")
+    with psycopg.connect(env["THRIVE_DB_URI"]) as conn:
+        written, failed, skipped = conn.execute(
+            "SELECT sum(written), sum(failed), sum(skipped) FROM thrive_sync.sync_runs WHERE dag_run_id = %s",
+            [run_id],
+        ).fetchone()
+    measure.written = int(written)
+    in_org = _org_count(info)
+    measure.extra.update(failed=int(failed), skipped=int(skipped), records_in_org=in_org, task_seconds=durations)
+    if in_org != measure.written:
+        measure.error = f"the run reports {measure.written:,} written but the org holds {in_org:,} records"
+    return measure
+
+
+def run_floor(env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_dir: Path) -> Measure:
+    from thrive_sync.sf_connection import salesforce_hook
+    from thrive_sync.sql import read_sql
+
+    window = {"window_start": datetime.combine(day, datetime.min.time(), UTC)}
+    window["window_end"] = window["window_start"] + timedelta(days=1)
+    csv_path = work_dir / "floor.csv"
+    started = time.perf_counter()
+    with psycopg.connect(env["THRIVE_DB_URI"]) as conn, csv_path.open("wb") as out:
+        with conn.cursor().copy(
+            f"COPY ({read_sql('bench/mapped_day.sql')}) TO STDOUT WITH (FORMAT csv, HEADER)", window
+        ) as copy:
+            for chunk in copy:
+                out.write(chunk)
+    copied = time.perf_counter() - started
+    sf = salesforce_hook("salesforce_default").get_conn()
+    try:
+        jobs = getattr(sf.bulk2, OBJECT).upsert(
+            csv_file=str(csv_path), external_id_field=EXTERNAL_ID, wait=POLL_SECONDS
+        )
+    except Exception as exc:  # the floor failing is a result to report, not a crash
+        return Measure(error=f"{type(exc).__name__}: {str(exc)[:500]}", api_calls=_api_calls(info))
+    seconds = time.perf_counter() - started
+    written = sum(j["numberRecordsProcessed"] - j["numberRecordsFailed"] for j in jobs)
+    rows = sum(j["numberRecordsTotal"] for j in jobs)
+    csv_path.unlink()
+    return Measure(
+        seconds=seconds,
+        written=written,
+        api_calls=_api_calls(info),
+        extra={"rows_sent": rows, "copy_seconds": round(copied, 2), "jobs": len(jobs)},
+    )
+
+
+def run_peer(env: dict[str, str], info: sandbox.SandboxInfo, day: date, log: Path, timeout: float) -> Measure:
+    airflow = str(Path(sys.executable).parent / "airflow")
+    run_date = (day + timedelta(days=1)).isoformat()
+    peer_env = {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(BENCH_DAGS)}
+    status, wall, rss = _run_measured([airflow, "dags", "test", PEER_DAG, run_date], peer_env, log, timeout)
+    measure = Measure(peak_rss_mb=rss, api_calls=_api_calls(info), extra={"dags_test_wall_seconds": round(wall, 2)})
+    measure.written = _org_count(info)
+    if status:
+        how = f"killed after {timeout:.0f} s" if wall >= timeout else f"exited {status}"
+        measure.error = f"airflow dags test {how}; see {log}:\n{_tail(log)}"
+        return measure
+    _, measure.seconds, durations = _task_span(env, PEER_DAG, "")
+    measure.extra["task_seconds"] = durations
+    return measure
+
+
+def top_frames(raw_profile: Path, count: int = 10) -> list[str]:
+    """The functions where a py-spy raw profile spent most samples on their own lines (our hot spots)."""
+    own: dict[str, int] = {}
+    total = 0
+    for line in raw_profile.read_text().splitlines():
+        stack, _, samples = line.rpartition(" ")
+        leaf = stack.rsplit(";", 1)[-1]
+        total += int(samples)
+        if "selectors.py" in leaf or "threading.py" in leaf:  # idle threads waiting, not work
+            continue
+        name = re.sub(r":\d+\)$", ")", leaf)  # per function, not per line
+        own[name] = own.get(name, 0) + int(samples)
+    ranked = sorted(own.items(), key=lambda kv: -kv[1])[:count]
+    return [f"{100 * n / total:.1f}% {name}" for name, n in ranked]
+
+
+# --- the whole benchmark --------------------------------------------------------------------------
+def machine(env: dict[str, str]) -> dict[str, Any]:
+    with psycopg.connect(env["THRIVE_DB_URI"]) as conn:
+        pg = conn.execute("SHOW server_version").fetchone()[0]
+    return {
+        "cores": os.cpu_count(),
+        "python": platform.python_version(),
+        "postgresql": pg,
+        "platform": platform.platform(),
+        "memory_gib": round(os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES") / 2**30, 1),
+    }
+
+
+def dag_parse_seconds(env: dict[str, str]) -> float:
+    """Seconds to parse the DAG file in a fresh interpreter (Airflow imported first, as a parser has it)."""
+    code = (
+        "import time, airflow.sdk, runpy; t = time.perf_counter(); "
+        f"runpy.run_path({str(PROJECT_ROOT / 'dags' / 'thrive_tracking_sync.py')!r}); "
+        "print(time.perf_counter() - t)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], env=env, capture_output=True, text=True, check=True)
+    return float(out.stdout.strip().splitlines()[-1])
+
+
+def run(rows: int, day: date, peer: bool = True, timeout: float = 3600, profile: bool = False) -> dict[str, Any]:
+    env = services.load_env()
+    os.environ.update(env)  # the floor builds its Salesforce client from the same connections
+    info = _sandbox()
+    work_dir = services.LOCAL_DIR / "bench"
+    work_dir.mkdir(parents=True, exist_ok=True)
+
+    config = sample_data.SampleConfig(start=day, events=rows, recipients_per_account=max(500, rows // 200))
+    started = time.perf_counter()
+    stats = sample_data.load(env["THRIVE_DB_URI"], config)
+    events = sum(stats.rows[f"thrive.{t}"] for t in sample_data.SOURCE_TABLE.values())
+    print(f"bench: {events:,} events on {day} generated in {time.perf_counter() - started:.1f} s", flush=True)
+
+    results: dict[str, Measure] = {}
+    _fresh_org(info, env["THRIVE_DB_URI"])
+    print("bench: a (ours) running ...", flush=True)
+    profile_path = work_dir / "profile-a.txt" if profile else None
+    results["a"] = run_ours(env, info, day, work_dir / "a-ours.log", timeout, profile_path)
+    if profile_path and profile_path.exists():
+        results["a"].extra["profile_top"] = top_frames(profile_path)
+    _fresh_org(info, env["THRIVE_DB_URI"])
+    print("bench: b (the floor) running ...", flush=True)
+    results["b"] = run_floor(env, info, day, work_dir)
+    if peer:
+        _fresh_org(info, env["THRIVE_DB_URI"])
+        print("bench: c (the provider's SalesforceBulkOperator) running ...", flush=True)
+        results["c"] = run_peer(env, info, day, work_dir / "c-provider.log", timeout)
+    else:
+        results["c"] = Measure(error="not run (BASELINE=0)")
+
+    a, b, c = results["a"], results["b"], results["c"]
+    report = {
+        "rows": events,
+        "day": day.isoformat(),
+        "recipients": config.recipients_per_account * config.accounts,
+        "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
+        "seconds": {k: _round(m.seconds) for k, m in results.items()},
+        "ratios": {
+            "a_over_b": _round(a.seconds / b.seconds) if a.seconds and b.seconds else None,
+            "c_over_a": _round(c.seconds / a.seconds) if a.seconds and c.seconds else None,
+        },
+        "api_calls_per_10k_written": {"a": a.calls_per_10k(), "c": c.calls_per_10k()},
+        "peak_rss_mb": {"a": _round(a.peak_rss_mb, 1), "c": _round(c.peak_rss_mb, 1)},
+        "dag_parse_seconds": round(dag_parse_seconds(env), 3),
+        "machine": machine(env),
+        "runs": {k: m.as_json() for k, m in results.items()},
+    }
+    (services.LOCAL_DIR / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
+    return report
+
+
+def table(report: dict[str, Any]) -> list[str]:
+    """The human summary of a bench report."""
+    runs = report["runs"]
+    names = {"a": "a ours (DAG tasks)", "b": "b floor (COPY + Bulk 2.0)", "c": "c provider bulk operator"}
+
+    def cell(value: Any, fmt: str) -> str:
+        return "-" if value is None else format(value, fmt)
+
+    lines = [
+        f"bench: {report['rows']:,} events, {report['recipients']:,} recipients, day {report['day']}",
+        f"{'':28}{'seconds':>9}{'written':>11}{'calls/10k':>11}{'peak RSS MB':>13}",
+    ]
+    for key in ("a", "b", "c"):
+        r = runs[key]
+        lines.append(
+            f"{names[key]:28}{cell(r['seconds'], '.2f'):>9}{cell(r['written'], ','):>11}"
+            f"{cell(r['api_calls_per_10k_written'], '.2f'):>11}{cell(r['peak_rss_mb'], '.1f'):>13}"
+        )
+    ratios = report["ratios"]
+    lines.append(
+        f"a/b = {cell(ratios['a_over_b'], '.2f')}   c/a = {cell(ratios['c_over_a'], '.2f')}   "
+        f"DAG file parse {report['dag_parse_seconds']:.3f} s"
+    )
+    m = report["machine"]
+    lines.append(f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, PostgreSQL {m['postgresql']}")
+    for key in ("a", "b", "c"):
+        if runs[key]["error"]:
+            lines.append(f"{key} did not succeed: {runs[key]['error']}")
+    lines.append(f"written to {services.LOCAL_DIR / 'bench.json'}")
+    return lines
