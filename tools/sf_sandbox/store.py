@@ -227,7 +227,9 @@ class Store:
         results = [WriteResult(False) for _ in rows]
         plan: dict = {}
         for i in sorted(bad_rows):
-            values, errors = self._check_fields(obj, dict(zip(header, rows[i], strict=True)), mode, ext_field, True, plan)
+            values, errors = self._check_fields(
+                obj, dict(zip(header, rows[i], strict=True)), mode, ext_field, True, plan
+            )
             results[i].errors = errors
             clean[i] = None if errors else values
         return self._write_checked(obj, clean, results, mode, ext_field, False)

@@ -74,7 +74,9 @@ def main(argv: list[str] | None = None) -> int:
         elif args.command == "down":
             lines = services.down()
         elif args.command == "bench":
-            lines = bench.table(bench.run(args.rows, args.date, peer=not args.no_baseline, timeout=args.timeout, profile=args.profile))
+            lines = bench.table(
+                bench.run(args.rows, args.date, peer=not args.no_baseline, timeout=args.timeout, profile=args.profile)
+            )
         elif args.command == "demo":
             lines = demo.run(args.date, args.events)
         else:

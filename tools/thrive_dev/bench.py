@@ -38,6 +38,7 @@ OURS_DAG = "thrive_tracking_sync"
 PEER_DAG = "bench_provider_bulk_baseline"
 OBJECT = "Thrive_Activity__c"
 EXTERNAL_ID = "Thrive_Event_Id__c"
+COUNT_SOQL = "SELECT COUNT() FROM Thrive_Activity__c"
 POLL_SECONDS = 0.1  # the floor polls its job as often as our writer does at first
 
 
@@ -88,9 +89,7 @@ def _fresh_org(info: sandbox.SandboxInfo, thrive_uri: str) -> None:
 
 
 def _org_count(info: sandbox.SandboxInfo) -> int:
-    response = info.session().get(
-        f"{info.url}/services/data/v62.0/query", params={"q": f"SELECT COUNT() FROM {OBJECT}"}, timeout=60
-    )
+    response = info.session().get(f"{info.url}/services/data/v62.0/query", params={"q": COUNT_SOQL}, timeout=60)
     response.raise_for_status()
     return int(response.json()["totalSize"])
 
@@ -340,7 +339,9 @@ def table(report: dict[str, Any]) -> list[str]:
         f"DAG file parse {report['dag_parse_seconds']:.3f} s"
     )
     m = report["machine"]
-    lines.append(f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, PostgreSQL {m['postgresql']}")
+    lines.append(
+        f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, PostgreSQL {m['postgresql']}"
+    )
     for key in ("a", "b", "c"):
         if runs[key]["error"]:
             lines.append(f"{key} did not succeed: {runs[key]['error']}")
