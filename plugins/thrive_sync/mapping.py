@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
+from operator import itemgetter
 from pathlib import Path
 from typing import Any
 
@@ -11,21 +13,21 @@ import yaml
 from thrive_sync.sql import PROJECT_ROOT
 
 DEFAULT_MAPPING = PROJECT_ROOT / "include" / "mapping" / "thrive_activity.yaml"
-SOURCES = frozenset(
-    {
-        "external_id",
-        "activity_code",
-        "activity_subcode",
-        "occurred_at",
-        "contact_id",
-        "lead_id",
-        "category",
-        "account_id",
-        "message_id",
-        "message_name",
-        "detail",
-    }
+# The values a mapping can draw on, in the order the operator hands them over (one tuple per event).
+SOURCE_ORDER = (
+    "external_id",
+    "activity_code",
+    "activity_subcode",
+    "occurred_at",
+    "contact_id",
+    "lead_id",
+    "category",
+    "account_id",
+    "message_id",
+    "message_name",
+    "detail",
 )
+SOURCES = frozenset(SOURCE_ORDER)
 
 
 class MappingError(ValueError):
@@ -42,17 +44,34 @@ class Mapping:
 
     def record(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
         """The Salesforce record for one event's ``values``, and the fields that were cut to fit."""
-        if not self.truncate:  # the common case, once per event: keep it to one comprehension
-            return {sf_field: values.get(source) for sf_field, source in self.fields.items()}, []
-        record: dict[str, Any] = {}
-        cut: list[str] = []
-        for sf_field, source in self.fields.items():
-            value = values.get(source)
-            limit = self.truncate.get(sf_field)
-            if limit and isinstance(value, str) and len(value) > limit:
-                value, _ = value[:limit], cut.append(sf_field)
-            record[sf_field] = value
-        return record, cut
+        to_row = self.row_maker()
+        row, cut = to_row(tuple(values.get(source) for source in SOURCE_ORDER))
+        return dict(zip(self.fields, row, strict=True)), cut
+
+    def row_maker(self) -> Callable[[tuple], tuple[Sequence[Any], list[str]]]:
+        """A function from a values tuple (:data:`SOURCE_ORDER`) to ``(row, fields cut to fit)``.
+
+        The row holds the Salesforce fields in :attr:`fields` order (the Bulk CSV header). Built
+        once per task, it runs once per event: without truncation it is a single ``itemgetter``.
+        """
+        positions = [SOURCE_ORDER.index(source) for source in self.fields.values()]
+        pick = itemgetter(*positions) if len(positions) > 1 else (lambda values: (values[positions[0]],))
+        limits = [(i, name, self.truncate[name]) for i, name in enumerate(self.fields) if name in self.truncate]
+        if not limits:
+            return lambda values: (pick(values), [])
+
+        def with_truncation(values: tuple) -> tuple[Sequence[Any], list[str]]:
+            row = pick(values)
+            cut = [name for i, name, limit in limits if isinstance(row[i], str) and len(row[i]) > limit]
+            if not cut:
+                return row, cut
+            row = list(row)
+            for i, name, limit in limits:
+                if name in cut:
+                    row[i] = row[i][:limit]
+            return row, cut
+
+        return with_truncation
 
 
 def load_mapping(path: str | Path = DEFAULT_MAPPING) -> Mapping:

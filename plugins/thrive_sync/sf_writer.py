@@ -25,7 +25,7 @@ import io
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
@@ -170,32 +170,53 @@ class SalesforceWriter:
 
     # --- writing --------------------------------------------------------------------------------
     def write(self, records: Iterable[dict[str, Any]], *, only_failures: bool = False) -> Iterator[Outcome]:
-        """Upsert ``records`` (each carrying the external ID field); yield one :class:`Outcome` each.
+        """Upsert ``records`` (dicts, each carrying the external ID field); one :class:`Outcome` each.
 
-        Every record must have the same keys (a mapping's fields); ``None`` means no value.
+        Every record must have the same keys; ``None`` means no value. See :meth:`write_rows`.
+        """
+        stream = iter(records)
+        first = next(stream, None)
+        if first is None:
+            return iter(())
+        header = list(first)
+
+        def rows() -> Iterator[tuple]:
+            for record in chain([first], stream):
+                if len(record) != len(header):  # with record[f] below: the same fields, or an error
+                    raise ValueError(f"record has fields {sorted(record)}, not {sorted(header)}")
+                yield tuple(record[f] for f in header)
+
+        return self.write_rows(header, rows(), only_failures=only_failures)
+
+    def write_rows(
+        self, header: Sequence[str], rows: Iterable[Sequence[Any]], *, only_failures: bool = False
+    ) -> Iterator[Outcome]:
+        """Upsert ``rows``, each a sequence of values in ``header`` order; one :class:`Outcome` each.
+
         ``only_failures``: yield only the records that were not written (a caller that counts what it
         sent needs no outcome for each of a million successes).
         """
-        stream = iter(records)
-        first: list[dict[str, Any]] = []
-        for record in stream:
-            first.append(record)
+        header = list(header)
+        if self.external_id_field not in header:
+            raise ValueError(f"the header {header} lacks the external ID field {self.external_id_field}")
+        stream = iter(rows)
+        first: list[Sequence[Any]] = []
+        for row in stream:
+            first.append(row)
             if len(first) >= self.bulk_threshold:
                 break
         if len(first) < self.bulk_threshold:
-            outcomes = self._with_resends([(record, Outcome("")) for record in first])
+            outcomes = self._with_resends([(dict(zip(header, row, strict=True)), Outcome("")) for row in first])
         else:
-            outcomes = self._bulk_pipeline(chain(first, stream), list(first[0]), not only_failures)
+            outcomes = self._bulk_pipeline(chain(first, stream), header, not only_failures)
         return (o for o in outcomes if not o.written) if only_failures else outcomes
 
-    def _bulk_pipeline(
-        self, records: Iterator[dict[str, Any]], header: list[str], with_written: bool
-    ) -> Iterator[Outcome]:
+    def _bulk_pipeline(self, rows: Iterator[Sequence[Any]], header: list[str], with_written: bool) -> Iterator[Outcome]:
         """Jobs of ``bulk_job_rows`` built while earlier ones run; outcomes in job order."""
         in_flight: deque[tuple[Future[dict], list[str]]] = deque()
         with ThreadPoolExecutor(max_workers=self.jobs_in_flight, thread_name_prefix="bulk2-job") as pool:
             try:
-                for data, keys in self._csv_jobs(records, header):
+                for data, keys in self._csv_jobs(rows, header):
                     in_flight.append((pool.submit(self._run_job, data), keys))
                     del data
                     while len(in_flight) >= self.jobs_in_flight:
@@ -206,19 +227,20 @@ class SalesforceWriter:
                 for future, _ in in_flight:  # a failure above: do not start jobs nobody will read
                     future.cancel()
 
-    def _csv_jobs(self, records: Iterator[dict[str, Any]], header: list[str]) -> Iterator[tuple[str, list[str]]]:
-        """``(CSV text with header, external IDs in order)`` per job of at most ``bulk_job_rows`` records."""
-        ext = self.external_id_field
+    def _csv_jobs(self, rows: Iterator[Sequence[Any]], header: list[str]) -> Iterator[tuple[str, list[str]]]:
+        """``(CSV text with header, external IDs in order)`` per job of at most ``bulk_job_rows`` rows."""
+        key_at = header.index(self.external_id_field)
+        width = len(header)
         while True:
             buffer = io.StringIO()
             out = csv.writer(buffer, lineterminator="\n")
             out.writerow(header)
             keys: list[str] = []
-            for record in records:
-                if len(record) != len(header):  # with record[f] below: the same fields, or an error
-                    raise ValueError(f"record {record.get(ext)!r} has fields {sorted(record)}, not {sorted(header)}")
-                out.writerow([record[f] for f in header])
-                keys.append(record[ext])
+            for row in rows:
+                if len(row) != width:
+                    raise ValueError(f"a row of {len(row)} values for a header of {width} fields: {header}")
+                out.writerow(row)
+                keys.append(row[key_at])
                 if len(keys) >= self.bulk_job_rows:
                     break
             if not keys:
@@ -357,7 +379,7 @@ class SalesforceWriter:
         final: list[Outcome] = []
         transient: list[Retry] = []
         header = sorted({f for r in batch for f in r}, key=lambda f: (f != self.external_id_field, f))
-        for data, keys in self._csv_jobs(({f: r.get(f) for f in header} for r in batch), header):
+        for data, keys in self._csv_jobs((tuple(r.get(f) for f in header) for r in batch), header):
             done, again = self._job_outcomes(self._run_job(data), keys)
             final += done
             transient += again
