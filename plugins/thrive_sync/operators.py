@@ -54,6 +54,8 @@ class ValidateAndMapOperator(BaseOperator):
     :param thrive_conn_id: the PostgreSQL connection holding ``thrive`` and ``thrive_sync``.
     :param mapping_path: the mapping file (default ``include/mapping/thrive_activity.yaml``).
     :param bulk_threshold: records per run below which sObject Collections are used, above Bulk 2.0.
+    :param bulk_job_rows: records per Bulk 2.0 job: memory holds about three jobs' CSV (~250 bytes a
+        record), and each job costs about eight API calls.
     :param xcom_log_cap: how many log rows to push to XCom at most.
     """
 
@@ -68,6 +70,7 @@ class ValidateAndMapOperator(BaseOperator):
         thrive_conn_id: str = "thrive_db",
         mapping_path: str | None = None,
         bulk_threshold: int = 2_000,
+        bulk_job_rows: int = 25_000,
         xcom_log_cap: int = 100,
         poll_seconds: float = 2.0,
         **kwargs: Any,
@@ -78,6 +81,7 @@ class ValidateAndMapOperator(BaseOperator):
         self.thrive_conn_id = thrive_conn_id
         self.mapping_path = mapping_path
         self.bulk_threshold = bulk_threshold
+        self.bulk_job_rows = bulk_job_rows
         self.xcom_log_cap = xcom_log_cap
         self.poll_seconds = poll_seconds
 
@@ -159,6 +163,7 @@ class ValidateAndMapOperator(BaseOperator):
             mapping.object,
             mapping.external_id_field,
             bulk_threshold=self.bulk_threshold,
+            bulk_job_rows=self.bulk_job_rows,
             poll_seconds=self.poll_seconds,
         )
         matcher = MemberIdMatcher(writer.query_all, RunMemberStore(log.conn, log.run_id, conn_id))

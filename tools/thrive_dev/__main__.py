@@ -66,6 +66,7 @@ def main(argv: list[str] | None = None) -> int:
     ben.add_argument("--date", type=date.fromisoformat, required=True, help="the day (UTC) the rows fall on")
     ben.add_argument("--no-baseline", action="store_true", help="skip c, the provider's operator")
     ben.add_argument("--timeout", type=float, default=3600, help="seconds each DAG run may take")
+    ben.add_argument("--only", default="abc", help="which of a, b, c to run (default: abc)")
     ben.add_argument("--profile", action="store_true", help="sample a with py-spy (.local/bench/profile-a.txt)")
     args = parser.parse_args(argv)
     try:
@@ -75,7 +76,14 @@ def main(argv: list[str] | None = None) -> int:
             lines = services.down()
         elif args.command == "bench":
             lines = bench.table(
-                bench.run(args.rows, args.date, peer=not args.no_baseline, timeout=args.timeout, profile=args.profile)
+                bench.run(
+                    args.rows,
+                    args.date,
+                    peer=not args.no_baseline,
+                    timeout=args.timeout,
+                    profile=args.profile,
+                    only=args.only,
+                )
             )
         elif args.command == "demo":
             lines = demo.run(args.date, args.events)

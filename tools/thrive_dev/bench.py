@@ -264,7 +264,9 @@ def dag_parse_seconds(env: dict[str, str]) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def run(rows: int, day: date, peer: bool = True, timeout: float = 3600, profile: bool = False) -> dict[str, Any]:
+def run(
+    rows: int, day: date, peer: bool = True, timeout: float = 3600, profile: bool = False, only: str = "abc"
+) -> dict[str, Any]:
     env = services.load_env()
     os.environ.update(env)  # the floor builds its Salesforce client from the same connections
     info = _sandbox()
@@ -284,15 +286,18 @@ def run(rows: int, day: date, peer: bool = True, timeout: float = 3600, profile:
     results["a"] = run_ours(env, info, day, work_dir / "a-ours.log", timeout, profile_path)
     if profile_path and profile_path.exists():
         results["a"].extra["profile_top"] = top_frames(profile_path)
-    _fresh_org(info, env["THRIVE_DB_URI"])
-    print("bench: b (the floor) running ...", flush=True)
-    results["b"] = run_floor(env, info, day, work_dir)
-    if peer:
+    if "b" in only:
+        _fresh_org(info, env["THRIVE_DB_URI"])
+        print("bench: b (the floor) running ...", flush=True)
+        results["b"] = run_floor(env, info, day, work_dir)
+    else:
+        results["b"] = Measure(error="not run (--only)")
+    if peer and "c" in only:
         _fresh_org(info, env["THRIVE_DB_URI"])
         print("bench: c (the provider's SalesforceBulkOperator) running ...", flush=True)
         results["c"] = run_peer(env, info, day, work_dir / "c-provider.log", timeout)
     else:
-        results["c"] = Measure(error="not run (BASELINE=0)")
+        results["c"] = Measure(error="not run (BASELINE=0 or --only)")
 
     a, b, c = results["a"], results["b"], results["c"]
     report = {
