@@ -118,7 +118,7 @@ class SalesforceWriter:
         bulk_threshold: int = 2_000,
         bulk_job_rows: int = 50_000,
         poll_seconds: float = 2.0,
-        jobs_in_flight: int = 2,
+        jobs_in_flight: int = 3,
         retry: RetryPolicy = RetryPolicy(),
     ) -> None:
         self._connect = connect
