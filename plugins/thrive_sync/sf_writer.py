@@ -116,7 +116,7 @@ class SalesforceWriter:
         external_id_field: str,
         *,
         bulk_threshold: int = 2_000,
-        bulk_job_rows: int = 50_000,
+        bulk_job_rows: int = 25_000,
         poll_seconds: float = 2.0,
         jobs_in_flight: int = 3,
         retry: RetryPolicy = RetryPolicy(),

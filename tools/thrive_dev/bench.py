@@ -224,20 +224,27 @@ def run_peer(env: dict[str, str], info: sandbox.SandboxInfo, day: date, log: Pat
     return measure
 
 
-def top_frames(raw_profile: Path, count: int = 10) -> list[str]:
-    """The functions where a py-spy raw profile spent most samples on their own lines (our hot spots)."""
+def top_frames(raw_profile: Path, count: int = 10, within: str = "ValidateAndMapOperator.execute") -> list[str]:
+    """Where a py-spy raw profile spent its samples inside ``within`` (our operator), by function.
+
+    Self time: the samples whose innermost frame is that function, as a share of all samples
+    taken inside ``within``. Frames of threads waiting on a selector or a lock are left out.
+    """
     own: dict[str, int] = {}
     total = 0
     for line in raw_profile.read_text().splitlines():
         stack, _, samples = line.rpartition(" ")
-        leaf = stack.rsplit(";", 1)[-1]
+        frames = stack.split(";")
+        if not any(within in frame for frame in frames):
+            continue
+        leaf = frames[-1]
         total += int(samples)
-        if "selectors.py" in leaf or "threading.py" in leaf:  # idle threads waiting, not work
+        if not leaf.strip() or "selectors.py" in leaf or "threading.py" in leaf:
             continue
         name = re.sub(r":\d+\)$", ")", leaf)  # per function, not per line
         own[name] = own.get(name, 0) + int(samples)
     ranked = sorted(own.items(), key=lambda kv: -kv[1])[:count]
-    return [f"{100 * n / total:.1f}% {name}" for name, n in ranked]
+    return [f"{100 * n / max(total, 1):.1f}% {name}" for name, n in ranked]
 
 
 # --- the whole benchmark --------------------------------------------------------------------------
