@@ -147,6 +147,38 @@ def test_member_ids_checked_locally_then_in_chunks_in_the_org(salesforce_conn, o
     assert matcher.queries == 4  # answers are remembered
 
 
+def test_a_runs_tasks_share_member_answers_through_postgresql(salesforce_conn, org, fresh_db):
+    """The second category task of a run asks the org nothing it already asked; other runs do ask."""
+    import psycopg
+
+    from thrive_sync.member_ids import RunMemberStore
+    from thrive_sync.schema import apply_schema
+
+    ids = [(i15 := compose_id15("003", "7m", n)) + checksum(i15) for n in range(1, 401)]
+    org.admin("PUT", "seed/Contact", json=[{"Id": i, "LastName": "Seeded"} for i in ids[:350]])
+    with psycopg.connect(fresh_db, autocommit=True) as conn:
+        apply_schema(conn)
+        first = MemberIdMatcher(make_writer(salesforce_conn).query_all, RunMemberStore(conn, "run-1", "sf"))
+        assert first.prefetch(ids) == 400 and first.queries == 2  # 300 + 100, asked concurrently
+        before = calls(org)["api_calls.GET query"]
+        second = MemberIdMatcher(make_writer(salesforce_conn).query_all, RunMemberStore(conn, "run-1", "sf"))
+        answers = second.resolve(ids)
+        assert second.queries == 0 and second.from_store == 400 and calls(org)["api_calls.GET query"] == before
+        assert sum(a.sf_id is not None for a in answers.values()) == 350
+        assert {answers[i].reason_code for i in ids[350:]} == {"UNMATCHED_MEMBER_ID"}
+        other_run = MemberIdMatcher(make_writer(salesforce_conn).query_all, RunMemberStore(conn, "run-2", "sf"))
+        other_run.resolve(ids[:10])
+        assert other_run.queries == 1
+        assert conn.execute("SELECT count(*) FROM thrive_sync.member_matches").fetchone()[0] == 410
+
+
+def test_records_must_share_their_fields(salesforce_conn, org, contacts):
+    rows = list(records(2_500, contacts))
+    rows[2_100]["Message_Name__c"] = "a field the others lack"
+    with pytest.raises(ValueError, match="fields"):
+        list(make_writer(salesforce_conn).write(iter(rows)))
+
+
 def test_no_secret_reaches_logs_or_errors(salesforce_conn, org, contacts, caplog):
     caplog.set_level(logging.DEBUG)
     org.admin("PUT", "faults", json={"invalid_session_requests": 3, "error_503_share": 0.2})

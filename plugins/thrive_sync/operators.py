@@ -25,7 +25,7 @@ from thrive_sync.tracking_log import TrackingLog
 if TYPE_CHECKING:
     from airflow.sdk import Context
 
-FETCH_ROWS = 5_000
+FETCH_ROWS = 2_000
 
 
 class ConservationError(RuntimeError):

@@ -17,7 +17,7 @@ from thrive_sync.sql import read_sql
 if TYPE_CHECKING:
     from thrive_sync.validation import StagedEvent
 
-FLUSH_ROWS = 5_000
+FLUSH_ROWS = 2_000
 
 
 class TrackingLog:
