@@ -217,7 +217,13 @@ def run_peer(env: dict[str, str], info: sandbox.SandboxInfo, day: date, log: Pat
     measure.written = _org_count(info)
     if status:
         how = f"killed after {timeout:.0f} s" if wall >= timeout else f"exited {status}"
-        measure.error = f"airflow dags test {how}; see {log}:\n{_tail(log)}"
+        why = _tail(log)
+        if "INSERT INTO xcom" in log.read_text(errors="replace"):
+            why = (
+                "the metadata database refused the upstream task's XCom (INSERT INTO xcom failed: the "
+                "whole day's rows as one JSON value; PostgreSQL's jsonb values stop at 256 MB)"
+            )
+        measure.error = f"airflow dags test {how}; see {log}: {why}"
         return measure
     _, measure.seconds, durations = _task_span(env, PEER_DAG, "")
     measure.extra["task_seconds"] = durations
