@@ -107,6 +107,14 @@ def test_backfill_three_days_with_a_scheduler(fresh_db, pg_server, org, salesfor
             "SELECT DISTINCT window_start::date::text FROM thrive_sync.sync_runs"
             " WHERE dag_run_id LIKE 'backfill__%' ORDER BY 1"
         ).fetchall()
+    # Tasks of the three runs ran side by side; none may have needed Airflow's retry to get there
+    # (a retry hides a real fault, such as two tasks deadlocking on shared rows, behind a slow pass).
+    with psycopg.connect(pg_server.uri("airflow")) as meta:
+        retried = meta.execute(
+            "SELECT run_id, task_id, try_number FROM task_instance WHERE dag_id = 'thrive_tracking_sync'"
+            " AND run_id LIKE 'backfill__%' AND try_number > 1"
+        ).fetchall()
+    assert retried == []
     keys = [r["Thrive_Event_Id__c"] for r in org_query(org, "SELECT Thrive_Event_Id__c FROM Thrive_Activity__c")]
     assert len(keys) == len(set(keys)) and set(keys) == want  # each day's events exactly once
     assert [w for (w,) in windows] == list(DAYS)

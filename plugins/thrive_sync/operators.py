@@ -114,7 +114,7 @@ class ValidateAndMapOperator(BaseOperator):
                 cursor.execute(read_sql("sync/stream_staged.sql"), params)
                 for conn_id, rows in _group_by_connection(cursor, accounts):
                     gates = {a: g.closed_gate(category) for a, (c, g) in accounts.items() if c == conn_id}
-                    self._sync_connection(conn_id, rows, gates, category, mapping, dry_run, tallies, log)
+                    self._sync_connection(conn_id, rows, gates, category, mapping, dry_run, tallies, log, read_conn)
             log.flush()
 
             self._save_and_check(write_conn, params, context, tallies, dry_run, started_at)
@@ -144,11 +144,14 @@ class ValidateAndMapOperator(BaseOperator):
         self.log.info("%s: %s%s", category.value, dict(totals), " (dry run: nothing written)" if dry_run else "")
         return summary
 
-    def _sync_connection(self, conn_id, rows, gates, category, mapping, dry_run, tallies, log: TrackingLog) -> None:
+    def _sync_connection(
+        self, conn_id, rows, gates, category, mapping, dry_run, tallies, log: TrackingLog, read_conn
+    ) -> None:
         """Validate, map and write the rows of the accounts that share one Salesforce connection.
 
         ``gates``: each account's closed gate for this category (``None``: open); accounts missing
-        from ``thrive.accounts`` are skipped as tracking disabled.
+        from ``thrive.accounts`` are skipped as tracking disabled. ``read_conn``: the connection
+        streaming the rows, for the member-ID query.
         """
         from thrive_sync.catalog import Category
         from thrive_sync.gates import TRACKING_DISABLED
@@ -169,7 +172,10 @@ class ValidateAndMapOperator(BaseOperator):
         matcher = MemberIdMatcher(writer.query_all, RunMemberStore(log.conn, log.run_id, conn_id))
         prefetch_started = time.perf_counter()
         open_accounts = [account for account, gate in gates.items() if not gate]
-        with log.conn.transaction(), log.conn.cursor(name=f"members_{category.value}") as cur:  # server-side
+        # Read on the streaming connection (already in its read transaction); the answers are saved
+        # through the autocommit one, a statement at a time, so no lock outlives its INSERT (tasks of
+        # the run save overlapping Ids side by side).
+        with read_conn.cursor(name=f"members_{category.value}") as cur:
             cur.execute(
                 read_sql("sync/distinct_members.sql"),
                 {"run_id": log.run_id, "category": category.value, "account_ids": open_accounts},
