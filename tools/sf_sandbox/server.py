@@ -24,6 +24,7 @@ import time
 import uuid
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
+from itertools import islice
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
@@ -149,7 +150,7 @@ class Sandbox:
                     bad_out = csv.writer(bad_file, quoting=csv.QUOTE_ALL, lineterminator="\n")
                     bad_out.writerow(["sf__Id", "sf__Error", *header])
                     while True:
-                        rows = [r for _, r in zip(range(BULK_CHUNK), reader, strict=False)]
+                        rows = list(islice(reader, BULK_CHUNK))
                         if not rows:
                             break
                         results = self.store.write_rows(

@@ -207,9 +207,9 @@ class Store:
     ) -> list[WriteResult]:
         """Bulk CSV rows: :meth:`write_many` with Bulk semantics, screening whole columns first.
 
-        A column whose every cell is plainly valid (text within length, parseable datetimes, Ids of
-        the right shape) is taken as is, at C speed; only when some column is not does the chunk go
-        cell by cell, so that each bad cell gets its own error. The outcome is the same either way.
+        Cells are screened a column at a time (text within length, parseable datetimes, Ids of the
+        right shape) and taken as they are; only the rows with a cell that is not plainly valid go
+        through the cell-by-cell checks, so that each bad cell gets its own error.
         """
         screened = self._screen_columns(obj, header, rows, ext_field)
         if screened is None:
