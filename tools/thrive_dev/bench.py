@@ -360,6 +360,9 @@ def table(report: dict[str, Any]) -> list[str]:
     lines.append(
         f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, PostgreSQL {m['postgresql']}"
     )
+    if runs["a"].get("profile_top"):
+        lines.append("profile of a (py-spy, self time inside ValidateAndMapOperator.execute):")
+        lines += [f"  {entry}" for entry in runs["a"]["profile_top"][:5]]
     for key in ("a", "b", "c"):
         if runs[key]["error"]:
             lines.append(f"{key} did not succeed: {runs[key]['error']}")

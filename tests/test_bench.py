@@ -1,0 +1,43 @@
+"""The bench's own reading of its inputs: the profile summary and the printed table."""
+
+from __future__ import annotations
+
+from thrive_dev.bench import Measure, table, top_frames
+
+RAW = "\n".join(
+    [
+        "MainThread;run (a.py:1);ValidateAndMapOperator.execute (thrive_sync/operators.py:9);f (m.py:3) 60",
+        "MainThread;run (a.py:1);ValidateAndMapOperator.execute (thrive_sync/operators.py:9);f (m.py:4) 20",
+        "MainThread;run (a.py:1);ValidateAndMapOperator.execute (thrive_sync/operators.py:9);g (m.py:7) 10",
+        "Loop;ValidateAndMapOperator.execute (thrive_sync/operators.py:9);EpollSelector.select (selectors.py:468) 10",
+        "MainThread;run (a.py:1);parse_dags (airflow/x.py:2) 500",
+    ]
+)
+
+
+def test_profile_summary_counts_own_time_per_function_inside_the_operator(tmp_path):
+    raw = tmp_path / "profile.txt"
+    raw.write_text(RAW + "\n")
+    # 100 samples inside the operator; Airflow's own 500 are not ours; the idle selector is no hot spot.
+    assert top_frames(raw) == ["80.0% f (m.py)", "10.0% g (m.py)"]
+
+
+def test_table_shows_ratios_and_why_a_contender_failed():
+    a = Measure(seconds=6.0, written=190_000, api_calls=95, peak_rss_mb=280.0)
+    c = Measure(error="the metadata database refused the upstream task's XCom", peak_rss_mb=4979.8)
+    report = {
+        "rows": 200_000,
+        "recipients": 4_000,
+        "day": "2026-11-26",
+        "ratios": {"a_over_b": 0.9, "c_over_a": None},
+        "dag_parse_seconds": 0.07,
+        "machine": {"cores": 2, "memory_gib": 23.5, "python": "3.11.7", "postgresql": "16.2"},
+        "runs": {"a": a.as_json(), "b": Measure(seconds=6.6, written=197_000).as_json(), "c": c.as_json()},
+    }
+    lines = table(report)
+    row_a = next(line for line in lines if line.startswith("a ours"))
+    assert row_a.split()[-4:] == ["6.00", "190,000", "5.00", "280.0"]  # seconds, written, calls/10k, RSS
+    row_c = next(line for line in lines if line.startswith("c provider"))
+    assert row_c.split()[-4:] == ["-", "-", "-", "4979.8"]
+    assert "a/b = 0.90   c/a = -   DAG file parse 0.070 s" in lines
+    assert "c did not succeed: the metadata database refused the upstream task's XCom" in lines
