@@ -42,12 +42,6 @@ class Mapping:
     truncate: dict[str, int] = field(default_factory=dict)
     path: str = ""
 
-    def record(self, values: dict[str, Any]) -> tuple[dict[str, Any], list[str]]:
-        """The Salesforce record for one event's ``values``, and the fields that were cut to fit."""
-        to_row = self.row_maker()
-        row, cut = to_row(tuple(values.get(source) for source in SOURCE_ORDER))
-        return dict(zip(self.fields, row, strict=True)), cut
-
     def row_maker(self) -> Callable[[tuple], tuple[Sequence[Any], list[str]]]:
         """A function from a values tuple (:data:`SOURCE_ORDER`) to ``(row, fields cut to fit)``.
 

@@ -93,6 +93,7 @@ class MemberIdMatcher:
         self._known: dict[str | None, MemberMatch] = {}
         self.queries = 0
         self.from_store = 0
+        self.prefetched = 0
 
     def resolve(self, raw_ids: Iterable[str | None]) -> dict[str | None, MemberMatch]:
         """``{raw id: MemberMatch}`` for every id given; the org is asked only about new, well-formed ones."""
@@ -143,6 +144,7 @@ class MemberIdMatcher:
                 batch = []
         if batch:
             done += len(self.resolve(batch))
+        self.prefetched += done
         return done
 
     def _ask_org(self, sobject: MemberObject, ids: list[str]) -> set[str]:

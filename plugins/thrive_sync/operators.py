@@ -112,9 +112,12 @@ class ValidateAndMapOperator(BaseOperator):
             with read_conn.cursor(name=f"staged_{category.value}") as cursor:
                 cursor.itersize = FETCH_ROWS
                 cursor.execute(read_sql("sync/stream_staged.sql"), params)
+                connections: dict[str, tuple[Any, Any]] = {}
                 for conn_id, rows in _group_by_connection(cursor, accounts):
                     gates = {a: g.closed_gate(category) for a, (c, g) in accounts.items() if c == conn_id}
-                    self._sync_connection(conn_id, rows, gates, category, mapping, dry_run, tallies, log, read_conn)
+                    self._sync_connection(
+                        conn_id, rows, gates, category, mapping, dry_run, tallies, log, read_conn, connections
+                    )
             log.flush()
 
             self._save_and_check(write_conn, params, context, tallies, dry_run, started_at)
@@ -145,13 +148,14 @@ class ValidateAndMapOperator(BaseOperator):
         return summary
 
     def _sync_connection(
-        self, conn_id, rows, gates, category, mapping, dry_run, tallies, log: TrackingLog, read_conn
+        self, conn_id, rows, gates, category, mapping, dry_run, tallies, log: TrackingLog, read_conn, connections
     ) -> None:
         """Validate, map and write the rows of the accounts that share one Salesforce connection.
 
         ``gates``: each account's closed gate for this category (``None``: open); accounts missing
         from ``thrive.accounts`` are skipped as tracking disabled. ``read_conn``: the connection
-        streaming the rows, for the member-ID query.
+        streaming the rows, for the member-ID query. ``connections``: ``{conn_id: (writer, matcher)}``
+        for the task, filled here.
         """
         from thrive_sync.catalog import Category
         from thrive_sync.gates import TRACKING_DISABLED
@@ -159,32 +163,41 @@ class ValidateAndMapOperator(BaseOperator):
         from thrive_sync.sf_connection import salesforce_hook
         from thrive_sync.sf_writer import SalesforceWriter
         from thrive_sync.sql import read_sql
-        from thrive_sync.validation import StagedEvent, parse_external_id, row_problem, social_problem
-
-        writer = SalesforceWriter(
-            lambda: salesforce_hook(conn_id).get_conn(),
-            mapping.object,
-            mapping.external_id_field,
-            bulk_threshold=self.bulk_threshold,
-            bulk_job_rows=self.bulk_job_rows,
-            poll_seconds=self.poll_seconds,
+        from thrive_sync.validation import (
+            StagedEvent,
+            external_id,
+            parse_external_id,
+            row_problem,
+            social_problem,
         )
-        matcher = MemberIdMatcher(writer.query_all, RunMemberStore(log.conn, log.run_id, conn_id))
-        prefetch_started = time.perf_counter()
-        open_accounts = [account for account, gate in gates.items() if not gate]
-        # Read on the streaming connection (already in its read transaction); the answers are saved
-        # through the autocommit one, a statement at a time, so no lock outlives its INSERT (tasks of
-        # the run save overlapping Ids side by side).
-        with read_conn.cursor(name=f"members_{category.value}") as cur:
-            cur.execute(
-                read_sql("sync/distinct_members.sql"),
-                {"run_id": log.run_id, "category": category.value, "account_ids": open_accounts},
+
+        started = time.perf_counter()
+        if conn_id not in connections:  # its accounts may come in more than one run of rows: set up once
+            writer = SalesforceWriter(
+                lambda: salesforce_hook(conn_id).get_conn(),
+                mapping.object,
+                mapping.external_id_field,
+                bulk_threshold=self.bulk_threshold,
+                bulk_job_rows=self.bulk_job_rows,
+                poll_seconds=self.poll_seconds,
             )
-            prefetched = matcher.prefetch(row[0] for row in cur)
+            matcher = MemberIdMatcher(writer.query_all, RunMemberStore(log.conn, log.run_id, conn_id))
+            open_accounts = [account for account, gate in gates.items() if not gate]
+            # Read on the streaming connection (already in its read transaction); the answers are saved
+            # through the autocommit one, a statement at a time, so no lock outlives its INSERT (tasks of
+            # the run save overlapping Ids side by side).
+            with read_conn.cursor(name=f"members_{category.value}") as cur:
+                cur.execute(
+                    read_sql("sync/distinct_members.sql"),
+                    {"run_id": log.run_id, "category": category.value, "account_ids": open_accounts},
+                )
+                matcher.prefetch(row[0] for row in cur)
+            connections[conn_id] = (writer, matcher)
+        writer, matcher = connections[conn_id]
         is_social = category == Category.SOCIAL_CRM
         category_name = category.value
         to_row = mapping.row_maker()
-        matching_seconds = time.perf_counter() - prefetch_started
+        matching_seconds = time.perf_counter() - started
 
         def candidates() -> Iterator[Sequence[Any]]:
             nonlocal matching_seconds
@@ -219,7 +232,7 @@ class ValidateAndMapOperator(BaseOperator):
                             continue
                     record, cut = to_row(
                         (  # mapping.SOURCE_ORDER
-                            f"{event.account_id}:{category_name}:{event.event_id}",  # validation.external_id
+                            external_id(event.account_id, category_name, event.event_id),
                             event.activity_code,
                             event.activity_subcode,
                             event.occurred_at,
@@ -254,9 +267,9 @@ class ValidateAndMapOperator(BaseOperator):
             "%s: %.2f s in all; member lookups %.2f s (%d distinct Ids up front, %d from this run's cache, "
             "%d SOQL queries)",
             conn_id,
-            time.perf_counter() - prefetch_started,
+            time.perf_counter() - started,
             matching_seconds,
-            prefetched,
+            matcher.prefetched,
             matcher.from_store,
             matcher.queries,
         )

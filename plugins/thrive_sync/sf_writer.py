@@ -325,7 +325,7 @@ class SalesforceWriter:
         final, transient = self._job_outcomes(future.result(), keys, with_written)
         yield from final
         if transient:
-            yield from self._with_resends(transient, round_number=1)
+            yield from self._with_resends(transient, first_round=1)
 
     def _job_outcomes(
         self, info: dict, keys: list[str], with_written: bool = True
@@ -360,9 +360,12 @@ class SalesforceWriter:
             final.extend(Outcome(key) for key in keys if key not in settled)
         return final, transient
 
-    def _with_resends(self, pending: list[Retry], round_number: int = 0) -> Iterator[Outcome]:
-        """Send the records; resend those that failed transiently, a few rounds, then give up on them."""
-        for round_number in range(round_number, self.retry.record_rounds + 1):  # noqa: B020 - resumes the count
+    def _with_resends(self, pending: list[Retry], first_round: int = 0) -> Iterator[Outcome]:
+        """Send the records; resend those that failed transiently, a few rounds, then give up on them.
+
+        ``first_round`` 1: the records were sent once already (a Bulk job's transient failures).
+        """
+        for round_number in range(first_round, self.retry.record_rounds + 1):
             if round_number:
                 time.sleep(min(self.retry.initial_seconds * 2 ** (round_number - 1), self.retry.max_seconds))
                 log.info("Resending %d records that failed transiently (round %d)", len(pending), round_number)

@@ -79,10 +79,9 @@ def main(argv: list[str] | None = None) -> int:
                 bench.run(
                     args.rows,
                     args.date,
-                    peer=not args.no_baseline,
+                    only=args.only.replace("c", "") if args.no_baseline else args.only,
                     timeout=args.timeout,
                     profile=args.profile,
-                    only=args.only,
                 )
             )
         elif args.command == "demo":
