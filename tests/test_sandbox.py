@@ -2,7 +2,9 @@
 
 from __future__ import annotations
 
+import csv
 import http.client
+import io
 import ssl
 import time
 
@@ -174,6 +176,43 @@ def test_bulk2_upsert_insert_and_results(sf):
     [ins] = sf.bulk2.Contact.insert(records=[{"LastName": "Bulk"}, {"FirstName": "NoLast"}], wait=0.1)
     assert (ins["numberRecordsProcessed"], ins["numberRecordsFailed"]) == (2, 1)
     assert sf.query(f"SELECT COUNT() FROM {TA}")["totalSize"] == 2998
+
+
+def test_bulk2_clean_chunks_and_chunks_with_a_failing_row_get_the_same_rules(sf):
+    """Clean chunks are written a column at a time; one failing row sends its chunk the long way."""
+    cid = contact(sf)
+    clean = [
+        {EXT: f"c{i}", "Activity__c": "Delivered", "Contact__c": cid, "Lead__c": "", "Detail__c": "v1"}
+        for i in range(50)
+    ]
+    [first] = sf.bulk2.Thrive_Activity__c.upsert(records=clean, external_id_field=EXT, wait=0.1)
+    assert (first["numberRecordsProcessed"], first["numberRecordsFailed"]) == (50, 0)
+    created = sf.bulk2.Thrive_Activity__c.get_successful_records(first["job_id"])
+    assert created.count('"true"') == 50
+    for r in clean:
+        r["Detail__c"], r["Activity__c"] = "v2", ""  # an empty cell leaves the field alone
+    [second] = sf.bulk2.Thrive_Activity__c.upsert(records=clean, external_id_field=EXT, wait=0.1)
+    updated = sf.bulk2.Thrive_Activity__c.get_successful_records(second["job_id"])
+    assert updated.count('"false"') == 50 and second["numberRecordsFailed"] == 0
+
+    def ids_by_key(text: str) -> dict[str, str]:
+        return {row[EXT]: row["sf__Id"] for row in csv.DictReader(io.StringIO(text))}
+
+    assert ids_by_key(created) == ids_by_key(updated)  # the same records, updated in place
+    details = sf.query(f"SELECT Detail__c, Activity__c, Lead__c FROM {TA} WHERE {EXT} LIKE 'c%'")["records"]
+    assert {(r["Detail__c"], r["Activity__c"], r["Lead__c"]) for r in details} == {("v2", "Delivered", None)}
+    assert len(details) == 50
+
+    unknown_contact = "003" + cid[3:5] + "9" * 10  # a well-formed Contact Id the org does not have
+    unknown_contact = unknown_contact[:15]
+    mixed = [{EXT: f"m{i}", "Activity__c": "Delivered", "Contact__c": cid} for i in range(20)]
+    mixed[3]["Contact__c"] = unknown_contact
+    mixed[7][EXT] = mixed[8][EXT]
+    [job] = sf.bulk2.Thrive_Activity__c.upsert(records=mixed, external_id_field=EXT, wait=0.1)
+    assert (job["numberRecordsProcessed"], job["numberRecordsFailed"]) == (20, 3)
+    failed = sf.bulk2.Thrive_Activity__c.get_failed_records(job["job_id"])
+    assert failed.count("INVALID_CROSS_REFERENCE_KEY:") == 1 and failed.count("DUPLICATE_EXTERNAL_ID:") == 2
+    assert sf.query(f"SELECT COUNT() FROM {TA} WHERE {EXT} LIKE 'm%'")["totalSize"] == 17
 
 
 def test_bulk2_job_with_unknown_column_fails_and_returns_unprocessed(sf, org):

@@ -18,6 +18,7 @@ import random
 import re
 import shutil
 import socket
+import sqlite3
 import ssl
 import threading
 import time
@@ -64,7 +65,12 @@ class Sandbox:
         self.store = Store(root / "org.sqlite3", self.objects)
         self.jobs_dir = root / "jobs"
         self.jobs_dir.mkdir(exist_ok=True)
-        self.store.db.execute("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, info TEXT NOT NULL)")
+        # Jobs are kept apart from the records, with their own lock, so that creating, closing and
+        # polling a job never waits for another job's rows being written, as on an org.
+        self.jobs_db = sqlite3.connect(str(root / "jobs.sqlite3"), check_same_thread=False, isolation_level=None)
+        self.jobs_db.execute("PRAGMA synchronous=OFF")
+        self.jobs_db.execute("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, info TEXT NOT NULL)")
+        self.jobs_lock = threading.Lock()
         self.queries: dict[str, soql.Query] = {}
         self.faults = Faults()
         self.rng = random.Random(self.faults.seed)
@@ -105,21 +111,29 @@ class Sandbox:
 
     # --- Bulk 2.0 jobs --------------------------------------------------------------------------
     def job(self, job_id: str) -> dict | None:
-        row = self.store.select("SELECT info FROM jobs WHERE id = ?", [job_id])[1]
-        return json.loads(row[0][0]) if row else None
+        with self.jobs_lock:
+            row = self.jobs_db.execute("SELECT info FROM jobs WHERE id = ?", (job_id,)).fetchone()
+        return json.loads(row[0]) if row else None
 
     def all_jobs(self) -> list[dict]:
-        return [json.loads(r[0]) for r in self.store.select("SELECT info FROM jobs ORDER BY id", [])[1]]
+        with self.jobs_lock:
+            rows = self.jobs_db.execute("SELECT info FROM jobs ORDER BY id").fetchall()
+        return [json.loads(r[0]) for r in rows]
 
     def save_job(self, info: dict) -> None:
         info["systemModstamp"] = now_sf()
-        with self.store.lock:
-            self.store.db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?)", (info["id"], json.dumps(info)))
+        with self.jobs_lock:
+            self.jobs_db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?)", (info["id"], json.dumps(info)))
+
+    def delete_job(self, job_id: str) -> None:
+        with self.jobs_lock:
+            self.jobs_db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
+        shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
 
     def forget_jobs(self) -> None:
         """Drop every Bulk job and its files (a reset; benchmarks would otherwise fill the disk)."""
-        with self.store.lock:
-            self.store.db.execute("DELETE FROM jobs")
+        with self.jobs_lock:
+            self.jobs_db.execute("DELETE FROM jobs")
         for folder in self.jobs_dir.iterdir():
             shutil.rmtree(folder, ignore_errors=True)
 
@@ -218,7 +232,7 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", content_type + ("; charset=UTF-8" if "json" in content_type else ""))
         self.send_header("Content-Length", str(len(payload)))
         sandbox = self.server.sandbox
-        self.send_header("Sforce-Limit-Info", f"api-usage={sandbox.store.counter('api_calls')}/{DAILY_API_LIMIT}")
+        self.send_header("Sforce-Limit-Info", f"api-usage={sandbox.store.requests('api_calls')}/{DAILY_API_LIMIT}")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
@@ -276,8 +290,8 @@ class Handler(BaseHTTPRequestHandler):
                 return self.fail(401, "INVALID_SESSION_ID", "Session expired or invalid")
             if path.startswith("/__sandbox/"):
                 return self.admin(method, path[len("/__sandbox/") :])
-            sandbox.store.bump("api_calls")
-            sandbox.store.bump(f"api_calls.{method} {_kind(path)}")
+            sandbox.store.tally("api_calls")
+            sandbox.store.tally(f"api_calls.{method} {_kind(path)}")
             fault = sandbox.draw_fault()
             if sandbox.faults.latency_ms:
                 time.sleep(sandbox.faults.latency_ms / 1000)
@@ -316,7 +330,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = rest.split("/")
         head = parts[0]
         if head == "limits":
-            used = self.server.sandbox.store.counter("api_calls")
+            used = self.server.sandbox.store.requests("api_calls")
             return self.send(
                 200,
                 {
@@ -511,7 +525,7 @@ class Handler(BaseHTTPRequestHandler):
             }
             (sandbox.jobs_dir / job_id).mkdir()
             sandbox.save_job(info)
-            sandbox.store.bump("bulk2.jobs")
+            sandbox.store.tally("bulk2.jobs")
             return self.send(200, info)
         info = sandbox.job(rest[0]) if rest else None
         if info is None:
@@ -556,8 +570,7 @@ class Handler(BaseHTTPRequestHandler):
         if not rest[1:] and method == "GET":
             return self.send(200, info)
         if not rest[1:] and method == "DELETE":
-            shutil.rmtree(folder, ignore_errors=True)
-            sandbox.store.db.execute("DELETE FROM jobs WHERE id = ?", (info["id"],))
+            sandbox.delete_job(info["id"])
             return self.send(204)
         if len(rest) == 2 and method == "GET":
             name = {

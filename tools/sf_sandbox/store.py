@@ -85,6 +85,11 @@ class Store:
                     self.db.execute(
                         f'CREATE {unique}INDEX IF NOT EXISTS "{obj.name}_{f.name}" ON "{obj.name}" ("{f.name}")'
                     )
+        # Request tallies live in memory under their own lock: an API call must not wait for a Bulk
+        # chunk's write (which holds ``lock``) just to be counted, or every poll and upload would
+        # queue behind the ingest, which an org's API does not do.
+        self.tally_lock = threading.Lock()
+        self.tallies: dict[str, int] = {}
         self.lock_row_share = 0.0  # fault injection: share of valid rows answered UNABLE_TO_LOCK_ROW
         self.rng = random.Random(0)
 
@@ -96,14 +101,22 @@ class Store:
             )
             return self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()[0]
 
-    def counter(self, key: str) -> int:
-        with self.lock:
-            row = self.db.execute("SELECT value FROM meta WHERE key = ?", (key,)).fetchone()
-            return row[0] if row else 0
+    def tally(self, key: str) -> None:
+        """Count one request (in memory: see ``tally_lock``)."""
+        with self.tally_lock:
+            self.tallies[key] = self.tallies.get(key, 0) + 1
+
+    def requests(self, key: str) -> int:
+        """A request tally, without waiting for a write in progress."""
+        with self.tally_lock:
+            return self.tallies.get(key, 0)
 
     def counters(self) -> dict[str, int]:
         with self.lock:
-            return dict(self.db.execute("SELECT key, value FROM meta ORDER BY key").fetchall())
+            stored = dict(self.db.execute("SELECT key, value FROM meta").fetchall())
+        with self.tally_lock:
+            stored.update(self.tallies)
+        return dict(sorted(stored.items()))
 
     def new_ids(self, obj: SObject, count: int) -> list[str]:
         """Fresh 18-character Ids: key prefix, pod ``5T``, a decimal counter, checksum.
@@ -176,6 +189,8 @@ class Store:
             for obj in self.objects.values():
                 self.db.execute(f'DELETE FROM "{obj.name}"')
             self.db.execute("DELETE FROM meta WHERE key NOT LIKE 'ids.%'")
+        with self.tally_lock:
+            self.tallies.clear()
 
     def write_many(
         self,
@@ -218,6 +233,10 @@ class Store:
             )
         clean_columns, gaps, bad_rows = screened
         names = [obj.field(h).name for h in header]  # type: ignore[union-attr]
+        if mode in ("insert", "upsert"):
+            written = self._write_good_rows(obj, header, rows, names, clean_columns, bad_rows, mode, ext_field)
+            if written is not None:
+                return written
         clean: list[dict | None] = [
             {n: v for n, v in zip(names, values, strict=True) if v is not UNSET}
             if gaps
@@ -252,6 +271,146 @@ class Store:
             self._inject_lock_failures(clean, results)
             self._apply(obj, clean, results, mode, ext_field, all_or_none)
         return results
+
+    def _write_good_rows(
+        self,
+        obj: SObject,
+        header: list[str],
+        rows: list[list[str]],
+        names: list[str],
+        columns: list[list],
+        bad_rows: set[int],
+        mode: str,
+        ext_field: str | None,
+    ) -> list[WriteResult] | None:
+        """Rows the screen doubted get their own errors; the others go a column at a time.
+
+        ``None`` when a doubted row turns out to be valid (a ``#N/A`` cell, say): then the whole
+        chunk takes the long way, which keeps a valid row's place among the others.
+        """
+        failing: dict[int, list[dict]] = {}
+        plan: dict = {}
+        for i in sorted(bad_rows):
+            _, errors = self._check_fields(obj, dict(zip(header, rows[i], strict=True)), mode, ext_field, True, plan)
+            if not errors:
+                return None
+            failing[i] = errors
+        keep = [i for i in range(len(rows)) if i not in failing]
+        if failing and keep:
+            columns = [[column[i] for i in keep] for column in columns]
+        written = self._write_clean_columns(obj, names, columns, mode, ext_field) if keep else []
+        if written is None:
+            return None
+        if failing:
+            with self.lock:
+                self.bump("records.received", len(failing))
+        good = iter(written)
+        return [WriteResult(False, errors=failing[i]) if i in failing else next(good) for i in range(len(rows))]
+
+    def _write_clean_columns(
+        self, obj: SObject, names: list[str], columns: list[list], mode: str, ext_field: str | None
+    ) -> list[WriteResult] | None:
+        """Write a chunk a column at a time when no row can fail; ``None`` sends it the long way.
+
+        The long way (:meth:`_write_checked`) builds a dict per row to give each row its own errors.
+        A chunk whose cells all passed the screen usually has no failing row at all, and the same
+        checks (lookups exist, keys unique, required fields there) can be made on whole columns;
+        the first sign of a failing row hands the chunk back, so the rules stay in one place.
+        """
+        rows = len(columns[0]) if columns else 0
+        position = {n: i for i, n in enumerate(names)}
+        key_column = columns[position[ext_field]] if mode == "upsert" and ext_field in position else None
+        if not rows or "Id" in position or (mode == "upsert" and key_column is None):
+            return None
+        if key_column is not None and len(set(key_column)) != rows:
+            return None  # duplicate keys: each of those rows gets its error the long way
+        with self.lock:
+            if self.lock_row_share:
+                return None
+            for f in (obj.field(n) for n in names):
+                if f is None or f.kind != "reference":
+                    continue
+                allowed = {t.key_prefix: t for t in map(self.sobject, f.reference_to) if t}
+                values = set(columns[position[f.name]])
+                values.discard(UNSET)
+                by_prefix: dict[str, set[str]] = {}
+                for value in values:
+                    by_prefix.setdefault(value[:3], set()).add(value)
+                if any(p not in allowed for p in by_prefix) or sum(
+                    len(self.existing_ids(allowed[p], ids)) for p, ids in by_prefix.items()
+                ) != len(values):
+                    return None
+            existing: dict[str, str] = {}
+            for start in range(0, rows if key_column else 0, 900):
+                chunk = key_column[start : start + 900]  # type: ignore[index]
+                marks = ",".join("?" * len(chunk))
+                existing.update(
+                    self.db.execute(
+                        f'SELECT "{ext_field}", "Id" FROM "{obj.name}" WHERE "{ext_field}" IN ({marks})', chunk
+                    )
+                )
+            if key_column is None:
+                inserts = list(range(rows))
+            else:
+                inserts = [i for i, k in enumerate(key_column) if k not in existing]
+            required = [f.name for f in obj.fields.values() if f.required]
+            if inserts and any(n not in position or UNSET in columns[position[n]] for n in required):
+                return None  # a required field missing somewhere: the long way says which row
+            self.bump("records.received", rows)
+            results = [WriteResult(True) for _ in range(rows)]
+            now = now_sf()
+            records = list(zip(*columns, strict=True))
+            gaps = any(UNSET in column for column in columns)
+            self.db.execute("BEGIN")
+            try:
+                if inserts:
+                    new_ids = self.new_ids(obj, len(inserts))
+                    extra = ["Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted"]
+                    name_field = obj.field("Name")
+                    autonumber = name_field is not None and name_field.kind == "autonumber" and "Name" not in position
+                    rows_in = (
+                        [tuple(None if v is UNSET else v for v in records[i]) for i in inserts]
+                        if gaps
+                        else [records[i] for i in inserts]
+                    )  # an empty cell in a new record is simply no value
+                    if autonumber:
+                        first = self.bump(f"autonumber.{obj.name}", len(inserts)) - len(inserts) + 1
+                        extra.append("Name")
+                        values = [
+                            (*record, rid, now, now, now, "false", f"TA-{first + n:010d}")
+                            for n, (record, rid) in enumerate(zip(rows_in, new_ids, strict=True))
+                        ]
+                    else:
+                        values = [
+                            (*record, rid, now, now, now, "false") for record, rid in zip(rows_in, new_ids, strict=True)
+                        ]
+                    cols = ", ".join(f'"{c}"' for c in (*names, *extra))
+                    marks = ", ".join("?" * (len(names) + len(extra)))
+                    self.db.executemany(f'INSERT INTO "{obj.name}" ({cols}) VALUES ({marks})', values)
+                    for i, rid in zip(inserts, new_ids, strict=True):
+                        result = results[i]
+                        result.id, result.created = rid, True
+                if len(inserts) < rows:
+                    changing = [(n, position[n]) for n in names if n != "Id"]
+                    updates: dict[tuple[str, ...], list[tuple]] = {}
+                    for i, key in enumerate(key_column):  # type: ignore[arg-type]
+                        rid = existing.get(key)
+                        if rid is None:
+                            continue
+                        record = records[i]
+                        # An empty cell leaves the field as it is: rows are grouped by what they set.
+                        pairs = [(n, record[p]) for n, p in changing if record[p] is not UNSET]
+                        cols = tuple(n for n, _ in pairs)
+                        updates.setdefault(cols, []).append((*(v for _, v in pairs), now, now, rid))
+                        results[i].id = rid
+                    for cols, batch in updates.items():
+                        assignments = ", ".join(f'"{c}" = ?' for c in (*cols, "LastModifiedDate", "SystemModstamp"))
+                        self.db.executemany(f'UPDATE "{obj.name}" SET {assignments} WHERE "Id" = ?', batch)
+                self.db.execute("COMMIT")
+            except BaseException:
+                self.db.execute("ROLLBACK")
+                raise
+            return results
 
     @staticmethod
     def _screen_columns(

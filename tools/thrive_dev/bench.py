@@ -98,8 +98,9 @@ def _api_calls(info: sandbox.SandboxInfo) -> int:
     return int(info.admin("GET", "stats").json().get("api_calls", 0))
 
 
-def _run_measured(args: list[str], env: dict[str, str], log: Path, timeout: float) -> tuple[int, float, float]:
-    """Run a command, output to ``log``; ``(exit status, wall seconds, peak RSS MB)`` of it and its children."""
+def _run_measured(args: list[str], env: dict[str, str], log: Path, timeout: float) -> tuple[int, float, float, float]:
+    """Run a command, output to ``log``; ``(exit status, wall seconds, peak RSS MB, CPU seconds)`` of it
+    and its children."""
     started = time.perf_counter()
     with log.open("w") as out:
         proc = subprocess.Popen(args, env=env, stdout=out, stderr=subprocess.STDOUT)
@@ -114,7 +115,8 @@ def _run_measured(args: list[str], env: dict[str, str], log: Path, timeout: floa
                 break
             time.sleep(0.05)
     proc.returncode = os.waitstatus_to_exitcode(status)
-    return proc.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024  # ru_maxrss: KiB on Linux
+    cpu = usage.ru_utime + usage.ru_stime
+    return proc.returncode, time.perf_counter() - started, usage.ru_maxrss / 1024, cpu  # ru_maxrss: KiB on Linux
 
 
 def _airflow_db_uri(env: dict[str, str]) -> str:
@@ -153,10 +155,14 @@ def run_ours(
     run_date = (day + timedelta(days=1)).isoformat()
     command = [airflow, "dags", "test", OURS_DAG, run_date, "-c", '{"delay_minutes": 0}']
     if profile:  # py-spy samples the whole run from outside; its overhead makes the figures slower
-        command = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "--format", "raw",
+        command = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "--gil", "--format", "raw",
                    "-o", str(profile), "--", *command]  # fmt: skip
-    status, wall, rss = _run_measured(command, env, log, timeout)
-    measure = Measure(peak_rss_mb=rss, api_calls=_api_calls(info), extra={"dags_test_wall_seconds": round(wall, 2)})
+    status, wall, rss, cpu = _run_measured(command, env, log, timeout)
+    measure = Measure(
+        peak_rss_mb=rss,
+        api_calls=_api_calls(info),
+        extra={"dags_test_wall_seconds": round(wall, 2), "dags_test_cpu_seconds": round(cpu, 2)},
+    )
     if status:
         measure.error = f"airflow dags test exited {status}; see {log}:\n{_tail(log)}"
         return measure
@@ -213,8 +219,12 @@ def run_peer(env: dict[str, str], info: sandbox.SandboxInfo, day: date, log: Pat
     airflow = str(Path(sys.executable).parent / "airflow")
     run_date = (day + timedelta(days=1)).isoformat()
     peer_env = {**env, "AIRFLOW__CORE__DAGS_FOLDER": str(BENCH_DAGS)}
-    status, wall, rss = _run_measured([airflow, "dags", "test", PEER_DAG, run_date], peer_env, log, timeout)
-    measure = Measure(peak_rss_mb=rss, api_calls=_api_calls(info), extra={"dags_test_wall_seconds": round(wall, 2)})
+    status, wall, rss, cpu = _run_measured([airflow, "dags", "test", PEER_DAG, run_date], peer_env, log, timeout)
+    measure = Measure(
+        peak_rss_mb=rss,
+        api_calls=_api_calls(info),
+        extra={"dags_test_wall_seconds": round(wall, 2), "dags_test_cpu_seconds": round(cpu, 2)},
+    )
     measure.written = _org_count(info)
     if status:
         how = f"killed after {timeout:.0f} s" if wall >= timeout else f"exited {status}"
