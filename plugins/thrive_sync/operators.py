@@ -11,11 +11,9 @@ XCom gets a summary and the log rows up to ``xcom_log_cap`` (then a count and a 
 
 from __future__ import annotations
 
-import gc
 import time
 from collections import Counter, defaultdict
 from collections.abc import Iterator, Sequence
-from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
@@ -111,7 +109,7 @@ class ValidateAndMapOperator(BaseOperator):
             with write_conn.cursor() as cur:
                 cur.execute(read_sql("sync/account_settings.sql"))
                 accounts = {row[0]: (row[1], AccountGates(row[0], *row[2:])) for row in cur}
-            with read_conn.cursor(name=f"staged_{category.value}") as cursor, _heap_frozen():
+            with read_conn.cursor(name=f"staged_{category.value}") as cursor:
                 cursor.itersize = FETCH_ROWS
                 cursor.execute(read_sql("sync/stream_staged.sql"), params)
                 connections: dict[str, tuple[Any, Any]] = {}
@@ -310,23 +308,6 @@ class ValidateAndMapOperator(BaseOperator):
                     )
         if broken:
             raise ConservationError(f"{params['category']}: counts do not add up: " + "; ".join(broken))
-
-
-@contextmanager
-def _heap_frozen() -> Iterator[None]:
-    """Keep the garbage collector's full passes off the objects that existed before the stream.
-
-    Streaming allocates a few objects per row, and every so many allocations CPython walks its
-    whole heap looking for cycles: in a worker that is Airflow's few hundred MB of modules and
-    models, walked again and again for nothing (py-spy showed 17% of the task's time in
-    ``gc_collect`` at 200k rows). ``gc.freeze`` moves what exists now out of the collector's sight;
-    the stream's own garbage is still collected, and ``unfreeze`` hands the rest back afterwards.
-    """
-    gc.freeze()
-    try:
-        yield
-    finally:
-        gc.unfreeze()
 
 
 def _group_by_connection(cursor: Any, accounts: dict[str, tuple[str, Any]]) -> Iterator[tuple[str, Iterator[tuple]]]:
