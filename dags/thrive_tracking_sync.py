@@ -49,6 +49,8 @@ DEFAULT_FAILURE_THRESHOLD = 0.5
 # Deployment settings, read from the environment at parse time (cheap: no database, no network).
 TIMEZONE = os.environ.get("THRIVE_SYNC_TIMEZONE", "UTC")
 DELAY_MINUTES = int(os.environ.get("THRIVE_SYNC_DELAY_MINUTES", "120"))
+RETRY_DELAY = timedelta(seconds=float(os.environ.get("THRIVE_SYNC_RETRY_DELAY_SECONDS", "120")))
+MAPPING_PATH = os.environ.get("THRIVE_SYNC_MAPPING") or None  # None: include/mapping/thrive_activity.yaml
 
 
 @dag(
@@ -61,7 +63,7 @@ DELAY_MINUTES = int(os.environ.get("THRIVE_SYNC_DELAY_MINUTES", "120"))
     template_searchpath=[str(SQL_DIR)],
     default_args={
         "retries": 2,
-        "retry_delay": timedelta(minutes=2),
+        "retry_delay": RETRY_DELAY,
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=2),
@@ -98,13 +100,19 @@ def thrive_tracking_sync():
     @task.short_circuit(doc_md="Reads `thrive.accounts`; stops the run when no account has tracking enabled.")
     def check_accounts() -> dict[str, dict[str, str | None]] | bool:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.sdk.exceptions import AirflowFailException
 
         from thrive_sync.gates import AccountGates, gate_summary
+        from thrive_sync.preflight import ConfigurationError, connection_exists
         from thrive_sync.sql import read_sql
 
         context = get_current_context()
         if context.get("data_interval_start") is None:
-            raise ValueError("this run has no data interval: trigger it with a logical date")
+            raise AirflowFailException("this run has no data interval: trigger it with a logical date")
+        try:
+            connection_exists(THRIVE_DB_CONN_ID, "the PostgreSQL database with the thrive tables")
+        except ConfigurationError as err:
+            raise AirflowFailException(str(err)) from None
         rows = PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID).get_records(read_sql("gate/accounts.sql"))
         summary = gate_summary(AccountGates(*row) for row in rows)
         closed = {a: g[Category.MESSAGE_ACTIVITY] for a, g in summary.items() if g[Category.MESSAGE_ACTIVITY]}
@@ -147,6 +155,7 @@ def thrive_tracking_sync():
             task_id=f"validate_and_map_{category.value}",
             category=category.value,
             dry_run="{{ params.dry_run }}",
+            mapping_path=MAPPING_PATH,
             doc_md=f"Validates the staged `{category.value}` events, upserts the good ones into Salesforce and "
             "records every failure in `thrive_sync.tracking_log`.",
         )

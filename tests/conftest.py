@@ -121,7 +121,11 @@ NO_FAULTS = {
     "drop_share": 0,
     "lock_row_share": 0,
     "latency_ms": 0,
+    "latency_share": 1.0,
     "outage_requests": 0,
+    "invalid_session_requests": 0,
+    "limit_403_requests": 0,
+    "limit_403_burst": 1,
     "seed": 1,
 }
 

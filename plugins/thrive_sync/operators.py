@@ -28,6 +28,9 @@ if TYPE_CHECKING:
 FETCH_ROWS = 2_000
 
 
+PREFLIGHT_LOGINS = 4  # fresh clients tried before a 401 counts as wrong credentials (0.5 + 1 + 2 s apart)
+
+
 class ConservationError(RuntimeError):
     """extracted != written + failed + skipped for some account: a bug, never to pass silently."""
 
@@ -87,15 +90,21 @@ class ValidateAndMapOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
+        from airflow.sdk.exceptions import AirflowFailException
 
         from thrive_sync.catalog import Category
         from thrive_sync.gates import AccountGates
-        from thrive_sync.mapping import DEFAULT_MAPPING, load_mapping
+        from thrive_sync.mapping import DEFAULT_MAPPING, MappingError, load_mapping
+        from thrive_sync.preflight import ConfigurationError, connection_exists
         from thrive_sync.sql import read_sql
 
         category = Category(self.category)
         dry_run = self.dry_run in (True, "True", "true", "1")
-        mapping = load_mapping(self.mapping_path or DEFAULT_MAPPING)
+        try:
+            connection_exists(self.thrive_conn_id, "the PostgreSQL database with the thrive tables")
+            mapping = load_mapping(self.mapping_path or DEFAULT_MAPPING)
+        except (ConfigurationError, MappingError) as err:
+            raise AirflowFailException(str(err)) from None
         run_id = context["run_id"]
         started_at = datetime.now(UTC)
         hook = PostgresHook(postgres_conn_id=self.thrive_conn_id)
@@ -104,11 +113,12 @@ class ValidateAndMapOperator(BaseOperator):
 
         with hook.get_conn() as read_conn, hook.get_conn() as write_conn:
             write_conn.autocommit = True
-            log = TrackingLog(write_conn, run_id, category.value, lambda a: tallies[a].failed_by, self.xcom_log_cap)
-            log.clear()
             with write_conn.cursor() as cur:
                 cur.execute(read_sql("sync/account_settings.sql"))
                 accounts = {row[0]: (row[1], AccountGates(row[0], *row[2:])) for row in cur}
+            self._preflight({conn for conn, gates in accounts.values() if not gates.closed_gate(category)}, mapping)
+            log = TrackingLog(write_conn, run_id, category.value, lambda a: tallies[a].failed_by, self.xcom_log_cap)
+            log.clear()
             with read_conn.cursor(name=f"staged_{category.value}") as cursor:
                 cursor.itersize = FETCH_ROWS
                 cursor.execute(read_sql("sync/stream_staged.sql"), params)
@@ -147,6 +157,38 @@ class ValidateAndMapOperator(BaseOperator):
         self.log.info("%s: %s%s", category.value, dict(totals), " (dry run: nothing written)" if dry_run else "")
         return summary
 
+    def _preflight(self, conn_ids: set[str], mapping) -> None:
+        """Before any row: each Salesforce connection exists, logs in, and has the mapping's fields.
+
+        A configuration mistake fails the task without retries (``AirflowFailException``), naming
+        what to fix; an org that is briefly unreachable raises as usual, and Airflow retries.
+        """
+        from airflow.sdk.exceptions import AirflowFailException
+
+        from thrive_sync.preflight import (
+            ConfigurationError,
+            CredentialsRefused,
+            check_org_accepts_mapping,
+            connection_exists,
+        )
+        from thrive_sync.sf_connection import salesforce_hook
+
+        for conn_id in sorted(conn_ids):
+            for attempt in range(PREFLIGHT_LOGINS):
+                try:
+                    connection_exists(conn_id, "Salesforce")
+                    check_org_accepts_mapping(salesforce_hook(conn_id).get_conn(), conn_id, mapping)
+                    break
+                except CredentialsRefused as err:
+                    # A session can expire at any moment: only a refusal that outlasts fresh logins
+                    # is a wrong credential.
+                    if attempt + 1 == PREFLIGHT_LOGINS:
+                        raise AirflowFailException(f"{err} ({PREFLIGHT_LOGINS} attempts)") from None
+                    time.sleep(0.5 * 2**attempt)
+                except ConfigurationError as err:
+                    raise AirflowFailException(str(err)) from None
+            self.log.info("%s: %s and its %d mapped fields are there", conn_id, mapping.object, len(mapping.fields))
+
     def _sync_connection(
         self, conn_id, rows, gates, category, mapping, dry_run, tallies, log: TrackingLog, read_conn, connections
     ) -> None:
@@ -160,7 +202,7 @@ class ValidateAndMapOperator(BaseOperator):
         from thrive_sync.catalog import Category
         from thrive_sync.gates import TRACKING_DISABLED
         from thrive_sync.member_ids import MemberIdMatcher, RunMemberStore
-        from thrive_sync.sf_connection import salesforce_hook
+        from thrive_sync.sf_connection import retry_policy, salesforce_hook
         from thrive_sync.sf_writer import SalesforceWriter
         from thrive_sync.sql import read_sql
         from thrive_sync.validation import (
@@ -180,6 +222,7 @@ class ValidateAndMapOperator(BaseOperator):
                 bulk_threshold=self.bulk_threshold,
                 bulk_job_rows=self.bulk_job_rows,
                 poll_seconds=self.poll_seconds,
+                retry=retry_policy(conn_id),
             )
             matcher = MemberIdMatcher(writer.query_all, RunMemberStore(log.conn, log.run_id, conn_id))
             open_accounts = [account for account, gate in gates.items() if not gate]

@@ -12,7 +12,10 @@ Three connection shapes work, all standard ``salesforce`` connections:
 Extras read here, beyond the hook's: ``ca_bundle`` (a CA file to trust; it also turns off
 ``REQUESTS_CA_BUNDLE``, which requests would otherwise let override it), ``timeout`` (seconds per
 HTTP request, default 120: simple_salesforce sets none, and a hung socket must become a retryable
-error, not a stuck task), ``http_retries`` (default 5) and ``http_backoff`` (seconds, default 0.5).
+error, not a stuck task), ``http_retries`` (default 5) and ``http_backoff`` (seconds, default 0.5);
+and the writer's own retry budget (:func:`retry_policy`): ``retry_attempts`` (6),
+``retry_initial_seconds`` (1), ``retry_max_seconds`` (30), ``retry_budget_seconds`` (600) and
+``record_retry_rounds`` (4).
 
 Every HTTP request is retried by urllib3 on connection and read errors and on 403/5xx answers,
 whatever its method: a Bulk upsert is a chain of about eight requests, and repeating one link is
@@ -31,6 +34,8 @@ from urllib3.util import Retry
 
 if TYPE_CHECKING:
     from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
+
+    from thrive_sync.sf_writer import RetryPolicy
 
 DEFAULT_TIMEOUT_SECONDS = 120.0
 
@@ -73,3 +78,20 @@ def salesforce_hook(conn_id: str) -> SalesforceHook:
         session.trust_env = False
     direct = bool(extras.get("instance_url")) and not conn.login and bool(conn.password)
     return SalesforceHook(salesforce_conn_id=conn_id, session_id=conn.password if direct else None, session=session)
+
+
+def retry_policy(conn_id: str) -> RetryPolicy:
+    """The writer's retry budget for ``conn_id``: its defaults, overridden by the connection's extras."""
+    from airflow.providers.salesforce.hooks.salesforce import SalesforceHook
+
+    from thrive_sync.sf_writer import RetryPolicy
+
+    extras = SalesforceHook.get_connection(conn_id).extra_dejson
+    default = RetryPolicy()
+    return RetryPolicy(
+        attempts=int(extras.get("retry_attempts", default.attempts)),
+        initial_seconds=float(extras.get("retry_initial_seconds", default.initial_seconds)),
+        max_seconds=float(extras.get("retry_max_seconds", default.max_seconds)),
+        budget_seconds=float(extras.get("retry_budget_seconds", default.budget_seconds)),
+        record_rounds=int(extras.get("record_retry_rounds", default.record_rounds)),
+    )

@@ -50,8 +50,11 @@ class Faults:
     drop_share: float = 0.0
     lock_row_share: float = 0.0
     latency_ms: int = 0
+    latency_share: float = 1.0  # the share of requests that take latency_ms longer
+    limit_403_burst: int = 1  # a 403 drawn by limit_403_share comes with this many in a row
     outage_requests: int = 0  # the next N API requests are answered 503, then service resumes
     invalid_session_requests: int = 0  # the next N API requests are answered 401 INVALID_SESSION_ID
+    limit_403_requests: int = 0  # the next N API requests are answered 403 REQUEST_LIMIT_EXCEEDED
     seed: int = 1
 
 
@@ -99,6 +102,9 @@ class Sandbox:
             if f.invalid_session_requests > 0:
                 f.invalid_session_requests -= 1
                 return "401"
+            if f.limit_403_requests > 0:
+                f.limit_403_requests -= 1
+                return "403"
             for name, share in (
                 ("drop", f.drop_share),
                 ("503", f.error_503_share),
@@ -106,8 +112,18 @@ class Sandbox:
                 ("401", f.invalid_session_share),
             ):
                 if share and self.rng.random() < share:
+                    if name == "403":
+                        f.limit_403_requests = f.limit_403_burst - 1
                     return name
         return None
+
+    def delay_seconds(self) -> float:
+        """How long this request waits before it is handled (the slow-org fault)."""
+        with self.lock:
+            f = self.faults
+            if f.latency_ms and (f.latency_share >= 1 or self.rng.random() < f.latency_share):
+                return f.latency_ms / 1000
+        return 0.0
 
     # --- Bulk 2.0 jobs --------------------------------------------------------------------------
     def job(self, job_id: str) -> dict | None:
@@ -293,8 +309,9 @@ class Handler(BaseHTTPRequestHandler):
             sandbox.store.tally("api_calls")
             sandbox.store.tally(f"api_calls.{method} {_kind(path)}")
             fault = sandbox.draw_fault()
-            if sandbox.faults.latency_ms:
-                time.sleep(sandbox.faults.latency_ms / 1000)
+            delay = sandbox.delay_seconds()
+            if delay:
+                time.sleep(delay)
             if fault:
                 self.body()  # drain an upload
                 return self.inject(fault)

@@ -1,0 +1,424 @@
+"""Reliability: the fault matrix and the kill test, against the running sandbox and PostgreSQL.
+
+Every case runs the real DAG (`airflow dags test`, or a scheduler for the kill) on one generated day
+under one fault, then reruns it without the fault, and compares with a fault-free run of the same
+day: the same records with the same field values in Salesforce, no duplicates, counts that add up,
+and no tracking-log row that the fault-free run does not have. What each case did is recorded and
+written to ``docs/reliability.md`` when the whole module has run (see ``reliability_report``).
+"""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+import sys
+import threading
+import time
+import uuid
+from collections.abc import Callable
+from dataclasses import dataclass, field
+from datetime import date
+from pathlib import Path
+
+import psycopg
+import pytest
+from psycopg import sql
+
+from conftest import NO_FAULTS, PROJECT_ROOT, airflow_conn_for
+from thrive_dev.sample_data import SampleConfig, load
+from thrive_dev.sandbox import seed_from_sample
+
+AIRFLOW = str(Path(sys.executable).parent / "airflow")
+DAY = date(2026, 11, 26)
+RUN_DATE = "2026-11-27"  # `dags test D` processes the day before D
+TA = "Thrive_Activity__c"
+FIELDS = (
+    "Thrive_Event_Id__c",
+    "Activity_Group__c",
+    "Activity__c",
+    "Activity_Date__c",
+    "Contact__c",
+    "Lead__c",
+    "Category__c",
+    "Thrive_Account_Id__c",
+    "Message_Id__c",
+    "Message_Name__c",
+    "Detail__c",
+)
+REPORT = PROJECT_ROOT / "docs" / "reliability.md"
+
+
+@dataclass
+class Snapshot:
+    """What a run left behind: Salesforce's records, and the run's counts and tracking log."""
+
+    records: dict[str, tuple]
+    record_count: int
+    counts: dict[tuple[str, str], tuple[int, int, int, int]]
+    log: set[tuple[str, str, int, str]]
+
+
+@dataclass
+class CaseResult:
+    case: str
+    fault: str
+    first_run: str
+    airflow_retries: int
+    retries_exhausted: int
+    rerun: str
+    same_state: bool
+    conservation: bool
+    spurious_log_rows: int
+    notes: list[str] = field(default_factory=list)
+
+
+RESULTS: dict[str, CaseResult] = {}
+_REFERENCE: dict[str, Snapshot] = {}
+
+
+# --- fixtures -------------------------------------------------------------------------------------
+@pytest.fixture(scope="module")
+def day_db(pg_server):
+    """One generated day, shared by the module's cases (each run writes under its own run id)."""
+    name = f"rel_{uuid.uuid4().hex[:10]}"
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    uri = pg_server.uri(name)
+    load(uri, SampleConfig(start=DAY, days=1, events=4_000, recipients_per_account=60, seed=11))
+    yield uri
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+def salesforce_conn_json(org, **extra: object) -> str:
+    """The sandbox connection with a test-sized retry budget (production keeps the defaults)."""
+    conn = json.loads(org.salesforce_conn())
+    conn["extra"].update(
+        http_backoff=0.01, retry_initial_seconds=0.2, retry_max_seconds=1.0, retry_budget_seconds=60, **extra
+    )
+    return json.dumps(conn)
+
+
+@pytest.fixture
+def wired(day_db, pg_server, org, monkeypatch, airflow_metadata):
+    """The day's database and the sandbox (seeded) as the DAG's connections; Airflow retries after 1 s."""
+    seed_from_sample(org, day_db)
+    monkeypatch.setenv("AIRFLOW_CONN_THRIVE_DB", airflow_conn_for(pg_server, day_db))
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", salesforce_conn_json(org))
+    monkeypatch.setenv("THRIVE_SYNC_RETRY_DELAY_SECONDS", "1")
+    return day_db
+
+
+@pytest.fixture
+def sf(org):
+    from simple_salesforce import Salesforce
+
+    return Salesforce(session_id=org.token, instance_url=org.url, session=org.session())
+
+
+# --- helpers --------------------------------------------------------------------------------------
+def dags_test(conf: dict | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
+    args = [AIRFLOW, "dags", "test", "thrive_tracking_sync", RUN_DATE, "-c", json.dumps(conf or {"delay_minutes": 0})]
+    return subprocess.run(args, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=900)
+
+
+def latest_run_id(db: str) -> str:
+    with psycopg.connect(db) as conn:
+        return conn.execute(
+            "SELECT dag_run_id FROM thrive_sync.sync_runs GROUP BY 1 ORDER BY max(finished_at) DESC LIMIT 1"
+        ).fetchone()[0]
+
+
+def snapshot(db: str, sf, run_id: str) -> Snapshot:
+    rows = sf.query_all(f"SELECT {', '.join(FIELDS)} FROM {TA}")["records"]
+    records = {r["Thrive_Event_Id__c"]: tuple(r[f] for f in FIELDS) for r in rows}
+    with psycopg.connect(db) as conn:
+        counts = {
+            (a, c): (x, w, f, s)
+            for a, c, x, w, f, s in conn.execute(
+                "SELECT account_id, category, extracted, written, failed, skipped FROM thrive_sync.sync_runs"
+                " WHERE dag_run_id = %s",
+                [run_id],
+            )
+        }
+        log = set(
+            conn.execute(
+                "SELECT account_id, category, event_id, reason_code FROM thrive_sync.tracking_log"
+                " WHERE dag_run_id = %s",
+                [run_id],
+            ).fetchall()
+        )
+    return Snapshot(records, len(rows), counts, log)
+
+
+def task_states(pg_server, run_id: str) -> dict[str, tuple[int, str]]:
+    """``{task_id: (try_number, state)}`` of one run, from Airflow's metadata database."""
+    with psycopg.connect(pg_server.uri("airflow")) as meta:
+        return {
+            task: (tries, state)
+            for task, tries, state in meta.execute(
+                "SELECT task_id, try_number, state FROM task_instance WHERE dag_id = 'thrive_tracking_sync'"
+                " AND run_id = %s",
+                [run_id],
+            )
+        }
+
+
+def failure_message(output: str) -> str:
+    """The first line naming why a task failed, as a user would look for it in the output."""
+    for marker in ("AirflowFailException: ", "ConservationError: ", "SalesforceUnavailable: ", "Error: "):
+        for line in output.splitlines():
+            if marker in line:
+                return line[line.index(marker) :][:200]
+    return "(no error line found)"
+
+
+def airflow_run_id(pg_server) -> str:
+    with psycopg.connect(pg_server.uri("airflow")) as meta:
+        return meta.execute(
+            "SELECT run_id FROM dag_run WHERE dag_id = 'thrive_tracking_sync' ORDER BY id DESC LIMIT 1"
+        ).fetchone()[0]
+
+
+def fresh_org(org, db: str) -> None:
+    org.admin("POST", "reset")
+    org.admin("PUT", "faults", json=NO_FAULTS)
+    seed_from_sample(org, db)
+
+
+def reference(db: str, org, sf) -> Snapshot:
+    """The fault-free run of the day (once per module); the org is emptied and seeded again after."""
+    if "clean" not in _REFERENCE:
+        result = dags_test()
+        assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+        _REFERENCE["clean"] = snapshot(db, sf, latest_run_id(db))
+        fresh_org(org, db)
+    return _REFERENCE["clean"]
+
+
+def conservation_holds(snap: Snapshot) -> bool:
+    return bool(snap.counts) and all(x == w + f + s for x, w, f, s in snap.counts.values())
+
+
+def watch(condition: Callable[[], bool], action: Callable[[], None], timeout: float = 120) -> threading.Thread:
+    """Run ``action`` once ``condition`` holds (polled every 50 ms), in the background."""
+
+    def loop() -> None:
+        deadline = time.monotonic() + timeout
+        while time.monotonic() < deadline:
+            if condition():
+                action()
+                return
+            time.sleep(0.05)
+
+    thread = threading.Thread(target=loop, daemon=True)
+    thread.start()
+    return thread
+
+
+def run_case(
+    case: str,
+    fault: str,
+    *,
+    db: str,
+    org,
+    sf,
+    pg_server,
+    faults: dict | None = None,
+    during: Callable[[], threading.Thread] | None = None,
+    env: dict[str, str] | None = None,
+) -> CaseResult:
+    """First run under the fault, then a fault-free rerun; both compared with the fault-free run."""
+    clean = reference(db, org, sf)
+    if faults:
+        org.admin("PUT", "faults", json={**NO_FAULTS, **faults})
+    watcher = during() if during else None
+    first = dags_test(env=env)
+    if watcher:
+        watcher.join(timeout=5)
+    org.admin("PUT", "faults", json=NO_FAULTS)
+    first_id = latest_run_id(db)
+    after_first = snapshot(db, sf, first_id)
+    states = task_states(pg_server, airflow_run_id(pg_server))
+    retries = sum(tries - 1 for tries, _ in states.values() if tries > 1)
+    exhausted = sum(1 for *_, reason in after_first.log if reason == "RETRIES_EXHAUSTED")
+    notes: list[str] = []
+    if first.returncode == 0:
+        first_run = "succeeded" + (f", {exhausted} rows RETRIES_EXHAUSTED" if exhausted else ", fully written")
+    else:
+        failed = sorted(task for task, (_, state) in states.items() if state == "failed")
+        assert failed, "a failed run must have a failed task"
+        first_run = f"failed loudly: {', '.join(failed)}"
+        notes.append(f"first run: `{failure_message(first.stdout + first.stderr)}`")
+    # A first run that claims success is complete; one that is not complete must have said so.
+    if first.returncode == 0 and not exhausted:
+        assert after_first.records == clean.records, f"{case}: a successful run left a different org"
+    # Whatever the first run logged is either what the clean run logs or an honest RETRIES_EXHAUSTED.
+    spurious_first = {row for row in after_first.log - clean.log if row[3] != "RETRIES_EXHAUSTED"}
+
+    rerun = dags_test()
+    assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
+    final = snapshot(db, sf, latest_run_id(db))
+    result = CaseResult(
+        case=case,
+        fault=fault,
+        first_run=first_run,
+        airflow_retries=retries,
+        retries_exhausted=exhausted,
+        rerun="converged" if final.records == clean.records else "DIFFERENT",
+        same_state=final.records == clean.records and final.record_count == len(final.records),
+        conservation=conservation_holds(final) and (not after_first.counts or conservation_holds(after_first)),
+        spurious_log_rows=len(spurious_first) + len(final.log ^ clean.log),
+        notes=notes,
+    )
+    RESULTS[case] = result
+    assert result.same_state, f"{case}: Salesforce differs from the fault-free run after the rerun"
+    assert final.counts == clean.counts
+    assert result.conservation
+    assert result.spurious_log_rows == 0, sorted(spurious_first | (final.log ^ clean.log))[:10]
+    return result
+
+
+# --- the matrix -----------------------------------------------------------------------------------
+MATRIX = {
+    "503": ("20% of API requests answered 503", {"error_503_share": 0.2}),
+    "403 bursts": (
+        "403 REQUEST_LIMIT_EXCEEDED in bursts of 6 (3% of requests start one)",
+        {"limit_403_share": 0.03, "limit_403_burst": 6},
+    ),
+    "row locks": ("10% of records answered UNABLE_TO_LOCK_ROW", {"lock_row_share": 0.1}),
+    "locks that never clear": (
+        "every record answered UNABLE_TO_LOCK_ROW (the retry budget runs out)",
+        {"lock_row_share": 1.0},
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(MATRIX))
+def test_fault(case, wired, org, sf, pg_server):
+    fault, faults = MATRIX[case]
+    result = run_case(case, fault, db=wired, org=org, sf=sf, pg_server=pg_server, faults=faults)
+    if case == "locks that never clear":
+        assert result.retries_exhausted > 0 and result.first_run.startswith("failed loudly")
+
+
+def test_fault_expired_session_mid_run(wired, org, sf, pg_server):
+    def during() -> threading.Thread:
+        calls = lambda: org.admin("GET", "stats").json().get("api_calls", 0)  # noqa: E731
+        start = calls()
+        return watch(
+            lambda: calls() >= start + 15,
+            lambda: org.admin("PUT", "faults", json={**NO_FAULTS, "invalid_session_requests": 3}),
+        )
+
+    run_case(
+        "401 mid-run",
+        "3 requests answered 401 INVALID_SESSION_ID after the run's 15th API call",
+        db=wired,
+        org=org,
+        sf=sf,
+        pg_server=pg_server,
+        during=during,
+    )
+
+
+def test_fault_sandbox_down_then_back(wired, org, sf, pg_server, tmp_root):
+    from thrive_dev import sandbox as sf_sandbox
+
+    reference(wired, org, sf)
+    sf_sandbox.stop(tmp_root / "sf")
+
+    def during() -> threading.Thread:
+        started = time.monotonic()
+        return watch(lambda: time.monotonic() > started + 8, lambda: sf_sandbox.start(tmp_root / "sf"))
+
+    try:
+        run_case(
+            "sandbox down",
+            "the sandbox stopped when the run starts, started again 8 s later",
+            db=wired,
+            org=org,
+            sf=sf,
+            pg_server=pg_server,
+            during=during,
+        )
+    finally:
+        sf_sandbox.start(tmp_root / "sf")
+
+
+def test_fault_postgresql_connection_dropped_mid_stream(wired, org, sf, pg_server):
+    database = psycopg.conninfo.conninfo_to_dict(wired)["dbname"]
+    terminated: list[int] = []
+
+    def streaming_backend() -> bool:
+        with pg_server.connect(autocommit=True) as conn:
+            row = conn.execute(
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND query ILIKE '%%FETCH FORWARD%%staged_%%'"
+                " AND pid <> pg_backend_pid() LIMIT 1",
+                [database],
+            ).fetchone()
+            if row:
+                conn.execute("SELECT pg_terminate_backend(%s)", [row[0]])
+                terminated.append(row[0])
+        return bool(row)
+
+    result = run_case(
+        "PostgreSQL dropped",
+        "the validate task's streaming PostgreSQL connection terminated mid-stream",
+        db=wired,
+        org=org,
+        sf=sf,
+        pg_server=pg_server,
+        during=lambda: watch(streaming_backend, lambda: None),
+    )
+    assert terminated, "no streaming connection was seen to terminate"
+    assert result.airflow_retries >= 1
+
+
+def test_fault_slow_sandbox(wired, org, sf, pg_server, monkeypatch):
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", salesforce_conn_json(org, timeout=1.0))
+    run_case(
+        "slow sandbox",
+        "15% of requests take 1.5 s, past the connection's 1 s request timeout",
+        db=wired,
+        org=org,
+        sf=sf,
+        pg_server=pg_server,
+        faults={"latency_ms": 1500, "latency_share": 0.15},
+    )
+
+
+# --- the report -----------------------------------------------------------------------------------
+@pytest.fixture(scope="module", autouse=True)
+def reliability_report():
+    """Write docs/reliability.md from this module's results once every case has run."""
+    yield
+    expected = {*MATRIX, "401 mid-run", "sandbox down", "PostgreSQL dropped", "slow sandbox", "kill"}
+    if not expected <= set(RESULTS):
+        print("\n" + render_report())  # a partial run (-k, a failure) must not overwrite the full table
+        return
+    REPORT.write_text(render_report(), encoding="utf-8")
+
+
+def render_report() -> str:
+    head = [
+        "# Reliability",
+        "",
+        "Generated by `tests/test_reliability.py` on every full `make test`; do not edit by hand.",
+        "Each case runs the DAG on one generated day (4,000 events, four accounts) under one fault, then",
+        "reruns it without the fault, and compares with a fault-free run of the same day: Salesforce's",
+        "records and field values, record count (no duplicates), `extracted = written + failed + skipped`",
+        "for every account and category, and the tracking log row for row.",
+        "",
+        "| case | fault | first run | Airflow task retries | `RETRIES_EXHAUSTED` rows | rerun "
+        "| final state = fault-free | conservation | spurious log rows |",
+        "|---|---|---|---:|---:|---|---|---|---:|",
+    ]
+    rows = [
+        f"| {r.case} | {r.fault} | {r.first_run} | {r.airflow_retries} | {r.retries_exhausted} | {r.rerun} | "
+        f"{'yes' if r.same_state else 'NO'} | {'holds' if r.conservation else 'BROKEN'} | {r.spurious_log_rows} |"
+        for r in RESULTS.values()
+    ]
+    notes = [f"- **{r.case}**: {note}" for r in RESULTS.values() for note in r.notes]
+    return "\n".join([*head, *rows, "", *notes, ""]) + "\n"
