@@ -389,6 +389,116 @@ def test_fault_slow_sandbox(wired, org, sf, pg_server, monkeypatch):
     )
 
 
+def test_kill_mid_bulk_upload_then_airflow_retries(wired, org, sf, pg_server, tmp_path):
+    """SIGKILL the task process while it uploads a Bulk job; Airflow's own retry finishes the day.
+
+    A scheduler (``airflow standalone``, LocalExecutor) runs a one-day backfill, so the killed
+    task is retried by Airflow in the same run, as in production. Requests are slowed to 400 ms
+    so that the kill lands while the upload request is in flight.
+    """
+    import psutil
+    from test_backfill import airflow, free_port, json_out, stop_tree
+
+    clean = reference(wired, org, sf)
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+    }
+    sandbox_port = int(org.url.rsplit(":", 1)[1])
+    killed: list[dict] = []
+
+    def uploading_task() -> psutil.Process | None:
+        """The process running ``validate_and_map_message_activity`` (the category big enough for Bulk)."""
+        with psycopg.connect(pg_server.uri("airflow")) as meta:
+            row = meta.execute(
+                "SELECT pid FROM task_instance WHERE dag_id = 'thrive_tracking_sync' AND state = 'running'"
+                " AND task_id = 'validate_and_map_message_activity' AND pid IS NOT NULL"
+            ).fetchone()
+        if row is None:
+            return None
+        proc = psutil.Process(row[0])
+        talking = any(c.raddr and c.raddr.port == sandbox_port for c in proc.net_connections(kind="tcp"))
+        return proc if talking else None
+
+    def kill() -> None:
+        stats = org.admin("GET", "stats").json()
+        proc = uploading_task()
+        assert proc is not None, "no process was talking to the sandbox"
+        proc.send_signal(9)
+        killed.append({"pid": proc.pid, "jobs": stats.get("bulk2.jobs", 0), "uploads": stats.get(UPLOADS, 0)})
+        org.admin("PUT", "faults", json=NO_FAULTS)
+
+    log = (tmp_path / "standalone.log").open("w")
+    scheduler = subprocess.Popen(
+        [AIRFLOW, "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+    )
+    try:
+        deadline = time.monotonic() + 180
+        while "thrive_tracking_sync" not in airflow("dags", "list", "-o", "plain", env=env):
+            assert time.monotonic() < deadline, "the DAG processor did not serialize the DAG"
+            time.sleep(3)
+        airflow("dags", "unpause", "thrive_tracking_sync", env=env)
+        org.admin("PUT", "faults", json={**NO_FAULTS, "latency_ms": 400})
+        watcher = watch(
+            lambda: org.admin("GET", "stats").json().get(UPLOADS, 0) >= 1 and uploading_task() is not None,
+            kill,
+            timeout=300,
+        )
+        airflow(
+            "backfill", "create", "--dag-id", "thrive_tracking_sync", "--from-date", DAY.isoformat(),
+            "--to-date", DAY.isoformat(), "--reprocess-behavior", "completed", env=env,
+        )  # fmt: skip
+        deadline = time.monotonic() + 600
+        while True:
+            runs = json_out(airflow("dags", "list-runs", "thrive_tracking_sync", "-o", "json", env=env))
+            state = {r["run_id"]: r["state"] for r in runs if r["run_id"].startswith("backfill__")}
+            if state and all(s in ("success", "failed") for s in state.values()):
+                break
+            assert time.monotonic() < deadline, f"the backfill run did not finish: {state}"
+            time.sleep(3)
+        watcher.join(timeout=1)
+    finally:
+        org.admin("PUT", "faults", json=NO_FAULTS)
+        stop_tree(scheduler)
+        log.close()
+    [(run_id, run_state)] = state.items()
+    assert killed, "the watcher never saw an upload to kill"
+    assert run_state == "success", (tmp_path / "standalone.log").read_text()[-3000:]
+    tries = task_states(pg_server, run_id)
+    retried = sorted(task for task, (n, _) in tries.items() if n > 1)
+    final = snapshot(wired, sf, run_id)
+    RESULTS["kill"] = CaseResult(
+        case="kill",
+        fault="SIGKILL of the task process while its Bulk upload request is in flight (requests slowed to 400 ms)",
+        first_run=f"task killed: {', '.join(retried)}",
+        airflow_retries=sum(n - 1 for n, _ in tries.values() if n > 1),
+        retries_exhausted=sum(1 for *_, reason in final.log if reason == "RETRIES_EXHAUSTED"),
+        rerun="Airflow's retry completed the run",
+        same_state=final.records == clean.records and final.record_count == len(final.records),
+        conservation=conservation_holds(final),
+        spurious_log_rows=len(final.log ^ clean.log),
+        notes=[
+            f"killed pid {killed[0]['pid']} after {killed[0]['jobs']} Bulk job(s) created and "
+            f"{killed[0]['uploads']} upload(s) begun; the retry (try 2) ran the task again in the same run"
+        ],
+    )
+    assert retried == ["validate_and_map_message_activity"]
+    assert RESULTS["kill"].same_state and RESULTS["kill"].conservation
+    assert final.counts == clean.counts and RESULTS["kill"].spurious_log_rows == 0
+
+
+UPLOADS = "api_calls.PUT jobs/ingest"
+
+
 # --- the report -----------------------------------------------------------------------------------
 @pytest.fixture(scope="module", autouse=True)
 def reliability_report():
