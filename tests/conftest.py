@@ -22,6 +22,8 @@ import psycopg
 import pytest
 from psycopg import sql
 
+import dag_runs
+
 PROJECT_ROOT = Path(__file__).resolve().parents[1]
 MEASUREMENTS: dict[str, str] = {}  # printed at the end of the run: figures, not assertions
 
@@ -59,6 +61,13 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         localdb.remove(server.pgdata)  # type: ignore[attr-defined]
     if "root" in _state:
         shutil.rmtree(_state["root"], ignore_errors=True)  # type: ignore[arg-type]
+
+
+def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    import reliability_report
+
+    if exitstatus == 0 and reliability_report.write_if_complete():
+        MEASUREMENTS["reliability report"] = str(reliability_report.REPORT.relative_to(PROJECT_ROOT))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
@@ -164,3 +173,30 @@ def salesforce_conn(org, monkeypatch):
     conn["extra"]["http_backoff"] = 0.01  # tests inject many faults; production keeps the default
     monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
     return "salesforce_default"
+
+
+@pytest.fixture(scope="session")
+def day_db(pg_server):
+    """One generated day (4,000 events) for the reliability tests; each run writes under its own run id."""
+    from thrive_dev.sample_data import SampleConfig, load
+
+    name = f"rel_{uuid.uuid4().hex[:10]}"
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
+    uri = pg_server.uri(name)
+    load(uri, SampleConfig(start=dag_runs.DAY, days=1, events=4_000, recipients_per_account=60, seed=11))
+    yield uri
+    with pg_server.connect(autocommit=True) as conn:
+        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def wired(day_db, pg_server, org, monkeypatch, airflow_metadata):
+    """The day's database and the sandbox (seeded) as the DAG's connections; Airflow retries after 1 s."""
+    from thrive_dev.sandbox import seed_from_sample
+
+    seed_from_sample(org, day_db)
+    monkeypatch.setenv("AIRFLOW_CONN_THRIVE_DB", airflow_conn_for(pg_server, day_db))
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", dag_runs.salesforce_conn_json(org))
+    monkeypatch.setenv("THRIVE_SYNC_RETRY_DELAY_SECONDS", "1")
+    return day_db

@@ -4,183 +4,43 @@ Every case runs the real DAG (`airflow dags test`, or a scheduler for the kill) 
 under one fault, then reruns it without the fault, and compares with a fault-free run of the same
 day: the same records with the same field values in Salesforce, no duplicates, counts that add up,
 and no tracking-log row that the fault-free run does not have. What each case did is recorded and
-written to ``docs/reliability.md`` when the whole module has run (see ``reliability_report``).
+written to ``docs/reliability.md`` when the whole suite has run (``tests/reliability_report.py``).
 """
 
 from __future__ import annotations
 
-import json
 import os
 import subprocess
 import sys
 import threading
 import time
-import uuid
 from collections.abc import Callable
-from dataclasses import dataclass, field
-from datetime import date
 from pathlib import Path
 
 import psycopg
 import pytest
-from psycopg import sql
 
-from conftest import NO_FAULTS, PROJECT_ROOT, airflow_conn_for
-from thrive_dev.sample_data import SampleConfig, load
+from conftest import NO_FAULTS
+from dag_runs import (
+    AIRFLOW,
+    DAY,
+    Snapshot,
+    airflow_run_id,
+    dags_test,
+    failure_message,
+    latest_run_id,
+    salesforce_conn_json,
+    snapshot,
+    task_states,
+)
+from reliability_report import FAULTS as RESULTS
+from reliability_report import CaseResult
 from thrive_dev.sandbox import seed_from_sample
 
-AIRFLOW = str(Path(sys.executable).parent / "airflow")
-DAY = date(2026, 11, 26)
-RUN_DATE = "2026-11-27"  # `dags test D` processes the day before D
-TA = "Thrive_Activity__c"
-FIELDS = (
-    "Thrive_Event_Id__c",
-    "Activity_Group__c",
-    "Activity__c",
-    "Activity_Date__c",
-    "Contact__c",
-    "Lead__c",
-    "Category__c",
-    "Thrive_Account_Id__c",
-    "Message_Id__c",
-    "Message_Name__c",
-    "Detail__c",
-)
-REPORT = PROJECT_ROOT / "docs" / "reliability.md"
-
-
-@dataclass
-class Snapshot:
-    """What a run left behind: Salesforce's records, and the run's counts and tracking log."""
-
-    records: dict[str, tuple]
-    record_count: int
-    counts: dict[tuple[str, str], tuple[int, int, int, int]]
-    log: set[tuple[str, str, int, str]]
-
-
-@dataclass
-class CaseResult:
-    case: str
-    fault: str
-    first_run: str
-    airflow_retries: int
-    retries_exhausted: int
-    rerun: str
-    same_state: bool
-    conservation: bool
-    spurious_log_rows: int
-    notes: list[str] = field(default_factory=list)
-
-
-RESULTS: dict[str, CaseResult] = {}
 _REFERENCE: dict[str, Snapshot] = {}
 
 
-# --- fixtures -------------------------------------------------------------------------------------
-@pytest.fixture(scope="module")
-def day_db(pg_server):
-    """One generated day, shared by the module's cases (each run writes under its own run id)."""
-    name = f"rel_{uuid.uuid4().hex[:10]}"
-    with pg_server.connect(autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    uri = pg_server.uri(name)
-    load(uri, SampleConfig(start=DAY, days=1, events=4_000, recipients_per_account=60, seed=11))
-    yield uri
-    with pg_server.connect(autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
-
-
-def salesforce_conn_json(org, **extra: object) -> str:
-    """The sandbox connection with a test-sized retry budget (production keeps the defaults)."""
-    conn = json.loads(org.salesforce_conn())
-    conn["extra"].update(
-        http_backoff=0.01, retry_initial_seconds=0.2, retry_max_seconds=1.0, retry_budget_seconds=60, **extra
-    )
-    return json.dumps(conn)
-
-
-@pytest.fixture
-def wired(day_db, pg_server, org, monkeypatch, airflow_metadata):
-    """The day's database and the sandbox (seeded) as the DAG's connections; Airflow retries after 1 s."""
-    seed_from_sample(org, day_db)
-    monkeypatch.setenv("AIRFLOW_CONN_THRIVE_DB", airflow_conn_for(pg_server, day_db))
-    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", salesforce_conn_json(org))
-    monkeypatch.setenv("THRIVE_SYNC_RETRY_DELAY_SECONDS", "1")
-    return day_db
-
-
-@pytest.fixture
-def sf(org):
-    from simple_salesforce import Salesforce
-
-    return Salesforce(session_id=org.token, instance_url=org.url, session=org.session())
-
-
 # --- helpers --------------------------------------------------------------------------------------
-def dags_test(conf: dict | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    args = [AIRFLOW, "dags", "test", "thrive_tracking_sync", RUN_DATE, "-c", json.dumps(conf or {"delay_minutes": 0})]
-    return subprocess.run(args, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=900)
-
-
-def latest_run_id(db: str) -> str:
-    with psycopg.connect(db) as conn:
-        return conn.execute(
-            "SELECT dag_run_id FROM thrive_sync.sync_runs GROUP BY 1 ORDER BY max(finished_at) DESC LIMIT 1"
-        ).fetchone()[0]
-
-
-def snapshot(db: str, sf, run_id: str) -> Snapshot:
-    rows = sf.query_all(f"SELECT {', '.join(FIELDS)} FROM {TA}")["records"]
-    records = {r["Thrive_Event_Id__c"]: tuple(r[f] for f in FIELDS) for r in rows}
-    with psycopg.connect(db) as conn:
-        counts = {
-            (a, c): (x, w, f, s)
-            for a, c, x, w, f, s in conn.execute(
-                "SELECT account_id, category, extracted, written, failed, skipped FROM thrive_sync.sync_runs"
-                " WHERE dag_run_id = %s",
-                [run_id],
-            )
-        }
-        log = set(
-            conn.execute(
-                "SELECT account_id, category, event_id, reason_code FROM thrive_sync.tracking_log"
-                " WHERE dag_run_id = %s",
-                [run_id],
-            ).fetchall()
-        )
-    return Snapshot(records, len(rows), counts, log)
-
-
-def task_states(pg_server, run_id: str) -> dict[str, tuple[int, str]]:
-    """``{task_id: (try_number, state)}`` of one run, from Airflow's metadata database."""
-    with psycopg.connect(pg_server.uri("airflow")) as meta:
-        return {
-            task: (tries, state)
-            for task, tries, state in meta.execute(
-                "SELECT task_id, try_number, state FROM task_instance WHERE dag_id = 'thrive_tracking_sync'"
-                " AND run_id = %s",
-                [run_id],
-            )
-        }
-
-
-def failure_message(output: str) -> str:
-    """The first line naming why a task failed, as a user would look for it in the output."""
-    for marker in ("AirflowFailException: ", "ConservationError: ", "SalesforceUnavailable: ", "Error: "):
-        for line in output.splitlines():
-            if marker in line:
-                return line[line.index(marker) :][:200]
-    return "(no error line found)"
-
-
-def airflow_run_id(pg_server) -> str:
-    with psycopg.connect(pg_server.uri("airflow")) as meta:
-        return meta.execute(
-            "SELECT run_id FROM dag_run WHERE dag_id = 'thrive_tracking_sync' ORDER BY id DESC LIMIT 1"
-        ).fetchone()[0]
-
-
 def fresh_org(org, db: str) -> None:
     org.admin("POST", "reset")
     org.admin("PUT", "faults", json=NO_FAULTS)
@@ -188,7 +48,7 @@ def fresh_org(org, db: str) -> None:
 
 
 def reference(db: str, org, sf) -> Snapshot:
-    """The fault-free run of the day (once per module); the org is emptied and seeded again after."""
+    """The fault-free run of the day (once per session); the org is emptied and seeded again after."""
     if "clean" not in _REFERENCE:
         result = dags_test()
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
@@ -397,6 +257,7 @@ def test_kill_mid_bulk_upload_then_airflow_retries(wired, org, sf, pg_server, tm
     so that the kill lands while the upload request is in flight.
     """
     import psutil
+
     from test_backfill import airflow, free_port, json_out, stop_tree
 
     clean = reference(wired, org, sf)
@@ -497,38 +358,3 @@ def test_kill_mid_bulk_upload_then_airflow_retries(wired, org, sf, pg_server, tm
 
 
 UPLOADS = "api_calls.PUT jobs/ingest"
-
-
-# --- the report -----------------------------------------------------------------------------------
-@pytest.fixture(scope="module", autouse=True)
-def reliability_report():
-    """Write docs/reliability.md from this module's results once every case has run."""
-    yield
-    expected = {*MATRIX, "401 mid-run", "sandbox down", "PostgreSQL dropped", "slow sandbox", "kill"}
-    if not expected <= set(RESULTS):
-        print("\n" + render_report())  # a partial run (-k, a failure) must not overwrite the full table
-        return
-    REPORT.write_text(render_report(), encoding="utf-8")
-
-
-def render_report() -> str:
-    head = [
-        "# Reliability",
-        "",
-        "Generated by `tests/test_reliability.py` on every full `make test`; do not edit by hand.",
-        "Each case runs the DAG on one generated day (4,000 events, four accounts) under one fault, then",
-        "reruns it without the fault, and compares with a fault-free run of the same day: Salesforce's",
-        "records and field values, record count (no duplicates), `extracted = written + failed + skipped`",
-        "for every account and category, and the tracking log row for row.",
-        "",
-        "| case | fault | first run | Airflow task retries | `RETRIES_EXHAUSTED` rows | rerun "
-        "| final state = fault-free | conservation | spurious log rows |",
-        "|---|---|---|---:|---:|---|---|---|---:|",
-    ]
-    rows = [
-        f"| {r.case} | {r.fault} | {r.first_run} | {r.airflow_retries} | {r.retries_exhausted} | {r.rerun} | "
-        f"{'yes' if r.same_state else 'NO'} | {'holds' if r.conservation else 'BROKEN'} | {r.spurious_log_rows} |"
-        for r in RESULTS.values()
-    ]
-    notes = [f"- **{r.case}**: {note}" for r in RESULTS.values() for note in r.notes]
-    return "\n".join([*head, *rows, "", *notes, ""]) + "\n"

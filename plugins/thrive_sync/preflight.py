@@ -55,7 +55,9 @@ def check_org_accepts_mapping(sf: Salesforce, conn_id: str, mapping: Mapping) ->
     try:
         described = getattr(sf, mapping.object).describe()
     except (SalesforceExpiredSession, SalesforceAuthenticationFailed) as err:
-        code = type(err).__name__.removeprefix("Salesforce")
+        content = getattr(err, "content", None)
+        code = content[0].get("errorCode") if isinstance(content, list) and content else None
+        code = code or type(err).__name__.removeprefix("Salesforce")
         raise CredentialsRefused(
             f"Salesforce refused the credentials of connection {conn_id!r} ({code}): check its password, "
             "security token or session, and that the user may log in"

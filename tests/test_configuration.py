@@ -1,0 +1,116 @@
+"""Configuration mistakes fail the run at once, before any record is sent, naming what to fix."""
+
+from __future__ import annotations
+
+import json
+import time
+
+import psycopg
+import pytest
+
+from dag_runs import airflow_run_id, dags_test, failure_message, task_states
+from reliability_report import CONFIG, ConfigResult
+
+MAPPING = """\
+object: {object}
+external_id_field: Thrive_Event_Id__c
+fields:
+  Thrive_Event_Id__c: external_id
+  Activity_Group__c: activity_code
+  {extra_field}: {extra_source}
+"""
+
+
+def mapping_file(tmp_path, object_name="Thrive_Activity__c", extra_field="Detail__c", extra_source="detail") -> str:
+    path = tmp_path / "mapping.yaml"
+    path.write_text(MAPPING.format(object=object_name, extra_field=extra_field, extra_source=extra_source))
+    return str(path)
+
+
+def broken_session(org) -> str:
+    conn = json.loads(org.salesforce_conn())
+    conn["password"] = "00D000000000000!not-the-session"  # the direct-session shape: the session is the password
+    return json.dumps(conn)
+
+
+CASES = {
+    "no Salesforce connection": (
+        lambda org, tmp: {"AIRFLOW_CONN_SALESFORCE_DEFAULT": None},
+        "the Airflow connection 'salesforce_default' (Salesforce) is not defined",
+    ),
+    "no thrive_db connection": (
+        lambda org, tmp: {"AIRFLOW_CONN_THRIVE_DB": None},
+        "the Airflow connection 'thrive_db' (the PostgreSQL database with the thrive tables) is not defined",
+    ),
+    "wrong Salesforce password": (
+        lambda org, tmp: {"AIRFLOW_CONN_SALESFORCE_DEFAULT": broken_session(org)},
+        "Salesforce refused the credentials of connection 'salesforce_default' (INVALID_SESSION_ID)",
+    ),
+    "mapping: unknown object": (
+        lambda org, tmp: {"THRIVE_SYNC_MAPPING": mapping_file(tmp, object_name="Thrive_Activty__c")},
+        "has no object 'Thrive_Activty__c'",
+    ),
+    "mapping: field not in the org": (
+        lambda org, tmp: {"THRIVE_SYNC_MAPPING": mapping_file(tmp, extra_field="Detail_Text__c")},
+        "has no field(s) ['Detail_Text__c'] on Thrive_Activity__c",
+    ),
+    "mapping: unknown source value": (
+        lambda org, tmp: {"THRIVE_SYNC_MAPPING": mapping_file(tmp, extra_source="link")},
+        "unknown source value(s) ['link']",
+    ),
+}
+
+
+@pytest.mark.parametrize("case", list(CASES))
+def test_a_configuration_mistake_fails_at_once_and_writes_nothing(case, wired, org, pg_server, monkeypatch, tmp_path):
+    change, expected = CASES[case]
+    for name, value in change(org, tmp_path).items():
+        if value is None:
+            monkeypatch.delenv(name, raising=False)
+        else:
+            monkeypatch.setenv(name, value)
+    started = time.monotonic()
+    result = dags_test()
+    seconds = time.monotonic() - started
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert expected in output, output[-3000:]
+    run_id = airflow_run_id(pg_server)
+    states = task_states(pg_server, run_id)
+    failed = sorted(task for task, (_, state) in states.items() if state == "failed")
+    assert failed, states
+    tries = max(states[task][0] for task in failed)
+    assert tries == 1, f"a configuration error must not be retried: {states}"
+    sent = org.admin("GET", "stats").json().get("records.received", 0)
+    assert sent == 0
+    with psycopg.connect(wired) as conn:
+        logged = conn.execute(
+            "SELECT count(*) FROM thrive_sync.tracking_log WHERE dag_run_id = %s", [run_id]
+        ).fetchone()[0]
+    assert logged == 0
+    CONFIG[case] = ConfigResult(
+        case=case,
+        failed_task=", ".join(failed) if len(failed) < 3 else f"{failed[0]} and {len(failed) - 1} more",
+        tries=tries,
+        seconds=seconds,
+        records_sent=sent,
+        message=failure_message(output),
+    )
+
+
+def test_a_bad_param_value_is_refused_before_the_run_is_created(wired, org):
+    started = time.monotonic()
+    result = dags_test({"delay_minutes": 0, "failure_threshold": 7})
+    output = result.stdout + result.stderr
+    assert result.returncode != 0
+    assert "failure_threshold" in output and "7 is greater than the maximum of 1" in output, output[-3000:]
+    assert org.admin("GET", "stats").json().get("records.received", 0) == 0
+    line = next(line for line in output.splitlines() if "7 is greater than the maximum of 1" in line)
+    CONFIG["bad param value"] = ConfigResult(
+        case="bad param value",
+        failed_task="(no run created)",
+        tries=0,
+        seconds=time.monotonic() - started,
+        records_sent=0,
+        message=line.strip()[:200],
+    )
