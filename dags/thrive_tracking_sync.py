@@ -51,6 +51,8 @@ TIMEZONE = os.environ.get("THRIVE_SYNC_TIMEZONE", "UTC")
 DELAY_MINUTES = int(os.environ.get("THRIVE_SYNC_DELAY_MINUTES", "120"))
 RETRY_DELAY = timedelta(seconds=float(os.environ.get("THRIVE_SYNC_RETRY_DELAY_SECONDS", "120")))
 MAPPING_PATH = os.environ.get("THRIVE_SYNC_MAPPING") or None  # None: include/mapping/thrive_activity.yaml
+# Records per task below which sObject Collections are used, from there on Bulk API 2.0.
+BULK_THRESHOLD = int(os.environ.get("THRIVE_SYNC_BULK_THRESHOLD", "2000"))
 
 
 @dag(
@@ -156,6 +158,7 @@ def thrive_tracking_sync():
             category=category.value,
             dry_run="{{ params.dry_run }}",
             mapping_path=MAPPING_PATH,
+            bulk_threshold=BULK_THRESHOLD,
             doc_md=f"Validates the staged `{category.value}` events, upserts the good ones into Salesforce and "
             "records every failure in `thrive_sync.tracking_log`.",
         )
