@@ -16,6 +16,7 @@ import sys
 import tempfile
 import uuid
 from collections.abc import Iterator
+from contextlib import contextmanager
 from pathlib import Path
 
 import psycopg
@@ -88,15 +89,24 @@ def tmp_root() -> Path:
     return _state["root"]  # type: ignore[return-value]
 
 
-@pytest.fixture
-def fresh_db(pg_server) -> Iterator[str]:
-    """A new, empty database for one test; its libpq URI. Dropped afterwards."""
-    name = f"t_{uuid.uuid4().hex[:12]}"
+@contextmanager
+def scratch_database(pg_server, prefix: str = "t") -> Iterator[str]:
+    """A new, empty database on the suite's server; its libpq URI. Dropped afterwards."""
+    name = f"{prefix}_{uuid.uuid4().hex[:12]}"
     with pg_server.connect(autocommit=True) as conn:
         conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    yield pg_server.uri(name)
-    with pg_server.connect(autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    try:
+        yield pg_server.uri(name)
+    finally:
+        with pg_server.connect(autocommit=True) as conn:
+            conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+
+
+@pytest.fixture
+def fresh_db(pg_server) -> Iterator[str]:
+    """A new, empty database for one test."""
+    with scratch_database(pg_server) as uri:
+        yield uri
 
 
 def airflow_conn_for(pg_server, uri: str) -> str:
@@ -176,18 +186,13 @@ def salesforce_conn(org, monkeypatch):
 
 
 @pytest.fixture(scope="session")
-def day_db(pg_server):
+def day_db(pg_server) -> Iterator[str]:
     """One generated day (4,000 events) for the reliability tests; each run writes under its own run id."""
     from thrive_dev.sample_data import SampleConfig, load
 
-    name = f"rel_{uuid.uuid4().hex[:10]}"
-    with pg_server.connect(autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    uri = pg_server.uri(name)
-    load(uri, SampleConfig(start=dag_runs.DAY, days=1, events=4_000, recipients_per_account=60, seed=11))
-    yield uri
-    with pg_server.connect(autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+    with scratch_database(pg_server, "rel") as uri:
+        load(uri, SampleConfig(start=dag_runs.DAY, days=1, events=4_000, recipients_per_account=60, seed=11))
+        yield uri
 
 
 @pytest.fixture

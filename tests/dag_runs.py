@@ -6,8 +6,11 @@ import json
 import os
 import subprocess
 import sys
+import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date
+from datetime import date, timedelta
 from pathlib import Path
 
 import psycopg
@@ -111,3 +114,92 @@ def airflow_run_id(pg_server) -> str:
         return meta.execute(
             "SELECT run_id FROM dag_run WHERE dag_id = 'thrive_tracking_sync' ORDER BY id DESC LIMIT 1"
         ).fetchone()[0]
+
+
+# --- a scheduler: `airflow standalone` with LocalExecutor -----------------------------------------
+def free_port() -> int:
+    import socket
+
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def airflow_cli(*args: str, env: dict[str, str]) -> str:
+    result = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300)
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    return result.stdout
+
+
+def json_out(text: str) -> list[dict]:
+    """The JSON document in a CLI's output (Airflow may print warnings before it)."""
+    import re
+
+    start = re.search(r"^\[\s*[{\]]", text, re.M)
+    return json.loads(text[start.start() :]) if start else []
+
+
+@contextmanager
+def standalone(log_path: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
+    """`airflow standalone` (LocalExecutor) on free ports with the DAG serialized and unpaused."""
+    api_port = free_port()
+    env = {
+        **os.environ,
+        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",  # it runs `airflow`
+        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
+        "AIRFLOW__API__HOST": "127.0.0.1",
+        "AIRFLOW__API__PORT": str(api_port),
+        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
+        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
+        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
+        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
+    }
+    with log_path.open("w") as log:
+        process = subprocess.Popen(
+            [AIRFLOW, "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
+        )
+        try:
+            deadline = time.monotonic() + 180
+            while "thrive_tracking_sync" not in airflow_cli("dags", "list", "-o", "plain", env=env):
+                assert time.monotonic() < deadline, "the DAG processor did not serialize the DAG"
+                time.sleep(3)
+            airflow_cli("dags", "unpause", "thrive_tracking_sync", env=env)
+            yield env, process
+        finally:
+            stop_tree(process)
+
+
+def backfill(env: dict[str, str], first: str, last: str, timeout: float = 600) -> dict[str, str]:
+    """Create a backfill of days ``first``..``last`` and wait for its runs: ``{logical day: state}``."""
+    airflow_cli(
+        "backfill", "create", "--dag-id", "thrive_tracking_sync", "--from-date", first, "--to-date", last,
+        "--reprocess-behavior", "completed", env=env,
+    )  # fmt: skip
+    days = {(date.fromisoformat(first) + timedelta(days=n)).isoformat() for n in range(
+        (date.fromisoformat(last) - date.fromisoformat(first)).days + 1)}  # fmt: skip
+    deadline = time.monotonic() + timeout
+    while True:
+        runs = json_out(airflow_cli("dags", "list-runs", "thrive_tracking_sync", "-o", "json", env=env))
+        states = {r["logical_date"][:10]: r["state"] for r in runs if r["run_id"].startswith("backfill__")}
+        if days <= set(states) and all(states[d] in ("success", "failed") for d in days):
+            return {d: states[d] for d in sorted(days)}
+        assert time.monotonic() < deadline, f"backfill runs did not finish: {states}"
+        time.sleep(3)
+
+
+def stop_tree(process: subprocess.Popen) -> None:
+    """Stop `airflow standalone` and every process it started (some start sessions of their own)."""
+    import contextlib
+
+    import psutil
+
+    family = [psutil.Process(process.pid), *psutil.Process(process.pid).children(recursive=True)]
+    for p in family:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.terminate()
+    _, alive = psutil.wait_procs(family, timeout=30)
+    for p in alive:
+        with contextlib.suppress(psutil.NoSuchProcess):
+            p.kill()
+    process.wait(timeout=10)

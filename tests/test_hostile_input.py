@@ -27,6 +27,7 @@ import pytest
 from hypothesis import HealthCheck, Phase, example, given, settings
 from hypothesis import strategies as st
 
+from conftest import scratch_database
 from dag_runs import DAY, TA, dags_test, latest_run_id
 from reliability_report import OTHER
 from thrive_sync.catalog import Category, pairs_for
@@ -135,30 +136,23 @@ TALLY = {"batches": 0, "rows": 0, "written": 0, "logged": 0, "outside": 0, "reas
 @pytest.fixture(scope="module")
 def hostile_db(pg_server):
     """A database with the schemas, one account, recipients with every member-ID shape, and messages."""
-    import uuid
-
-    from psycopg import sql
-
     from thrive_sync.schema import apply_schema
 
-    name = f"hostile_{uuid.uuid4().hex[:8]}"
-    with pg_server.connect(autocommit=True) as conn:
-        conn.execute(sql.SQL("CREATE DATABASE {}").format(sql.Identifier(name)))
-    uri = pg_server.uri(name)
-    with psycopg.connect(uri) as conn:
-        apply_schema(conn)
-        conn.execute(
-            "INSERT INTO thrive.accounts VALUES (%s, 'Hostile', true, true, true, 'salesforce_default')", [ACCOUNT]
-        )
-        for rid, member in MEMBERS.items():
+    with scratch_database(pg_server, "hostile") as uri:
+        with psycopg.connect(uri) as conn:
+            apply_schema(conn)
             conn.execute(
-                "INSERT INTO thrive.recipients VALUES (%s, %s, NULL, NULL, %s, NULL, NULL)", [ACCOUNT, rid, member]
+                "INSERT INTO thrive.accounts VALUES (%s, 'Hostile', true, true, true, 'salesforce_default')", [ACCOUNT]
             )
-        for mid, title in MESSAGES.items():
-            conn.execute("INSERT INTO thrive.messages VALUES (%s, %s, %s, 'email', %s)", [ACCOUNT, mid, title, START])
-    yield uri
-    with pg_server.connect(autocommit=True) as conn:
-        conn.execute(sql.SQL("DROP DATABASE {} WITH (FORCE)").format(sql.Identifier(name)))
+            for rid, member in MEMBERS.items():
+                conn.execute(
+                    "INSERT INTO thrive.recipients VALUES (%s, %s, NULL, NULL, %s, NULL, NULL)", [ACCOUNT, rid, member]
+                )
+            for mid, title in MESSAGES.items():
+                conn.execute(
+                    "INSERT INTO thrive.messages VALUES (%s, %s, %s, 'email', %s)", [ACCOUNT, mid, title, START]
+                )
+        yield uri
 
 
 def load_batch(uri: str, rows: list[dict]) -> None:

@@ -9,28 +9,25 @@ written to ``docs/reliability.md`` when the whole suite has run (``tests/reliabi
 
 from __future__ import annotations
 
-import os
-import subprocess
-import sys
 import threading
 import time
 from collections.abc import Callable
-from pathlib import Path
 
 import psycopg
 import pytest
 
 from conftest import NO_FAULTS
 from dag_runs import (
-    AIRFLOW,
     DAY,
     Snapshot,
     airflow_run_id,
+    backfill,
     dags_test,
     failure_message,
     latest_run_id,
     salesforce_conn_json,
     snapshot,
+    standalone,
     task_states,
 )
 from reliability_report import FAULTS as RESULTS
@@ -258,22 +255,7 @@ def test_kill_mid_bulk_upload_then_airflow_retries(wired, org, sf, pg_server, tm
     """
     import psutil
 
-    from test_backfill import airflow, free_port, json_out, stop_tree
-
     clean = reference(wired, org, sf)
-    api_port = free_port()
-    env = {
-        **os.environ,
-        "PATH": f"{Path(sys.executable).parent}{os.pathsep}{os.environ.get('PATH', '')}",
-        "AIRFLOW__CORE__EXECUTOR": "LocalExecutor",
-        "AIRFLOW__API__HOST": "127.0.0.1",
-        "AIRFLOW__API__PORT": str(api_port),
-        "AIRFLOW__CORE__EXECUTION_API_SERVER_URL": f"http://127.0.0.1:{api_port}/execution/",
-        "AIRFLOW__LOGGING__WORKER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__LOGGING__TRIGGER_LOG_SERVER_PORT": str(free_port()),
-        "AIRFLOW__DAG_PROCESSOR__REFRESH_INTERVAL": "5",
-        "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
-    }
     sandbox_port = int(org.url.rsplit(":", 1)[1])
     killed: list[dict] = []
 
@@ -298,40 +280,20 @@ def test_kill_mid_bulk_upload_then_airflow_retries(wired, org, sf, pg_server, tm
         killed.append({"pid": proc.pid, "jobs": stats.get("bulk2.jobs", 0), "uploads": stats.get(UPLOADS, 0)})
         org.admin("PUT", "faults", json=NO_FAULTS)
 
-    log = (tmp_path / "standalone.log").open("w")
-    scheduler = subprocess.Popen(
-        [AIRFLOW, "standalone"], env=env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
-    )
     try:
-        deadline = time.monotonic() + 180
-        while "thrive_tracking_sync" not in airflow("dags", "list", "-o", "plain", env=env):
-            assert time.monotonic() < deadline, "the DAG processor did not serialize the DAG"
-            time.sleep(3)
-        airflow("dags", "unpause", "thrive_tracking_sync", env=env)
-        org.admin("PUT", "faults", json={**NO_FAULTS, "latency_ms": 400})
-        watcher = watch(
-            lambda: org.admin("GET", "stats").json().get(UPLOADS, 0) >= 1 and uploading_task() is not None,
-            kill,
-            timeout=300,
-        )
-        airflow(
-            "backfill", "create", "--dag-id", "thrive_tracking_sync", "--from-date", DAY.isoformat(),
-            "--to-date", DAY.isoformat(), "--reprocess-behavior", "completed", env=env,
-        )  # fmt: skip
-        deadline = time.monotonic() + 600
-        while True:
-            runs = json_out(airflow("dags", "list-runs", "thrive_tracking_sync", "-o", "json", env=env))
-            state = {r["run_id"]: r["state"] for r in runs if r["run_id"].startswith("backfill__")}
-            if state and all(s in ("success", "failed") for s in state.values()):
-                break
-            assert time.monotonic() < deadline, f"the backfill run did not finish: {state}"
-            time.sleep(3)
-        watcher.join(timeout=1)
+        with standalone(tmp_path / "standalone.log") as (env, _):
+            org.admin("PUT", "faults", json={**NO_FAULTS, "latency_ms": 400})
+            watcher = watch(
+                lambda: org.admin("GET", "stats").json().get(UPLOADS, 0) >= 1 and uploading_task() is not None,
+                kill,
+                timeout=300,
+            )
+            states = backfill(env, DAY.isoformat(), DAY.isoformat())
+            watcher.join(timeout=1)
     finally:
         org.admin("PUT", "faults", json=NO_FAULTS)
-        stop_tree(scheduler)
-        log.close()
-    [(run_id, run_state)] = state.items()
+    run_state = states[DAY.isoformat()]
+    run_id = latest_run_id(wired)
     assert killed, "the watcher never saw an upload to kill"
     assert run_state == "success", (tmp_path / "standalone.log").read_text()[-3000:]
     tries = task_states(pg_server, run_id)
