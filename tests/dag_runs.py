@@ -182,10 +182,19 @@ def backfill(env: dict[str, str], first: str, last: str, timeout: float = 600) -
     while True:
         runs = json_out(airflow_cli("dags", "list-runs", "thrive_tracking_sync", "-o", "json", env=env))
         states = {r["logical_date"][:10]: r["state"] for r in runs if r["run_id"].startswith("backfill__")}
-        if days <= set(states) and all(states[d] in ("success", "failed") for d in days):
+        if days <= set(states) and all(states[d] in ("success", "failed") for d in days) and not _open_backfills(env):
             return {d: states[d] for d in sorted(days)}
         assert time.monotonic() < deadline, f"backfill runs did not finish: {states}"
         time.sleep(3)
+
+
+def _open_backfills(env: dict[str, str]) -> int:
+    """Backfills the scheduler has not closed yet: Airflow allows one per DAG, so wait for it to close."""
+    meta = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg://", "postgresql://", 1)
+    with psycopg.connect(meta) as conn:
+        return conn.execute(
+            "SELECT count(*) FROM backfill WHERE dag_id = 'thrive_tracking_sync' AND completed_at IS NULL"
+        ).fetchone()[0]
 
 
 def stop_tree(process: subprocess.Popen) -> None:

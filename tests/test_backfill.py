@@ -7,7 +7,7 @@ from datetime import date
 
 import psycopg
 
-from conftest import MEASUREMENTS
+from conftest import MEASUREMENTS, airflow_conn_for
 from dag_runs import backfill, standalone
 from thrive_dev.sample_data import SampleConfig, load
 from thrive_dev.sandbox import seed_from_sample
@@ -15,9 +15,12 @@ from thrive_dev.sandbox import seed_from_sample
 DAYS = ("2026-11-23", "2026-11-24", "2026-11-25")
 
 
-def test_backfill_three_days_with_a_scheduler(fresh_db, pg_server, org, salesforce_conn, airflow_metadata, tmp_path):
+def test_backfill_three_days_with_a_scheduler(
+    fresh_db, pg_server, org, salesforce_conn, airflow_metadata, tmp_path, monkeypatch
+):
     load(fresh_db, SampleConfig(start=date(2026, 11, 23), days=3, events=3_000, recipients_per_account=40, seed=9))
     seed_from_sample(org, fresh_db)
+    monkeypatch.setenv("AIRFLOW_CONN_THRIVE_DB", airflow_conn_for(pg_server, fresh_db))
     started = time.monotonic()
     with standalone(tmp_path / "standalone.log") as (env, _):
         states = backfill(env, DAYS[0], DAYS[-1])

@@ -260,14 +260,17 @@ def test_bulk2_upload_over_150_mb_is_refused(org):
     assert response.status == 400 and b"150 MB" in response.read()
 
 
-def test_token_is_required_and_only_loopback_is_bound(org):
+def test_token_is_required_and_only_loopback_is_bound(org, tmp_root):
+    import psutil
+
+    from thrive_dev.sandbox import running
+
     for headers in ({}, {"Authorization": "Bearer wrong"}):
         r = requests.get(f"{org.url}/services/data/v59.0/limits/", headers=headers, verify=str(org.ca))
         assert r.status_code == 401 and r.json()[0]["errorCode"] == "INVALID_SESSION_ID"
     assert org.url.startswith("https://127.0.0.1:")
-    import psutil
-
-    listening = [c.laddr for c in psutil.Process(org.pid).net_connections(kind="inet") if c.status == "LISTEN"]
+    pid = running(tmp_root / "sf").pid  # not org.pid: a reliability test restarts the sandbox
+    listening = [c.laddr for c in psutil.Process(pid).net_connections(kind="inet") if c.status == "LISTEN"]
     assert listening and all(addr.ip == "127.0.0.1" for addr in listening)
 
 
