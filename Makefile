@@ -14,12 +14,13 @@ ROWS   ?= 200000
 BASELINE ?= 1
 PROFILE ?= 0
 
-.PHONY: demo test up down sample bench lint clean-local help
+.PHONY: demo test up down airflow sample bench lint clean-local help
 
 help:
 	@echo "make demo [DATE=YYYY-MM-DD] [EVENTS=N]  sample data for DATE, run the DAG for that day, print the report"
 	@echo "make test                              install test tools and run the whole suite"
 	@echo "make up / make down                    start / stop the local services (data stays in .local/)"
+	@echo "make airflow                           the Airflow UI on the local services; prints the URL and login"
 	@echo "make sample [DATE= EVENTS= RECIPIENTS=] replace the thrive tables with deterministic sample data"
 	@echo "make bench [ROWS=N] [BASELINE=0] [PROFILE=1]  N events in a day: our DAG vs the floor vs the provider operator"
 	@echo "make lint                              ruff, with Airflow's AIR rules"
@@ -45,6 +46,9 @@ down:
 
 demo: up
 	@$(PY) -m thrive_dev demo --date $(DATE) --events $(EVENTS)
+
+airflow: up
+	@$(PY) -m thrive_dev airflow
 
 # pytest exits 5 when it collected no test: a suite that ran nothing proves nothing, so that fails too.
 sample: up

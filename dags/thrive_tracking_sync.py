@@ -39,6 +39,7 @@ from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from thrive_sync.alerts import on_task_failure
 from thrive_sync.catalog import Category
 from thrive_sync.operators import ValidateAndMapOperator
 from thrive_sync.sql import SQL_DIR
@@ -69,6 +70,7 @@ BULK_THRESHOLD = int(os.environ.get("THRIVE_SYNC_BULK_THRESHOLD", "2000"))
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
         "execution_timeout": timedelta(hours=2),
+        "on_failure_callback": on_task_failure,  # a notifier, when Variable thrive_sync_alerts turns one on
     },
     params={
         "dry_run": Param(False, type="boolean", description="Validate and map, write nothing to Salesforce."),
@@ -168,8 +170,8 @@ def thrive_tracking_sync():
     @task(doc_md="Prints the run report, stores it in XCom, and fails the run past `failure_threshold`.")
     def report() -> dict:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.sdk.exceptions import AirflowFailException
 
+        from thrive_sync import alerts
         from thrive_sync.report import build_report, format_report
         from thrive_sync.sql import read_sql
 
@@ -189,10 +191,12 @@ def thrive_tracking_sync():
         print(format_report(result))
         hook.run(read_sql("sync/clear_staging.sql"), parameters=run, split_statements=True)
         if result["failure_share"] > params["failure_threshold"]:
-            raise AirflowFailException(
+            message = (
                 f"{result['failure_share']:.1%} of the rows past the gates failed, more than the "
                 f"failure_threshold {params['failure_threshold']:.0%}: see thrive_sync.tracking_log"
             )
+            alerts.send(context, f"thrive_tracking_sync {context['run_id']}: failure threshold passed", message)
+            raise alerts.ThresholdBreached(message)
         return result
 
     syncs >> report()

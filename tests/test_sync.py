@@ -204,4 +204,4 @@ def test_a_failure_share_past_the_threshold_fails_the_run(day):
     output = result.stdout + result.stderr
     assert report_block(output), output[-3000:]  # the report is printed before the run fails
     assert "of the rows past the gates failed, more than the failure_threshold 1%" in output
-    assert "AirflowFailException" in output
+    assert "ThresholdBreached" in output

@@ -20,6 +20,7 @@ from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
 
+from thrive_sync.links import TrackingLogLink
 from thrive_sync.tracking_log import TrackingLog
 
 if TYPE_CHECKING:
@@ -64,6 +65,7 @@ class ValidateAndMapOperator(BaseOperator):
 
     template_fields: Sequence[str] = ("dry_run",)
     ui_color = "#e8f4fd"
+    operator_extra_links = (TrackingLogLink(),)
 
     def __init__(
         self,

@@ -11,7 +11,7 @@ import sys
 import time
 from datetime import date
 
-from thrive_dev import bench, demo, localdb, sample_data, services
+from thrive_dev import airflow_ui, bench, demo, localdb, sample_data, services
 
 
 def _generate(args: argparse.Namespace) -> list[str]:
@@ -47,7 +47,8 @@ def main(argv: list[str] | None = None) -> int:
     parser = argparse.ArgumentParser(prog="python -m thrive_dev", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start the local services, apply schemas, write .local/env.sh")
-    commands.add_parser("down", help="stop the local services (data stays in .local/)")
+    commands.add_parser("down", help="stop the local services and `make airflow` (data stays in .local/)")
+    commands.add_parser("airflow", help="the Airflow UI, scheduler, dag-processor and triggerer on the local services")
     gen = commands.add_parser("generate", help="replace the thrive tables with deterministic sample data")
     gen.add_argument("--date", type=date.fromisoformat, required=True, help="first day (UTC), YYYY-MM-DD")
     gen.add_argument("--days", type=int, default=1)
@@ -73,7 +74,11 @@ def main(argv: list[str] | None = None) -> int:
         if args.command == "up":
             lines = services.up()
         elif args.command == "down":
-            lines = services.down()
+            stopped = airflow_ui.stop(services.AIRFLOW_HOME)
+            lines = [f"airflow: {'stopped ' + ', '.join(stopped) if stopped else 'was not running'}"]
+            lines += services.down()
+        elif args.command == "airflow":
+            lines = airflow_ui.up()
         elif args.command == "bench":
             lines = bench.table(
                 bench.run(

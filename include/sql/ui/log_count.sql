@@ -1,0 +1,8 @@
+-- How many tracking-log rows the page's filters select (for paging).
+SELECT count(*)
+FROM thrive_sync.tracking_log
+WHERE (%(run_id)s::text IS NULL OR dag_run_id = %(run_id)s)
+  AND (%(account_id)s::text IS NULL OR account_id = %(account_id)s)
+  AND (%(category)s::text IS NULL OR category = %(category)s)
+  AND (%(reason_code)s::text IS NULL OR reason_code = %(reason_code)s)
+  AND (%(member_id)s::text IS NULL OR custom_member_id = %(member_id)s);

@@ -1,0 +1,98 @@
+"""Alerts: a task that fails for good, or a run past its failure threshold, calls a notifier.
+
+Off by default. The Airflow Variable ``thrive_sync_alerts`` (JSON; ``airflow_settings.yaml``
+declares it) turns them on::
+
+    {"notifier": "log"}                       # a WARNING line in the task log (try it first)
+    {"notifier": "smtp", "to": ["data-ops@example.org"], "from_email": "airflow@example.org",
+     "smtp_conn_id": "smtp_default"}          # the SMTP provider's SmtpNotifier
+
+The Variable is read when an alert is due, never when the DAG file is parsed. A broken setting
+does not hide the failure it was meant to report: the callback logs what is wrong with it and
+the failure itself stays in the task log and the UI.
+"""
+
+from __future__ import annotations
+
+import html
+import logging
+from typing import Any
+
+from airflow.sdk.bases.notifier import BaseNotifier
+from airflow.sdk.exceptions import AirflowFailException
+
+log = logging.getLogger(__name__)
+SETTINGS_VARIABLE = "thrive_sync_alerts"
+NOTIFIERS = ("off", "log", "smtp")
+
+
+class ThresholdBreached(AirflowFailException):
+    """The run's failure share passed ``failure_threshold``; the report task has alerted already."""
+
+
+class LogNotifier(BaseNotifier):
+    """The log-only notifier: one WARNING line with the alert, in the log of the task that raised it."""
+
+    template_fields = ()  # the text is final: an exception message may contain "{{"
+
+    def __init__(self, subject: str, message: str) -> None:
+        super().__init__()
+        self.subject = subject
+        self.message = message
+
+    def notify(self, context: Any) -> None:
+        log.warning("Thrive sync alert: %s: %s", self.subject, self.message)
+
+
+def settings() -> dict[str, Any]:
+    from airflow.sdk import Variable
+
+    value = Variable.get(SETTINGS_VARIABLE, default=None, deserialize_json=True) or {}
+    if not isinstance(value, dict) or value.get("notifier", "off") not in NOTIFIERS:
+        raise ValueError(f"Variable {SETTINGS_VARIABLE} must be a JSON object with notifier one of {NOTIFIERS}")
+    if value.get("notifier") == "smtp" and not value.get("to"):
+        raise ValueError(f"Variable {SETTINGS_VARIABLE}: the smtp notifier needs 'to' (a list of addresses)")
+    return value
+
+
+def notifier(subject: str, message: str) -> BaseNotifier | None:
+    """The configured notifier for one alert, or ``None`` when alerts are off."""
+    chosen = settings()
+    kind = chosen.get("notifier", "off")
+    if kind == "log":
+        return LogNotifier(subject, message)
+    if kind == "smtp":
+        from airflow.providers.smtp.notifications.smtp import SmtpNotifier
+
+        # SmtpNotifier renders subject and body as Jinja templates: braces from an error message
+        # must stay text, not become template syntax.
+        return SmtpNotifier(
+            to=chosen["to"],
+            from_email=chosen.get("from_email"),
+            subject=subject.replace("{", "("),
+            html_content="<pre>" + html.escape(message).replace("{", "&#123;") + "</pre>",
+            smtp_conn_id=chosen.get("smtp_conn_id", "smtp_default"),
+        )
+    return None
+
+
+def send(context: Any, subject: str, message: str) -> None:
+    try:
+        chosen = notifier(subject, message)
+        if chosen is not None:
+            chosen(context)
+    except Exception:  # an alert that cannot be sent must not mask the failure being reported
+        log.exception("Thrive sync alert could not be sent (%s)", subject)
+
+
+def on_task_failure(context: Any) -> None:
+    """``on_failure_callback`` of every task: a task failed and will not be retried."""
+    exception = context.get("exception")
+    if isinstance(exception, ThresholdBreached):
+        return  # the report task sent its own alert with the figures
+    ti = context["ti"]
+    send(
+        context,
+        f"{ti.dag_id}: {ti.task_id} failed",
+        f"run {context['run_id']}, try {ti.try_number}: {type(exception).__name__}: {exception}",
+    )

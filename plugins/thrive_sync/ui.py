@@ -1,0 +1,258 @@
+"""The tracking-log page in the Airflow UI: a FastAPI app the plugin mounts at ``/thrive-sync``.
+
+It reads ``thrive_sync.sync_runs`` and ``thrive_sync.tracking_log`` through the ``thrive_db``
+connection and shows the last 30 days per category (a table and a bar chart), one run's counts,
+and the tracking log filtered by run, account, category, reason code and member ID, a page at a
+time, with a CSV download of the whole selection (streamed: a day's log can be large).
+
+Airflow does not authenticate plugin apps (a mounted app inherits none of the API's
+dependencies), so every route depends on Airflow's own ``requires_access_dag`` for this DAG's runs:
+the user's Airflow login (the UI's session cookie or a bearer token) decides, as for the DAG's pages.
+The page is server-rendered HTML with an inline SVG chart: no build step, nothing to download.
+"""
+
+from __future__ import annotations
+
+import csv
+import html
+import io
+from collections.abc import Iterator
+from dataclasses import dataclass
+from typing import Annotated, Any
+from urllib.parse import urlencode
+
+from fastapi import Depends, FastAPI, Query
+from fastapi.responses import HTMLResponse, StreamingResponse
+
+DAG_ID = "thrive_tracking_sync"
+THRIVE_DB_CONN_ID = "thrive_db"
+PAGE_SIZE = 50
+CHART_DAYS = 30
+LOG_COLUMNS = (
+    "dag_run_id",
+    "account_id",
+    "category",
+    "event_id",
+    "recipient_id",
+    "custom_member_id",
+    "activity_code",
+    "activity_subcode",
+    "occurred_at",
+    "reason_code",
+    "reason_detail",
+    "logged_at",
+)
+
+
+@dataclass(frozen=True)
+class LogFilter:
+    """The page's filters; an empty field is no filter."""
+
+    run_id: str | None = None
+    account_id: str | None = None
+    category: str | None = None
+    reason_code: str | None = None
+    member_id: str | None = None
+
+    def params(self) -> dict[str, Any]:
+        return {k: (v or None) for k, v in self.__dict__.items()}
+
+    def query(self, **more: Any) -> str:
+        return urlencode({k: v for k, v in {**self.__dict__, **more}.items() if v})
+
+
+def log_filter(
+    run_id: str | None = None,
+    account_id: str | None = None,
+    category: str | None = None,
+    reason_code: str | None = None,
+    member_id: str | None = None,
+) -> LogFilter:
+    return LogFilter(run_id, account_id, category, reason_code, member_id)
+
+
+Filters = Annotated[LogFilter, Depends(log_filter)]
+Page = Annotated[int, Query(ge=1)]
+
+
+def _records(sql_file: str, params: dict[str, Any]) -> list[tuple]:
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from thrive_sync.sql import read_sql
+
+    return PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID).get_records(read_sql(sql_file), parameters=params)
+
+
+def runs_by_day(days: int = CHART_DAYS) -> list[dict[str, Any]]:
+    rows = _records("ui/runs_by_day.sql", {"days": days})
+    keys = ("day", "category", "dag_run_id", "extracted", "written", "failed", "skipped")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def run_counts(run_id: str, category: str | None) -> list[dict[str, Any]]:
+    rows = _records("ui/run_counts.sql", {"run_id": run_id, "category": category or None})
+    keys = ("category", "account_id", "extracted", "written", "failed", "skipped", "skip_gate")
+    return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def log_page(flt: LogFilter, page: int, page_size: int = PAGE_SIZE) -> tuple[int, list[dict[str, Any]]]:
+    total = _records("ui/log_count.sql", flt.params())[0][0]
+    rows = _records("ui/log_page.sql", {**flt.params(), "limit": page_size, "offset": (page - 1) * page_size})
+    return total, [dict(zip(LOG_COLUMNS, row, strict=True)) for row in rows]
+
+
+def log_csv(flt: LogFilter) -> Iterator[str]:
+    """The selection as CSV, read from a server-side cursor 2,000 rows at a time."""
+    from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+    from thrive_sync.sql import read_sql
+
+    sql = read_sql("ui/log_page.sql")
+    out = io.StringIO()
+    writer = csv.writer(out)
+    writer.writerow(LOG_COLUMNS)
+    yield out.getvalue()
+    with PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID).get_conn() as conn, conn.cursor(name="log_csv") as cur:
+        cur.itersize = 2_000
+        cur.execute(sql, {**flt.params(), "limit": None, "offset": 0})
+        for row in cur:
+            out.seek(0)
+            out.truncate()
+            writer.writerow(row)
+            yield out.getvalue()
+
+
+def _access() -> Any:
+    """Airflow's own check: may this user read this DAG's runs?"""
+    from airflow.api_fastapi.auth.managers.models.resource_details import DagAccessEntity
+    from airflow.api_fastapi.core_api.security import requires_access_dag
+
+    return requires_access_dag("GET", DagAccessEntity.RUN, param_dag_id=DAG_ID)
+
+
+def create_app() -> FastAPI:
+    app = FastAPI(title="Thrive tracking sync", dependencies=[Depends(_access())])
+
+    @app.get("/api/runs")
+    def api_runs(days: Annotated[int, Query(ge=1, le=366)] = CHART_DAYS) -> list[dict[str, Any]]:
+        return runs_by_day(days)
+
+    @app.get("/api/runs/{run_id}")
+    def api_run(run_id: str, category: str | None = None) -> list[dict[str, Any]]:
+        return run_counts(run_id, category)
+
+    @app.get("/api/log")
+    def api_log(
+        flt: Filters, page: Page = 1, page_size: Annotated[int, Query(ge=1, le=1000)] = PAGE_SIZE
+    ) -> dict[str, Any]:
+        total, rows = log_page(flt, page, page_size)
+        return {"total": total, "page": page, "page_size": page_size, "rows": rows}
+
+    @app.get("/log.csv")
+    def download(flt: Filters) -> StreamingResponse:
+        name = "tracking_log" + ("_" + flt.run_id.replace(":", "").replace("+", "") if flt.run_id else "")
+        return StreamingResponse(
+            log_csv(flt), media_type="text/csv", headers={"Content-Disposition": f'attachment; filename="{name}.csv"'}
+        )
+
+    @app.get("/", response_class=HTMLResponse)
+    def page(flt: Filters, page: Page = 1) -> str:
+        days = runs_by_day()
+        counts = run_counts(flt.run_id, flt.category) if flt.run_id else []
+        total, rows = log_page(flt, page)
+        return render_page(flt, page, days, counts, total, rows)
+
+    return app
+
+
+# --- HTML -------------------------------------------------------------------------------------
+STYLE = """
+body{font-family:system-ui,sans-serif;margin:1.5rem;color:#1b2430}
+table{border-collapse:collapse;margin:.5rem 0 1.5rem;font-size:.9rem}
+th,td{border:1px solid #d5dbe3;padding:.25rem .5rem;text-align:left}
+td.n{text-align:right}
+form{display:flex;gap:.5rem;flex-wrap:wrap;align-items:end;margin-bottom:1rem}
+label{display:flex;flex-direction:column;font-size:.8rem}
+.legend span{display:inline-block;width:.8rem;height:.8rem;margin:0 .25rem 0 1rem}
+"""
+
+
+def _e(value: Any) -> str:
+    return html.escape("" if value is None else str(value))
+
+
+def render_chart(days: list[dict[str, Any]]) -> str:
+    """Written and failed per day as stacked bars (inline SVG)."""
+    per_day: dict[Any, list[int]] = {}
+    for row in days:
+        totals = per_day.setdefault(row["day"], [0, 0])
+        totals[0] += int(row["written"])
+        totals[1] += int(row["failed"])
+    if not per_day:
+        return "<p>No runs in the last 30 days.</p>"
+    ordered = sorted(per_day.items())
+    top = max(w + f for _, (w, f) in ordered) or 1
+    width, height, bar = 24 * len(ordered) + 40, 160, 18
+    bars = []
+    for i, (day, (written, failed)) in enumerate(ordered):
+        x = 30 + i * 24
+        hw, hf = 130 * written / top, 130 * failed / top
+        bars.append(
+            f"<g><title>{_e(day)}: {written:,} written, {failed:,} failed</title>"
+            f'<rect x="{x}" y="{140 - hw:.1f}" width="{bar}" height="{hw:.1f}" fill="#2e7d32"/>'
+            f'<rect x="{x}" y="{140 - hw - hf:.1f}" width="{bar}" height="{hf:.1f}" fill="#c62828"/>'
+            f'<text x="{x}" y="155" font-size="8">{_e(str(day)[5:])}</text></g>'
+        )
+    return (
+        f'<svg id="chart" width="{width}" height="{height}" role="img" aria-label="written and failed per day">'
+        + "".join(bars)
+        + '</svg><div class="legend"><span style="background:#2e7d32"></span>written'
+        '<span style="background:#c62828"></span>failed</div>'
+    )
+
+
+def _table(table_id: str, columns: tuple[str, ...], rows: list[dict[str, Any]], numeric: set[str]) -> str:
+    head = "".join(f"<th>{_e(c)}</th>" for c in columns)
+    body = "".join(
+        "<tr>" + "".join(f"<td{' class=n' if c in numeric else ''}>{_e(r[c])}</td>" for c in columns) + "</tr>"
+        for r in rows
+    )
+    return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
+
+
+def render_page(
+    flt: LogFilter,
+    page: int,
+    days: list[dict[str, Any]],
+    counts: list[dict[str, Any]],
+    total: int,
+    rows: list[dict[str, Any]],
+) -> str:
+    counted = ("extracted", "written", "failed", "skipped")
+    fields = "".join(
+        f'<label>{name.replace("_", " ")}<input name="{name}" value="{_e(getattr(flt, name))}"></label>'
+        for name in ("run_id", "account_id", "category", "reason_code", "member_id")
+    )
+    run_part = ""
+    if flt.run_id:
+        run_part = f"<h2>Run {_e(flt.run_id)}</h2>" + _table(
+            "run-counts", ("category", "account_id", *counted, "skip_gate"), counts, set(counted)
+        )
+    last = max(1, -(-total // PAGE_SIZE))
+    pager = " ".join(
+        f'<a href="?{_e(flt.query(page=n))}">{label}</a>'
+        for n, label in ((page - 1, "previous"), (page + 1, "next"))
+        if 1 <= n <= last
+    )
+    return f"""<!doctype html><html><head><meta charset="utf-8"><title>Thrive tracking log</title>
+<style>{STYLE}</style></head><body>
+<h1>Thrive tracking sync</h1>
+<h2>Last {CHART_DAYS} days</h2>{render_chart(days)}
+{_table("days", ("day", "category", "dag_run_id", *counted), days, set(counted))}
+{run_part}
+<h2>Tracking log</h2>
+<form method="get">{fields}<button type="submit">Filter</button></form>
+<p><span id="log-total">{total:,}</span> rows; page {page} of {last}. {pager}
+<a id="csv" href="log.csv?{_e(flt.query())}">Download CSV</a></p>
+{_table("log", LOG_COLUMNS, rows, {"event_id", "recipient_id"})}
+</body></html>"""

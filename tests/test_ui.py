@@ -1,0 +1,118 @@
+"""The tracking-log page in a real `airflow api-server`, behind Airflow's login, against the database."""
+
+from __future__ import annotations
+
+import json
+import os
+import re
+import subprocess
+import time
+
+import psycopg
+import pytest
+import requests
+
+from dag_runs import AIRFLOW, dags_test, free_port, latest_run_id, stop_tree
+
+PASSWORD = "ui-test-password"
+
+
+@pytest.fixture
+def api_server(wired, tmp_path):
+    """`airflow api-server` on a free port with the plugin loaded; its URL. Login: admin / PASSWORD."""
+    port = free_port()
+    passwords = tmp_path / "passwords.json"
+    passwords.write_text(json.dumps({"admin": PASSWORD}))
+    env = {
+        **os.environ,
+        "AIRFLOW__API__PORT": str(port),
+        "AIRFLOW__API__BASE_URL": f"http://127.0.0.1:{port}",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_USERS": "admin:admin",
+        "AIRFLOW__CORE__SIMPLE_AUTH_MANAGER_PASSWORDS_FILE": str(passwords),
+    }
+    log = (tmp_path / "api-server.log").open("w")
+    server = subprocess.Popen(
+        [AIRFLOW, "api-server", "--host", "127.0.0.1", "--port", str(port)],
+        env=env,
+        stdout=log,
+        stderr=subprocess.STDOUT,
+        start_new_session=True,
+    )
+    url = f"http://127.0.0.1:{port}"
+    try:
+        deadline = time.monotonic() + 120
+        while True:
+            try:
+                if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
+                    break
+            except requests.ConnectionError:
+                pass
+            assert server.poll() is None, (tmp_path / "api-server.log").read_text()[-3000:]
+            assert time.monotonic() < deadline, "the api-server did not come up"
+            time.sleep(1)
+        yield url, env
+    finally:
+        stop_tree(server)
+        log.close()
+
+
+def login(url: str) -> requests.Session:
+    token = requests.post(f"{url}/auth/token", json={"username": "admin", "password": PASSWORD}, timeout=10)
+    assert token.status_code == 201, token.text
+    session = requests.Session()
+    session.headers["Authorization"] = f"Bearer {token.json()['access_token']}"
+    return session
+
+
+def test_tracking_log_page_and_task_link(wired, api_server, pg_server):
+    url, env = api_server
+    result = dags_test(env={"AIRFLOW__API__BASE_URL": env["AIRFLOW__API__BASE_URL"]})
+    assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
+    run_id = latest_run_id(wired)
+    with psycopg.connect(wired) as conn:
+        logged = conn.execute(
+            "SELECT count(*) FROM thrive_sync.tracking_log WHERE dag_run_id = %s AND category = 'message_activity'",
+            [run_id],
+        ).fetchone()[0]
+        counts = conn.execute(
+            "SELECT sum(extracted), sum(written), sum(failed), sum(skipped) FROM thrive_sync.sync_runs"
+            " WHERE dag_run_id = %s",
+            [run_id],
+        ).fetchone()
+        every_row = conn.execute("SELECT count(*) FROM thrive_sync.tracking_log").fetchone()[0]
+    assert logged > 0
+
+    # Behind Airflow's login: nothing without a token.
+    assert requests.get(f"{url}/thrive-sync/api/log", timeout=10).status_code in (401, 403)
+    assert requests.get(f"{url}/thrive-sync/", timeout=10).status_code in (401, 403)
+    session = login(url)
+
+    # The task's button, stored by the worker in XCom, leads to the page filtered to its run and category.
+    with psycopg.connect(pg_server.uri("airflow")) as meta:
+        link = meta.execute(
+            "SELECT value FROM xcom WHERE dag_id = 'thrive_tracking_sync' AND run_id = %s"
+            " AND task_id = 'validate_and_map_message_activity' AND key = '_link_TrackingLogLink'",
+            [run_id],
+        ).fetchone()[0]
+    assert link.startswith(f"{url}/thrive-sync/?") and "category=message_activity" in link
+    page = session.get(link, timeout=30)
+    assert page.status_code == 200, page.text[:500]
+    shown = int(re.search(r'<span id="log-total">([\d,]+)</span>', page.text).group(1).replace(",", ""))
+    assert shown == logged
+    assert '<svg id="chart"' in page.text and 'id="run-counts"' in page.text
+
+    # The JSON behind it, a filter, and the CSV of the whole selection.
+    body = session.get(
+        f"{url}/thrive-sync/api/log", params={"run_id": run_id, "category": "message_activity"}, timeout=30
+    ).json()
+    assert body["total"] == logged and len(body["rows"]) == min(logged, 50)
+    reason = body["rows"][0]["reason_code"]
+    by_reason = session.get(
+        f"{url}/thrive-sync/api/log", params={"run_id": run_id, "reason_code": reason}, timeout=30
+    ).json()
+    assert by_reason["total"] > 0 and {r["reason_code"] for r in by_reason["rows"]} == {reason}
+    csv_text = session.get(f"{url}/thrive-sync/log.csv", timeout=60).text
+    assert len(csv_text.strip().splitlines()) == every_row + 1
+    days = session.get(f"{url}/thrive-sync/api/runs", timeout=30).json()
+    mine = [d for d in days if d["dag_run_id"] == run_id]
+    assert tuple(sum(d[k] for d in mine) for k in ("extracted", "written", "failed", "skipped")) == counts
