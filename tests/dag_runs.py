@@ -102,7 +102,13 @@ def task_states(pg_server, run_id: str) -> dict[str, tuple[int, str]]:
 
 def failure_message(output: str) -> str:
     """The first line naming why a task failed, as a user would look for it in the output."""
-    for marker in ("AirflowFailException: ", "ConservationError: ", "SalesforceUnavailable: ", "Error: "):
+    for marker in (
+        "ThresholdBreached: ",
+        "AirflowFailException: ",
+        "ConservationError: ",
+        "SalesforceUnavailable: ",
+        "Error: ",
+    ):
         for line in output.splitlines():
             if marker in line:
                 return line[line.index(marker) :][:200]
