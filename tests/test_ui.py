@@ -6,13 +6,13 @@ import json
 import os
 import re
 import subprocess
-import time
 
 import psycopg
 import pytest
 import requests
 
 from dag_runs import AIRFLOW, dags_test, free_port, latest_run_id, stop_tree
+from thrive_dev.airflow_ui import wait_for_api
 
 PASSWORD = "ui-test-password"
 
@@ -40,16 +40,8 @@ def api_server(wired, tmp_path):
     )
     url = f"http://127.0.0.1:{port}"
     try:
-        deadline = time.monotonic() + 120
-        while True:
-            try:
-                if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
-                    break
-            except requests.ConnectionError:
-                pass
-            assert server.poll() is None, (tmp_path / "api-server.log").read_text()[-3000:]
-            assert time.monotonic() < deadline, "the api-server did not come up"
-            time.sleep(1)
+        healthy = wait_for_api(url, 120, alive=lambda: server.poll() is None)
+        assert healthy, (tmp_path / "api-server.log").read_text()[-3000:]
         yield url, env
     finally:
         stop_tree(server)

@@ -137,19 +137,24 @@ def start(env: dict[str, str], home: Path, port: int = DEFAULT_PORT, timeout: fl
             )
         pid_file.write_text(str(process.pid))
     url = f"http://127.0.0.1:{port}"
-    deadline = time.monotonic() + timeout
-    while True:
-        try:
-            if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
-                break
-        except requests.ConnectionError:
-            pass
-        if time.monotonic() > deadline:
-            stop(home)
-            raise services.ServiceError(f"the Airflow api-server did not answer on {url}: see {logs}/api-server.log")
-        time.sleep(1)
+    if not wait_for_api(url, timeout):
+        stop(home)
+        raise services.ServiceError(f"the Airflow api-server did not answer on {url}: see {logs}/api-server.log")
     password = json.loads((home / "passwords.json").read_text())["admin"]
     return AirflowUi(url, "admin", password, home)
+
+
+def wait_for_api(url: str, timeout: float, alive=lambda: True) -> bool:
+    """Whether the api-server at ``url`` reports healthy within ``timeout`` (and ``alive()`` held)."""
+    deadline = time.monotonic() + timeout
+    while time.monotonic() < deadline and alive():
+        try:
+            if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
+                return True
+        except requests.ConnectionError:
+            pass
+        time.sleep(1)
+    return False
 
 
 def stop(home: Path) -> list[str]:
