@@ -176,9 +176,12 @@ class ValidateAndMapOperator(BaseOperator):
         from thrive_sync.sf_connection import salesforce_hook
 
         for conn_id in sorted(conn_ids):
+            try:
+                connection_exists(conn_id, "Salesforce")
+            except ConfigurationError as err:
+                raise AirflowFailException(str(err)) from None
             for attempt in range(PREFLIGHT_LOGINS):
                 try:
-                    connection_exists(conn_id, "Salesforce")
                     check_org_accepts_mapping(salesforce_hook(conn_id).get_conn(), conn_id, mapping)
                     break
                 except CredentialsRefused as err:
