@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 import http.client
 import io
+import json
 import ssl
 import time
 
@@ -355,3 +356,34 @@ def test_bulk1_json_upsert_as_the_provider_operator_uses_it(sf, org):
     assert results[3]["errors"][0]["statusCode"] == "STRING_TOO_LONG"
     assert sf.query(f"SELECT COUNT() FROM {TA} WHERE {EXT} LIKE 'v1:%'")["totalSize"] == 249
     assert org.admin("GET", "stats").json()["api_calls.POST bulk1"] == 1 + 3 + 1  # job, 3 batches, close
+
+
+def test_bulk1_batch_status_is_whole_while_the_batch_is_written(sf, org):
+    """Batch status polled as fast as a client can while the batch completes is never half a file.
+
+    The provider's Bulk 1.0 client polls each batch from its own thread; a status file rewritten in
+    place is empty for a moment, and the client fails on ``Expecting value`` (seen once in CI).
+    """
+    cid = contact(sf)
+    session = org.session()
+    base = f"{org.url}/services/async/59.0/job"
+    headers = {"X-SFDC-Session": org.token, "Content-Type": "application/json"}
+    torn = completed = 0
+    for attempt in range(20):
+        job = session.post(
+            base, json={"object": TA, "operation": "upsert", "externalIdFieldName": EXT}, headers=headers
+        ).json()
+        rows = [{EXT: f"torn:{attempt}:{i}", "Contact__c": cid} for i in range(200)]
+        batch = session.post(f"{base}/{job['id']}/batch", json=rows, headers=headers).json()
+        deadline = time.monotonic() + 30
+        while time.monotonic() < deadline:
+            body = session.get(f"{base}/{job['id']}/batch/{batch['id']}", headers=headers).content
+            try:
+                state = json.loads(body)["state"]
+            except ValueError:
+                torn += 1
+                continue
+            if state == "Completed":
+                completed += 1
+                break
+    assert (torn, completed) == (0, 20)

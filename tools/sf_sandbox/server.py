@@ -655,7 +655,7 @@ class Handler(BaseHTTPRequestHandler):
                 "numberRecordsProcessed": 0,
                 "numberRecordsFailed": 0,
             }
-            (folder / f"{batch_id}.json").write_text(json.dumps(batch))
+            write_whole(folder / f"{batch_id}.json", json.dumps(batch))
             info["numberBatchesTotal"] += 1
             sandbox.save_job(info)
             threading.Thread(target=self._run_v1_batch, args=(info, folder, batch, records), daemon=True).start()
@@ -679,13 +679,13 @@ class Handler(BaseHTTPRequestHandler):
             info.get("externalIdFieldName"),
         )
         body = [{"success": r.success, "created": r.created, "id": r.id, "errors": r.errors} for r in results]
-        (folder / f"{batch['id']}.result.json").write_text(json.dumps(body))
+        write_whole(folder / f"{batch['id']}.result.json", json.dumps(body))
         batch.update(
             state="Completed",
             numberRecordsProcessed=len(results),
             numberRecordsFailed=sum(not r.success for r in results),
         )
-        (folder / f"{batch['id']}.json").write_text(json.dumps(batch))
+        write_whole(folder / f"{batch['id']}.json", json.dumps(batch))
         sandbox.store.bump("bulk1.rows", len(results))
 
     # --- admin ----------------------------------------------------------------------------------
@@ -782,6 +782,17 @@ def describe(obj: SObject) -> dict:
             for f in obj.fields.values()
         ],
     }
+
+
+def write_whole(path: Path, text: str) -> None:
+    """Replace a file that other request threads may be reading, so that they see old or new, whole.
+
+    ``write_text`` truncates first: a client polling a Bulk 1.0 batch at that moment got an empty
+    body. A rename within a folder is atomic on POSIX.
+    """
+    part = path.with_name(path.name + ".part")
+    part.write_text(text)
+    os.replace(part, path)
 
 
 def successful_results(folder: Path) -> bytes:
