@@ -107,16 +107,14 @@ def thrive_tracking_sync():
         from airflow.sdk.exceptions import AirflowFailException
 
         from thrive_sync.gates import AccountGates, gate_summary
-        from thrive_sync.preflight import ConfigurationError, connection_exists
+        from thrive_sync.preflight import THRIVE_DB, connection_exists, failing_fast
         from thrive_sync.sql import read_sql
 
         context = get_current_context()
         if context.get("data_interval_start") is None:
             raise AirflowFailException("this run has no data interval: trigger it with a logical date")
-        try:
-            connection_exists(THRIVE_DB_CONN_ID, "the PostgreSQL database with the thrive tables")
-        except ConfigurationError as err:
-            raise AirflowFailException(str(err)) from None
+        with failing_fast():
+            connection_exists(THRIVE_DB_CONN_ID, THRIVE_DB)
         rows = PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID).get_records(read_sql("gate/accounts.sql"))
         summary = gate_summary(AccountGates(*row) for row in rows)
         closed = {a: g[Category.MESSAGE_ACTIVITY] for a, g in summary.items() if g[Category.MESSAGE_ACTIVITY]}

@@ -10,17 +10,12 @@ from __future__ import annotations
 from airflow.plugins_manager import AirflowPlugin
 
 from thrive_sync.links import UI_PREFIX, TrackingLogLink
-
-
-def _app():
-    from thrive_sync.ui import create_app
-
-    return create_app()
+from thrive_sync.ui import create_app
 
 
 class ThriveSyncPlugin(AirflowPlugin):
     name = "thrive_sync"
-    fastapi_apps = [{"app": _app(), "url_prefix": UI_PREFIX, "name": "Thrive tracking log"}]
+    fastapi_apps = [{"app": create_app(), "url_prefix": UI_PREFIX, "name": "Thrive tracking log"}]
     external_views = [
         {
             "name": "Thrive tracking log",

@@ -10,6 +10,7 @@ from typing import Any
 
 import yaml
 
+from thrive_sync.preflight import ConfigurationError
 from thrive_sync.sql import PROJECT_ROOT
 
 DEFAULT_MAPPING = PROJECT_ROOT / "include" / "mapping" / "thrive_activity.yaml"
@@ -30,7 +31,7 @@ SOURCE_ORDER = (
 SOURCES = frozenset(SOURCE_ORDER)
 
 
-class MappingError(ValueError):
+class MappingError(ConfigurationError):
     """The mapping file cannot be used; the message names what to fix."""
 
 

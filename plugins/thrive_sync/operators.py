@@ -92,21 +92,18 @@ class ValidateAndMapOperator(BaseOperator):
 
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.sdk.exceptions import AirflowFailException
 
         from thrive_sync.catalog import Category
         from thrive_sync.gates import AccountGates
-        from thrive_sync.mapping import DEFAULT_MAPPING, MappingError, load_mapping
-        from thrive_sync.preflight import ConfigurationError, connection_exists
+        from thrive_sync.mapping import DEFAULT_MAPPING, load_mapping
+        from thrive_sync.preflight import THRIVE_DB, connection_exists, failing_fast
         from thrive_sync.sql import read_sql
 
         category = Category(self.category)
         dry_run = self.dry_run in (True, "True", "true", "1")
-        try:
-            connection_exists(self.thrive_conn_id, "the PostgreSQL database with the thrive tables")
+        with failing_fast():
+            connection_exists(self.thrive_conn_id, THRIVE_DB)
             mapping = load_mapping(self.mapping_path or DEFAULT_MAPPING)
-        except (ConfigurationError, MappingError) as err:
-            raise AirflowFailException(str(err)) from None
         run_id = context["run_id"]
         started_at = datetime.now(UTC)
         hook = PostgresHook(postgres_conn_id=self.thrive_conn_id)
@@ -165,33 +162,27 @@ class ValidateAndMapOperator(BaseOperator):
         A configuration mistake fails the task without retries (``AirflowFailException``), naming
         what to fix; an org that is briefly unreachable raises as usual, and Airflow retries.
         """
-        from airflow.sdk.exceptions import AirflowFailException
-
         from thrive_sync.preflight import (
-            ConfigurationError,
             CredentialsRefused,
             check_org_accepts_mapping,
             connection_exists,
+            failing_fast,
         )
         from thrive_sync.sf_connection import salesforce_hook
 
         for conn_id in sorted(conn_ids):
-            try:
+            with failing_fast():
                 connection_exists(conn_id, "Salesforce")
-            except ConfigurationError as err:
-                raise AirflowFailException(str(err)) from None
-            for attempt in range(PREFLIGHT_LOGINS):
-                try:
-                    check_org_accepts_mapping(salesforce_hook(conn_id).get_conn(), conn_id, mapping)
-                    break
-                except CredentialsRefused as err:
-                    # A session can expire at any moment: only a refusal that outlasts fresh logins
-                    # is a wrong credential.
-                    if attempt + 1 == PREFLIGHT_LOGINS:
-                        raise AirflowFailException(f"{err} ({PREFLIGHT_LOGINS} attempts)") from None
-                    time.sleep(0.5 * 2**attempt)
-                except ConfigurationError as err:
-                    raise AirflowFailException(str(err)) from None
+                for attempt in range(PREFLIGHT_LOGINS):
+                    try:
+                        check_org_accepts_mapping(salesforce_hook(conn_id).get_conn(), conn_id, mapping)
+                        break
+                    except CredentialsRefused as err:
+                        # A session can expire at any moment: only a refusal that outlasts fresh logins
+                        # is a wrong credential.
+                        if attempt + 1 == PREFLIGHT_LOGINS:
+                            raise CredentialsRefused(f"{err} ({PREFLIGHT_LOGINS} attempts)") from None
+                        time.sleep(0.5 * 2**attempt)
             self.log.info("%s: %s and its %d mapped fields are there", conn_id, mapping.object, len(mapping.fields))
 
     def _sync_connection(

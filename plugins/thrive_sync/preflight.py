@@ -9,6 +9,8 @@ the message says what to change.
 
 from __future__ import annotations
 
+from collections.abc import Iterator
+from contextlib import contextmanager
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -23,6 +25,20 @@ class ConfigurationError(ValueError):
 
 class CredentialsRefused(ConfigurationError):
     """The org answered 401: a wrong password or token, or a session that just expired (ask again)."""
+
+
+THRIVE_DB = "the PostgreSQL database with the thrive tables"  # what the thrive_db connection is for
+
+
+@contextmanager
+def failing_fast() -> Iterator[None]:
+    """Turn a :class:`ConfigurationError` into ``AirflowFailException``: the task fails without retries."""
+    from airflow.sdk.exceptions import AirflowFailException
+
+    try:
+        yield
+    except ConfigurationError as err:
+        raise AirflowFailException(str(err)) from None
 
 
 def connection_exists(conn_id: str, purpose: str) -> None:

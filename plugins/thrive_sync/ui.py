@@ -14,6 +14,7 @@ The page is server-rendered HTML with an inline SVG chart: no build step, nothin
 from __future__ import annotations
 
 import csv
+import dataclasses
 import html
 import io
 from collections.abc import Iterator
@@ -61,50 +62,56 @@ class LogFilter:
         return urlencode({k: v for k, v in {**self.__dict__, **more}.items() if v})
 
 
-def log_filter(
-    run_id: str | None = None,
-    account_id: str | None = None,
-    category: str | None = None,
-    reason_code: str | None = None,
-    member_id: str | None = None,
-) -> LogFilter:
-    return LogFilter(run_id, account_id, category, reason_code, member_id)
-
-
-Filters = Annotated[LogFilter, Depends(log_filter)]
+Filters = Annotated[LogFilter, Depends()]  # the dataclass's fields are the query parameters
 Page = Annotated[int, Query(ge=1)]
 
 
-def _records(sql_file: str, params: dict[str, Any]) -> list[tuple]:
+def _connect() -> Any:
     from airflow.providers.postgres.hooks.postgres import PostgresHook
 
+    return PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID).get_conn()
+
+
+def thrive_db() -> Iterator[Any]:
+    """One connection per request: the page makes four queries."""
+    with _connect() as conn:
+        yield conn
+
+
+Db = Annotated[Any, Depends(thrive_db)]
+
+
+def _records(conn: Any, sql_file: str, params: dict[str, Any]) -> list[tuple]:
     from thrive_sync.sql import read_sql
 
-    return PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID).get_records(read_sql(sql_file), parameters=params)
+    with conn.cursor() as cur:
+        cur.execute(read_sql(sql_file), params)
+        return cur.fetchall()
 
 
-def runs_by_day(days: int = CHART_DAYS) -> list[dict[str, Any]]:
-    rows = _records("ui/runs_by_day.sql", {"days": days})
+def runs_by_day(conn: Any, days: int = CHART_DAYS) -> list[dict[str, Any]]:
+    rows = _records(conn, "ui/runs_by_day.sql", {"days": days})
     keys = ("day", "category", "dag_run_id", "extracted", "written", "failed", "skipped")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def run_counts(run_id: str, category: str | None) -> list[dict[str, Any]]:
-    rows = _records("ui/run_counts.sql", {"run_id": run_id, "category": category or None})
+def run_counts(conn: Any, run_id: str, category: str | None) -> list[dict[str, Any]]:
+    rows = _records(conn, "ui/run_counts.sql", {"run_id": run_id, "category": category or None})
     keys = ("category", "account_id", "extracted", "written", "failed", "skipped", "skip_gate")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
-def log_page(flt: LogFilter, page: int, page_size: int = PAGE_SIZE) -> tuple[int, list[dict[str, Any]]]:
-    total = _records("ui/log_count.sql", flt.params())[0][0]
-    rows = _records("ui/log_page.sql", {**flt.params(), "limit": page_size, "offset": (page - 1) * page_size})
+def log_page(conn: Any, flt: LogFilter, page: int, page_size: int = PAGE_SIZE) -> tuple[int, list[dict[str, Any]]]:
+    total = _records(conn, "ui/log_count.sql", flt.params())[0][0]
+    rows = _records(conn, "ui/log_page.sql", {**flt.params(), "limit": page_size, "offset": (page - 1) * page_size})
     return total, [dict(zip(LOG_COLUMNS, row, strict=True)) for row in rows]
 
 
 def log_csv(flt: LogFilter) -> Iterator[str]:
-    """The selection as CSV, read from a server-side cursor 2,000 rows at a time."""
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
+    """The selection as CSV, read from a server-side cursor 2,000 rows at a time.
 
+    It opens its own connection: the response is streamed after the request's handler returned.
+    """
     from thrive_sync.sql import read_sql
 
     sql = read_sql("ui/log_page.sql")
@@ -112,7 +119,7 @@ def log_csv(flt: LogFilter) -> Iterator[str]:
     writer = csv.writer(out)
     writer.writerow(LOG_COLUMNS)
     yield out.getvalue()
-    with PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID).get_conn() as conn, conn.cursor(name="log_csv") as cur:
+    with _connect() as conn, conn.cursor(name="log_csv") as cur:
         cur.itersize = 2_000
         cur.execute(sql, {**flt.params(), "limit": None, "offset": 0})
         for row in cur:
@@ -134,18 +141,18 @@ def create_app() -> FastAPI:
     app = FastAPI(title="Thrive tracking sync", dependencies=[Depends(_access())])
 
     @app.get("/api/runs")
-    def api_runs(days: Annotated[int, Query(ge=1, le=366)] = CHART_DAYS) -> list[dict[str, Any]]:
-        return runs_by_day(days)
+    def api_runs(db: Db, days: Annotated[int, Query(ge=1, le=366)] = CHART_DAYS) -> list[dict[str, Any]]:
+        return runs_by_day(db, days)
 
     @app.get("/api/runs/{run_id}")
-    def api_run(run_id: str, category: str | None = None) -> list[dict[str, Any]]:
-        return run_counts(run_id, category)
+    def api_run(db: Db, run_id: str, category: str | None = None) -> list[dict[str, Any]]:
+        return run_counts(db, run_id, category)
 
     @app.get("/api/log")
     def api_log(
-        flt: Filters, page: Page = 1, page_size: Annotated[int, Query(ge=1, le=1000)] = PAGE_SIZE
+        db: Db, flt: Filters, page: Page = 1, page_size: Annotated[int, Query(ge=1, le=1000)] = PAGE_SIZE
     ) -> dict[str, Any]:
-        total, rows = log_page(flt, page, page_size)
+        total, rows = log_page(db, flt, page, page_size)
         return {"total": total, "page": page, "page_size": page_size, "rows": rows}
 
     @app.get("/log.csv")
@@ -156,10 +163,10 @@ def create_app() -> FastAPI:
         )
 
     @app.get("/", response_class=HTMLResponse)
-    def page(flt: Filters, page: Page = 1) -> str:
-        days = runs_by_day()
-        counts = run_counts(flt.run_id, flt.category) if flt.run_id else []
-        total, rows = log_page(flt, page)
+    def page(db: Db, flt: Filters, page: Page = 1) -> str:
+        days = runs_by_day(db)
+        counts = run_counts(db, flt.run_id, flt.category) if flt.run_id else []
+        total, rows = log_page(db, flt, page)
         return render_page(flt, page, days, counts, total, rows)
 
     return app
@@ -231,7 +238,7 @@ def render_page(
     counted = ("extracted", "written", "failed", "skipped")
     fields = "".join(
         f'<label>{name.replace("_", " ")}<input name="{name}" value="{_e(getattr(flt, name))}"></label>'
-        for name in ("run_id", "account_id", "category", "reason_code", "member_id")
+        for name in (f.name for f in dataclasses.fields(LogFilter))
     )
     run_part = ""
     if flt.run_id:
