@@ -161,6 +161,26 @@ class Store:
         return found
 
     # --- writes -------------------------------------------------------------------------------
+
+    def _ids_by_key(self, obj: SObject, ext_field: str, keys: list[str]) -> dict[str, str]:
+        """``{external key: Id}`` of the records that have one of ``keys`` (900 to a query: SQLite's limit)."""
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 900):
+            chunk = keys[start : start + 900]
+            marks = ",".join("?" * len(chunk))
+            found.update(
+                self.db.execute(f'SELECT "{ext_field}", "Id" FROM "{obj.name}" WHERE "{ext_field}" IN ({marks})', chunk)
+            )
+        return found
+
+    def _autonumber_names(self, obj: SObject, count: int) -> list[str] | None:
+        """The next ``count`` auto-numbered Names of ``obj``; ``None`` when its Name is not auto-numbered."""
+        name_field = obj.field("Name")
+        if name_field is None or name_field.kind != "autonumber":
+            return None
+        first = self.bump(f"autonumber.{obj.name}", count) - count + 1
+        return [f"TA-{first + n:010d}" for n in range(count)]
+
     def delete(self, obj: SObject, record_id: str) -> bool:
         with self.lock:
             return self.db.execute(f'DELETE FROM "{obj.name}" WHERE "Id" = ?', (to_18_or_same(record_id),)).rowcount > 0
@@ -233,8 +253,17 @@ class Store:
             )
         clean_columns, gaps, bad_rows = screened
         names = [obj.field(h).name for h in header]  # type: ignore[union-attr]
-        if mode in ("insert", "upsert"):
-            written = self._write_good_rows(obj, header, rows, names, clean_columns, bad_rows, mode, ext_field)
+        plan: dict = {}
+        checked = {
+            i: self._check_fields(obj, dict(zip(header, rows[i], strict=True)), mode, ext_field, True, plan)
+            for i in sorted(bad_rows)
+        }
+        # Doubted rows that are all invalid get their errors; the rest can go a column at a time. A
+        # doubted row that is valid after all (a ``#N/A`` cell, say) sends the chunk the long way,
+        # which keeps its place among the others.
+        if mode in ("insert", "upsert") and all(errors for _, errors in checked.values()):
+            failing = {i: errors for i, (_, errors) in checked.items()}
+            written = self._write_good_rows(obj, names, clean_columns, failing, mode, ext_field)
             if written is not None:
                 return written
         clean: list[dict | None] = [
@@ -244,11 +273,7 @@ class Store:
             for values in zip(*clean_columns, strict=True)
         ]
         results = [WriteResult(False) for _ in rows]
-        plan: dict = {}
-        for i in sorted(bad_rows):
-            values, errors = self._check_fields(
-                obj, dict(zip(header, rows[i], strict=True)), mode, ext_field, True, plan
-            )
+        for i, (values, errors) in checked.items():
             results[i].errors = errors
             clean[i] = None if errors else values
         return self._write_checked(obj, clean, results, mode, ext_field, False)
@@ -275,37 +300,24 @@ class Store:
     def _write_good_rows(
         self,
         obj: SObject,
-        header: list[str],
-        rows: list[list[str]],
         names: list[str],
         columns: list[list],
-        bad_rows: set[int],
+        failing: dict[int, list[dict]],
         mode: str,
         ext_field: str | None,
     ) -> list[WriteResult] | None:
-        """Rows the screen doubted get their own errors; the others go a column at a time.
-
-        ``None`` when a doubted row turns out to be valid (a ``#N/A`` cell, say): then the whole
-        chunk takes the long way, which keeps a valid row's place among the others.
-        """
-        failing: dict[int, list[dict]] = {}
-        plan: dict = {}
-        for i in sorted(bad_rows):
-            _, errors = self._check_fields(obj, dict(zip(header, rows[i], strict=True)), mode, ext_field, True, plan)
-            if not errors:
-                return None
-            failing[i] = errors
-        keep = [i for i in range(len(rows)) if i not in failing]
+        """The ``failing`` rows get their errors; the others go a column at a time (``None``: they can't)."""
+        count = len(columns[0]) if columns else 0
+        keep = [i for i in range(count) if i not in failing]
         if failing and keep:
             columns = [[column[i] for i in keep] for column in columns]
         written = self._write_clean_columns(obj, names, columns, mode, ext_field) if keep else []
         if written is None:
             return None
         if failing:
-            with self.lock:
-                self.bump("records.received", len(failing))
+            self.bump("records.received", len(failing))
         good = iter(written)
-        return [WriteResult(False, errors=failing[i]) if i in failing else next(good) for i in range(len(rows))]
+        return [WriteResult(False, errors=failing[i]) if i in failing else next(good) for i in range(count)]
 
     def _write_clean_columns(
         self, obj: SObject, names: list[str], columns: list[list], mode: str, ext_field: str | None
@@ -340,15 +352,7 @@ class Store:
                     len(self.existing_ids(allowed[p], ids)) for p, ids in by_prefix.items()
                 ) != len(values):
                     return None
-            existing: dict[str, str] = {}
-            for start in range(0, rows if key_column else 0, 900):
-                chunk = key_column[start : start + 900]  # type: ignore[index]
-                marks = ",".join("?" * len(chunk))
-                existing.update(
-                    self.db.execute(
-                        f'SELECT "{ext_field}", "Id" FROM "{obj.name}" WHERE "{ext_field}" IN ({marks})', chunk
-                    )
-                )
+            existing = self._ids_by_key(obj, ext_field, key_column) if key_column else {}
             if key_column is None:
                 inserts = list(range(rows))
             else:
@@ -366,19 +370,17 @@ class Store:
                 if inserts:
                     new_ids = self.new_ids(obj, len(inserts))
                     extra = ["Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted"]
-                    name_field = obj.field("Name")
-                    autonumber = name_field is not None and name_field.kind == "autonumber" and "Name" not in position
                     rows_in = (
                         [tuple(None if v is UNSET else v for v in records[i]) for i in inserts]
                         if gaps
                         else [records[i] for i in inserts]
                     )  # an empty cell in a new record is simply no value
-                    if autonumber:
-                        first = self.bump(f"autonumber.{obj.name}", len(inserts)) - len(inserts) + 1
+                    auto_names = None if "Name" in position else self._autonumber_names(obj, len(inserts))
+                    if auto_names:
                         extra.append("Name")
                         values = [
-                            (*record, rid, now, now, now, "false", f"TA-{first + n:010d}")
-                            for n, (record, rid) in enumerate(zip(rows_in, new_ids, strict=True))
+                            (*record, rid, now, now, now, "false", name)
+                            for record, rid, name in zip(rows_in, new_ids, auto_names, strict=True)
                         ]
                     else:
                         values = [
@@ -612,15 +614,7 @@ class Store:
     ) -> None:
         existing: dict[str, str] = {}
         if mode == "upsert" and ext_field:
-            keys = [v[ext_field] for v in clean if v]
-            for start in range(0, len(keys), 900):
-                chunk = keys[start : start + 900]
-                marks = ",".join("?" * len(chunk))
-                existing.update(
-                    self.db.execute(
-                        f'SELECT "{ext_field}", "Id" FROM "{obj.name}" WHERE "{ext_field}" IN ({marks})', chunk
-                    )
-                )
+            existing = self._ids_by_key(obj, ext_field, [v[ext_field] for v in clean if v])
         elif mode == "update":
             present = self.existing_ids(obj, {to_18_or_same(v["Id"]) for v in clean if v and v.get("Id")})
             for i, values in enumerate(clean):
@@ -657,9 +651,7 @@ class Store:
         self.db.execute("BEGIN")
         try:
             new_ids = self.new_ids(obj, len(inserts)) if inserts else []
-            name_field = obj.field("Name")
-            autonumber = name_field is not None and name_field.kind == "autonumber"
-            first = self.bump(f"autonumber.{obj.name}", len(inserts)) - len(inserts) + 1 if autonumber else 0
+            auto_names = self._autonumber_names(obj, len(inserts))
             by_columns: dict[tuple[str, ...], list[tuple]] = {}
             for n, (i, record_id) in enumerate(zip(inserts, new_ids, strict=True)):
                 row = {
@@ -670,8 +662,8 @@ class Store:
                     "SystemModstamp": now,
                     "IsDeleted": "false",
                 }
-                if autonumber:
-                    row["Name"] = f"TA-{first + n:010d}"
+                if auto_names:
+                    row["Name"] = auto_names[n]
                 cols = tuple(row)
                 by_columns.setdefault(cols, []).append(tuple(row.values()))
                 result = results[i]
