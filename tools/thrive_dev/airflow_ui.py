@@ -12,9 +12,7 @@ once into ``.local/airflow/passwords.json`` (Airflow's simple auth manager).
 from __future__ import annotations
 
 import json
-import os
 import secrets
-import signal
 import subprocess
 import sys
 import tempfile
@@ -25,7 +23,7 @@ from pathlib import Path
 import requests
 import yaml
 
-from thrive_dev import services
+from thrive_dev import processes, services
 
 PROCESSES = ("api-server", "scheduler", "dag-processor", "triggerer")
 LOCAL_CONNECTIONS = {"thrive_db": "AIRFLOW_CONN_THRIVE_DB", "salesforce_default": "AIRFLOW_CONN_SALESFORCE_DEFAULT"}
@@ -111,14 +109,6 @@ def _pid_file(home: Path, name: str) -> Path:
     return home / f"{name}.pid"
 
 
-def _alive(pid: int) -> bool:
-    try:
-        os.kill(pid, 0)
-    except OSError:
-        return False
-    return True
-
-
 def start(env: dict[str, str], home: Path, port: int = DEFAULT_PORT, timeout: float = 180) -> AirflowUi:
     """Start the four processes unless they run; wait until the UI answers."""
     run_env = ui_env(env, home, port)
@@ -129,7 +119,7 @@ def start(env: dict[str, str], home: Path, port: int = DEFAULT_PORT, timeout: fl
     airflow = str(Path(sys.executable).parent / "airflow")
     for name in PROCESSES:
         pid_file = _pid_file(home, name)
-        if pid_file.exists() and _alive(int(pid_file.read_text())):
+        if pid_file.exists() and processes.alive(int(pid_file.read_text())):
             continue
         with (logs / f"{name}.log").open("a") as log:
             process = subprocess.Popen(
@@ -165,16 +155,8 @@ def stop(home: Path) -> list[str]:
         if not pid_file.exists():
             continue
         pid = int(pid_file.read_text())
-        if _alive(pid):
-            try:
-                os.killpg(pid, signal.SIGTERM)
-            except ProcessLookupError:
-                pass
-            deadline = time.monotonic() + 20
-            while _alive(pid) and time.monotonic() < deadline:
-                time.sleep(0.2)
-            if _alive(pid):
-                os.killpg(pid, signal.SIGKILL)
+        if processes.alive(pid):
+            processes.terminate(pid, group=True, grace=20)
             stopped.append(name)
         pid_file.unlink(missing_ok=True)
     return stopped

@@ -8,7 +8,6 @@ from __future__ import annotations
 
 import json
 import os
-import signal
 import subprocess
 import sys
 import time
@@ -17,6 +16,8 @@ from pathlib import Path
 
 import psycopg
 import requests
+
+from thrive_dev import processes
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 
@@ -108,15 +109,7 @@ def stop(root: Path) -> bool:
     info = running(root)
     if info is None:
         return False
-    os.kill(info.pid, signal.SIGTERM)
-    deadline = time.monotonic() + 10
-    while time.monotonic() < deadline:
-        try:
-            os.kill(info.pid, 0)
-        except OSError:
-            return True
-        time.sleep(0.05)
-    os.kill(info.pid, signal.SIGKILL)
+    processes.terminate(info.pid, grace=10)
     return True
 
 
