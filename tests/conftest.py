@@ -195,13 +195,18 @@ def day_db(pg_server) -> Iterator[str]:
         yield uri
 
 
-@pytest.fixture
-def wired(day_db, pg_server, org, monkeypatch, airflow_metadata):
-    """The day's database and the sandbox (seeded) as the DAG's connections; Airflow retries after 1 s."""
+def wire(db: str, pg_server, org, monkeypatch) -> str:
+    """``db`` and the sandbox (seeded from it) as the DAG's connections; Airflow retries after 1 s."""
     from thrive_dev.sandbox import seed_from_sample
 
-    seed_from_sample(org, day_db)
-    monkeypatch.setenv("AIRFLOW_CONN_THRIVE_DB", airflow_conn_for(pg_server, day_db))
+    seed_from_sample(org, db)
+    monkeypatch.setenv("AIRFLOW_CONN_THRIVE_DB", airflow_conn_for(pg_server, db))
     monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", dag_runs.salesforce_conn_json(org))
     monkeypatch.setenv("THRIVE_SYNC_RETRY_DELAY_SECONDS", "1")
-    return day_db
+    return db
+
+
+@pytest.fixture
+def wired(day_db, pg_server, org, monkeypatch, airflow_metadata):
+    """The generated day's database and the sandbox as the DAG's connections."""
+    return wire(day_db, pg_server, org, monkeypatch)

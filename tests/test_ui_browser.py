@@ -14,12 +14,14 @@ import re
 import shutil
 import subprocess
 import time
+from datetime import UTC, datetime, timedelta
 from pathlib import Path
 
 import psycopg
 import pytest
 import requests
 
+from conftest import scratch_database, wire
 from dag_runs import AIRFLOW, free_port, latest_run_id
 
 SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
@@ -63,11 +65,30 @@ def browser(tmp_path):
 
 
 @pytest.fixture
+def wired(pg_server, org, monkeypatch, airflow_metadata):
+    """Sample data for yesterday and today (UTC) as the DAG's database.
+
+    A run triggered from the form processes the last complete day before the moment it is
+    triggered: yesterday, or today's data when midnight passes in between. Either way the run's
+    own day has data, whatever the date the suite runs on.
+    """
+    from thrive_dev.sample_data import SampleConfig, load
+
+    yesterday = datetime.now(UTC).date() - timedelta(days=1)
+    with scratch_database(pg_server, "ui") as db:
+        load(db, SampleConfig(start=yesterday, days=2, events=8_000, recipients_per_account=60, seed=11))
+        yield wire(db, pg_server, org, monkeypatch)
+
+
+@pytest.fixture
 def airflow_ui(wired, tmp_path):
     """Airflow as `make airflow` starts it, on a free port; the connections it imported are removed after."""
     from thrive_dev import airflow_ui
 
-    ui = airflow_ui.start(dict(os.environ), tmp_path / "airflow-ui", port=free_port())
+    # No scheduled run: it would process the same day as the triggered one and, held by
+    # wait_after_midnight in the first hours of a UTC day, keep it queued (max_active_runs=1).
+    env = {**os.environ, "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False"}
+    ui = airflow_ui.start(env, tmp_path / "airflow-ui", port=free_port())
     try:
         yield ui
     finally:

@@ -116,6 +116,20 @@ def start(env: dict[str, str], home: Path, port: int = DEFAULT_PORT, timeout: fl
     import_settings(run_env, connections, variables)
     logs = home / "logs"
     logs.mkdir(parents=True, exist_ok=True)
+    url = f"http://127.0.0.1:{port}"
+    try:
+        _spawn(run_env, home, logs)
+        if not wait_for_api(url, timeout):
+            raise services.ServiceError(f"the Airflow api-server did not answer on {url}: see {logs}/api-server.log")
+    except BaseException:  # a failed start (or Ctrl-C while waiting) leaves no process behind
+        stop(home)
+        raise
+    password = json.loads((home / "passwords.json").read_text())["admin"]
+    return AirflowUi(url, "admin", password, home)
+
+
+def _spawn(run_env: dict[str, str], home: Path, logs: Path) -> None:
+    """Start each of the four processes that is not running yet; its pid goes to ``home``."""
     airflow = str(Path(sys.executable).parent / "airflow")
     for name in PROCESSES:
         pid_file = _pid_file(home, name)
@@ -126,22 +140,19 @@ def start(env: dict[str, str], home: Path, port: int = DEFAULT_PORT, timeout: fl
                 [airflow, name], env=run_env, stdout=log, stderr=subprocess.STDOUT, start_new_session=True
             )
         pid_file.write_text(str(process.pid))
-    url = f"http://127.0.0.1:{port}"
-    if not wait_for_api(url, timeout):
-        stop(home)
-        raise services.ServiceError(f"the Airflow api-server did not answer on {url}: see {logs}/api-server.log")
-    password = json.loads((home / "passwords.json").read_text())["admin"]
-    return AirflowUi(url, "admin", password, home)
 
 
 def wait_for_api(url: str, timeout: float, alive=lambda: True) -> bool:
-    """Whether the api-server at ``url`` reports healthy within ``timeout`` (and ``alive()`` held)."""
+    """Whether the api-server at ``url`` reports healthy within ``timeout`` (and ``alive()`` held).
+
+    Any request error means "not yet": a server still starting may refuse, reset, or answer late.
+    """
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():
         try:
-            if requests.get(f"{url}/api/v2/monitor/health", timeout=2).ok:
+            if requests.get(f"{url}/api/v2/monitor/health", timeout=5).ok:
                 return True
-        except requests.ConnectionError:
+        except requests.RequestException:
             pass
         time.sleep(1)
     return False
