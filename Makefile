@@ -14,11 +14,12 @@ ROWS   ?= 200000
 BASELINE ?= 1
 PROFILE ?= 0
 
-.PHONY: demo test up down airflow sample bench lint clean-local help
+.PHONY: demo test test-fast up down airflow sample bench lint clean-local help
 
 help:
 	@echo "make demo [DATE=YYYY-MM-DD] [EVENTS=N]  sample data for DATE, run the DAG for that day, print the report"
-	@echo "make test                              install test tools and run the whole suite"
+	@echo "make test                              install test tools and run the whole suite (both tiers)"
+	@echo "make test-fast                         the unit tier only: the rules, no services (seconds)"
 	@echo "make up / make down                    start / stop the local services (data stays in .local/)"
 	@echo "make airflow                           the Airflow UI on the local services; prints the URL and login"
 	@echo "make sample [DATE= EVENTS= RECIPIENTS=] replace the thrive tables with deterministic sample data"
@@ -66,6 +67,9 @@ bench: $(VENV)/.installed-bench up
 test: $(VENV)/.installed-test
 	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$status
+
+test-fast: $(VENV)/.installed-test
+	@$(PY) -m pytest tests/unit -q $(PYTEST_ARGS)
 
 lint: $(VENV)/.installed-test
 	$(VENV)/bin/ruff check .

@@ -40,7 +40,7 @@ from airflow.sdk import Param, dag, get_current_context, task
 from airflow.timetables.interval import CronDataIntervalTimetable
 
 from thrive_sync.alerts import on_task_failure
-from thrive_sync.catalog import Category
+from thrive_sync.core.catalog import Category
 from thrive_sync.operators import ValidateAndMapOperator
 from thrive_sync.sql import SQL_DIR
 
@@ -106,7 +106,7 @@ def thrive_tracking_sync():
         from airflow.providers.postgres.hooks.postgres import PostgresHook
         from airflow.sdk.exceptions import AirflowFailException
 
-        from thrive_sync.gates import AccountGates, gate_summary
+        from thrive_sync.core.gates import AccountGates, gate_summary
         from thrive_sync.preflight import THRIVE_DB, connection_exists, failing_fast
         from thrive_sync.sql import read_sql
 
@@ -170,7 +170,7 @@ def thrive_tracking_sync():
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
         from thrive_sync import alerts
-        from thrive_sync.report import build_report, format_report
+        from thrive_sync.core.report import build_report, format_report
         from thrive_sync.sql import read_sql
 
         context = get_current_context()

@@ -14,7 +14,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Any, Protocol
 
-from thrive_sync.sfid import MemberObject, member_id_problem, member_object, to_18
+from thrive_sync.core.sfid import MemberObject, member_id_problem, member_object, to_18
 
 MISSING_MEMBER_ID = "MISSING_MEMBER_ID"
 MALFORMED_MEMBER_ID = "MALFORMED_MEMBER_ID"

@@ -2,7 +2,7 @@
 
 One instance per category. It streams the run's staged rows from PostgreSQL with a server-side
 cursor (never the whole day in memory, never through XCom), applies the vendor document's rules
-(:mod:`thrive_sync.validation`, account gates, member-ID matching), maps each valid event through
+(:mod:`thrive_sync.core.validation`, account gates, member-ID matching), maps each valid event through
 the editable mapping file, and hands the records to :class:`~thrive_sync.sf_writer.SalesforceWriter`.
 Every failure becomes a ``thrive_sync.tracking_log`` row with a reason code; per account it saves
 extracted / written / failed / skipped to ``thrive_sync.sync_runs`` and checks that they add up.
@@ -53,7 +53,7 @@ class AccountTally:
 class ValidateAndMapOperator(BaseOperator):
     """Validate one category's staged events, write the good ones to Salesforce, log the rest.
 
-    :param category: one of :class:`thrive_sync.catalog.Category`'s values.
+    :param category: one of :class:`thrive_sync.core.catalog.Category`'s values.
     :param dry_run: validate and map, write nothing; ``written`` then counts what would be written.
     :param thrive_conn_id: the PostgreSQL connection holding ``thrive`` and ``thrive_sync``.
     :param mapping_path: the mapping file (default ``include/mapping/thrive_activity.yaml``).
@@ -93,9 +93,9 @@ class ValidateAndMapOperator(BaseOperator):
     def execute(self, context: Context) -> dict[str, Any]:
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        from thrive_sync.catalog import Category
-        from thrive_sync.gates import AccountGates
-        from thrive_sync.mapping import DEFAULT_MAPPING, load_mapping
+        from thrive_sync.core.catalog import Category
+        from thrive_sync.core.gates import AccountGates
+        from thrive_sync.core.mapping import DEFAULT_MAPPING, load_mapping
         from thrive_sync.preflight import THRIVE_DB, connection_exists, failing_fast
         from thrive_sync.sql import read_sql
 
@@ -195,13 +195,13 @@ class ValidateAndMapOperator(BaseOperator):
         streaming the rows, for the member-ID query. ``connections``: ``{conn_id: (writer, matcher)}``
         for the task, filled here.
         """
-        from thrive_sync.catalog import Category
-        from thrive_sync.gates import TRACKING_DISABLED
+        from thrive_sync.core.catalog import Category
+        from thrive_sync.core.gates import TRACKING_DISABLED
         from thrive_sync.member_ids import MemberIdMatcher, RunMemberStore
         from thrive_sync.sf_connection import retry_policy, salesforce_hook
         from thrive_sync.sf_writer import SalesforceWriter
         from thrive_sync.sql import read_sql
-        from thrive_sync.validation import (
+        from thrive_sync.core.validation import (
             StagedEvent,
             external_id,
             parse_external_id,

@@ -16,7 +16,7 @@ from typing import TYPE_CHECKING
 if TYPE_CHECKING:
     from simple_salesforce import Salesforce
 
-    from thrive_sync.mapping import Mapping
+    from thrive_sync.core.mapping import Mapping
 
 
 class ConfigurationError(ValueError):

@@ -15,7 +15,7 @@ from typing import TYPE_CHECKING, Any
 from thrive_sync.sql import read_sql
 
 if TYPE_CHECKING:
-    from thrive_sync.validation import StagedEvent
+    from thrive_sync.core.validation import StagedEvent
 
 FLUSH_ROWS = 2_000
 

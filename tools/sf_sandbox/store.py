@@ -17,7 +17,7 @@ from datetime import UTC, datetime
 from pathlib import Path
 
 from sf_sandbox.orgschema import SObject
-from thrive_sync.sfid import checksum, id_problem
+from thrive_sync.core.sfid import checksum, id_problem
 
 UNSET = object()  # an empty Bulk cell: the field is left as it is
 NULL_MARKER = "#N/A"  # Bulk API: this value sets a field to null; an empty cell leaves it alone

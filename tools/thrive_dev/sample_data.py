@@ -28,9 +28,9 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
-from thrive_sync.catalog import CATALOG, SOURCE_TABLE, Category, pairs_for, social_network
+from thrive_sync.core.catalog import CATALOG, SOURCE_TABLE, Category, pairs_for, social_network
 from thrive_sync.schema import PACKAGE_SCHEMA_FILES, apply_schema
-from thrive_sync.sfid import checksum, compose_id15
+from thrive_sync.core.sfid import checksum, compose_id15
 
 SAMPLE_SCHEMA_FILES = (*PACKAGE_SCHEMA_FILES, "sample/schema.sql")
 

@@ -13,7 +13,7 @@ from conftest import MEASUREMENTS, PROJECT_ROOT
 from thrive_sync.member_ids import MemberIdMatcher
 from thrive_sync.sf_connection import salesforce_hook
 from thrive_sync.sf_writer import RetryPolicy, SalesforceUnavailable, SalesforceWriter
-from thrive_sync.sfid import checksum, compose_id15
+from thrive_sync.core.sfid import checksum, compose_id15
 
 TA, EXT = "Thrive_Activity__c", "Thrive_Event_Id__c"
 FAST = RetryPolicy(attempts=8, initial_seconds=0.02, max_seconds=0.2, budget_seconds=60, record_rounds=6)

@@ -14,7 +14,7 @@ import pytest
 from conftest import MEASUREMENTS, PROJECT_ROOT, airflow_conn_for, run_dags_test
 from thrive_dev.demo import report_block
 from thrive_dev.sample_data import SampleConfig, load
-from thrive_sync.catalog import Category
+from thrive_sync.core.catalog import Category
 
 DAGS = PROJECT_ROOT / "dags"
 DAY = date(2026, 11, 26)

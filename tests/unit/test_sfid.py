@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import pytest
 
-from thrive_sync.sfid import MemberObject, checksum, id_problem, member_id_problem, member_object, to_18
+from thrive_sync.core.sfid import MemberObject, checksum, id_problem, member_id_problem, member_object, to_18
 
 
 def test_checksum_hand_worked():

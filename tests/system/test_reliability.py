@@ -4,7 +4,7 @@ Every case runs the real DAG (`airflow dags test`, or a scheduler for the kill) 
 under one fault, then reruns it without the fault, and compares with a fault-free run of the same
 day: the same records with the same field values in Salesforce, no duplicates, counts that add up,
 and no tracking-log row that the fault-free run does not have. What each case did is recorded and
-written to ``docs/reliability.md`` when the whole suite has run (``tests/reliability_report.py``).
+written to ``docs/reliability.md`` when the whole suite has run (``tests/system/reliability_report.py``).
 """
 
 from __future__ import annotations

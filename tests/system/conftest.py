@@ -25,7 +25,7 @@ from psycopg import sql
 
 import dag_runs
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 MEASUREMENTS: dict[str, str] = {}  # printed at the end of the run: figures, not assertions
 
 _state: dict[str, object] = {}

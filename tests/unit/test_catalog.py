@@ -6,9 +6,9 @@ from pathlib import Path
 
 import pytest
 
-from thrive_sync.catalog import CATALOG, SECTION_TITLE, Category, pairs_for, social_network
+from thrive_sync.core.catalog import CATALOG, SECTION_TITLE, Category, pairs_for, social_network
 
-PROJECT_ROOT = Path(__file__).resolve().parents[1]
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
 VENDOR_DOC = PROJECT_ROOT / "docs" / "vendor" / "thrive-activity-codes.txt"
 SHARED_SPEC = PROJECT_ROOT.parent / "shared" / "spec" / "thrive-activity-codes.txt"
 

@@ -21,7 +21,7 @@ from simple_salesforce.exceptions import (
 )
 
 from conftest import MEASUREMENTS
-from thrive_sync.sfid import id_problem
+from thrive_sync.core.sfid import id_problem
 
 TA = "Thrive_Activity__c"
 EXT = "Thrive_Event_Id__c"

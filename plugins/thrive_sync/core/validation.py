@@ -12,7 +12,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 
-from thrive_sync.catalog import Category, pairs_for, social_network
+from thrive_sync.core.catalog import Category, pairs_for, social_network
 
 INVALID_ROW = "INVALID_ROW"
 UNKNOWN_ACTIVITY = "UNKNOWN_ACTIVITY"

@@ -30,8 +30,8 @@ from hypothesis import strategies as st
 from conftest import scratch_database
 from dag_runs import DAY, TA, airflow_run_id, dags_test
 from reliability_report import OTHER
-from thrive_sync.catalog import Category, pairs_for
-from thrive_sync.sfid import checksum, compose_id15, to_18
+from thrive_sync.core.catalog import Category, pairs_for
+from thrive_sync.core.sfid import checksum, compose_id15, to_18
 
 START = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
 END = START + timedelta(days=1)
@@ -285,7 +285,7 @@ def test_hostile_input_report():
     """Runs after the property test (file order): records what the batches covered."""
     assert TALLY["batches"] >= 2, "the property test did not run"
     OTHER["Hostile input"] = [
-        f"`tests/test_hostile_input.py`: {TALLY['batches']} batches ({TALLY['rows']} source rows, Bulk 2.0 and "
+        f"`tests/system/test_hostile_input.py`: {TALLY['batches']} batches ({TALLY['rows']} source rows, Bulk 2.0 and "
         "sObject Collections) of hypothesis-built rows and one fixed batch with every hostile feature. "
         f"In the window: {TALLY['written']} written with the source text unchanged, {TALLY['logged']} logged "
         f"({', '.join(f'{k} {v}' for k, v in sorted(TALLY['reasons'].items()))}); outside it: {TALLY['outside']}, "

@@ -24,7 +24,7 @@ import requests
 from conftest import scratch_database, wire
 from dag_runs import AIRFLOW, free_port, latest_run_id
 
-SCREENSHOTS = Path(__file__).resolve().parents[1] / "test-output" / "screenshots"
+SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 CHROMIUM_FLAGS = (  # the flags this machine's closed network needs (see the env notes)
     "--headless",
     "--no-sandbox",

@@ -94,17 +94,17 @@ def test_planted_secrets_reach_no_output(wired, org, pg_server, monkeypatch, tmp
         f"`thrive_sync.tracking_log` / `sync_runs`). Occurrences found: {len(found)}.",
         "",
         "SQL lives in `include/sql/` and takes values only as parameters (psycopg `%(name)s`);",
-        "`tests/test_secrets.py::test_sql_is_parameterised` checks that no query in `plugins/` or the DAG",
+        "`tests/system/test_secrets.py::test_sql_is_parameterised` checks that no query in `plugins/` or the DAG",
         "is built with an f-string or `%` formatting. The one SOQL text built from values (the member-ID",
         "`IN` list) only ever holds Ids that passed the local check (15 or 18 letters and digits with a",
         "valid checksum). The sandbox binds 127.0.0.1 only and answers 401 without its token",
-        "(`tests/test_sandbox.py::test_token_is_required_and_only_loopback_is_bound`).",
+        "(`tests/system/test_sandbox.py::test_token_is_required_and_only_loopback_is_bound`).",
     ]
 
 
 def test_sql_is_parameterised():
     """No SQL statement is assembled from values: every query call's text is a literal or read_sql(...)."""
-    root = Path(__file__).resolve().parents[1]
+    root = Path(__file__).resolve().parents[2]
     calls = {"execute", "executemany", "copy", "run", "get_records", "get_first"}
     offenders, seen = [], 0
     for path in [*(root / "plugins").rglob("*.py"), root / "dags" / "thrive_tracking_sync.py"]:

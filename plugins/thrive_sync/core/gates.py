@@ -10,7 +10,7 @@ from __future__ import annotations
 from collections.abc import Iterable
 from dataclasses import dataclass
 
-from thrive_sync.catalog import Category
+from thrive_sync.core.catalog import Category
 
 TRACKING_DISABLED = "tracking_disabled"
 MARKETING_AUTOMATION_DISABLED = "marketing_automation_disabled"

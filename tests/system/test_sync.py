@@ -154,7 +154,7 @@ def test_fields_land_as_mapped(day, sf):
             " WHERE e.occurred_at >= '2026-11-26' AND e.occurred_at < '2026-11-27'"
             " ORDER BY (e.activity_code = 'LinkClicked') DESC, e.event_id LIMIT 15"
         ).fetchall()
-    from thrive_sync.sfid import to_18
+    from thrive_sync.core.sfid import to_18
 
     for account_id, event_id, code, subcode, occurred_at, message_id, name, link, member in source:
         got = sf.Thrive_Activity__c.get_by_custom_id(EXT, f"{account_id}:message_activity:{event_id}")

@@ -15,8 +15,8 @@ from thrive_dev.sample_data import (
     SampleDataError,
     load,
 )
-from thrive_sync.catalog import CATALOG, SOURCE_TABLE, Category, pairs_for
-from thrive_sync.sfid import id_problem, member_id_problem, to_18
+from thrive_sync.core.catalog import CATALOG, SOURCE_TABLE, Category, pairs_for
+from thrive_sync.core.sfid import id_problem, member_id_problem, to_18
 
 DAY = date(2026, 11, 26)
 CONFIG = SampleConfig(start=DAY, events=4_000, recipients_per_account=100, seed=7)
