@@ -30,8 +30,9 @@ from hypothesis import strategies as st
 from conftest import scratch_database
 from dag_runs import DAY, TA, airflow_run_id, dags_test
 from reliability_report import OTHER
+from thrive_dev.ids import compose_id15
 from thrive_sync.core.catalog import Category, pairs_for
-from thrive_sync.core.sfid import checksum, compose_id15, to_18
+from thrive_sync.core.sfid import checksum, to_18
 
 START = datetime(DAY.year, DAY.month, DAY.day, tzinfo=UTC)
 END = START + timedelta(days=1)
@@ -137,7 +138,7 @@ TALLY = {"batches": 0, "rows": 0, "written": 0, "logged": 0, "outside": 0, "reas
 @pytest.fixture(scope="module")
 def hostile_db(pg_server):
     """A database with the schemas, one account, recipients with every member-ID shape, and messages."""
-    from thrive_sync.schema import apply_schema
+    from thrive_dev.schema import apply_schema
 
     with scratch_database(pg_server, "hostile") as uri:
         with psycopg.connect(uri) as conn:

@@ -176,7 +176,7 @@ def test_window_start_has_events_and_all_events_are_inside_the_range(loaded):
 
 def test_refuses_to_overwrite_a_real_export(fresh_db):
     with psycopg.connect(fresh_db) as conn:
-        from thrive_sync.schema import apply_schema
+        from thrive_dev.schema import apply_schema
 
         apply_schema(conn)
         conn.execute("INSERT INTO thrive.accounts (account_id) VALUES ('real-customer')")

@@ -5,7 +5,7 @@ from __future__ import annotations
 import psycopg
 import pytest
 
-from thrive_sync.schema import PACKAGE_SCHEMA_FILES, SchemaMismatch, apply_schema, declared_columns
+from thrive_dev.schema import PACKAGE_SCHEMA_FILES, SchemaMismatch, apply_schema, declared_columns
 from thrive_sync.sql import read_sql
 
 CATALOG_SNAPSHOT = """

@@ -10,10 +10,11 @@ import sys
 import pytest
 
 from conftest import MEASUREMENTS, PROJECT_ROOT
+from thrive_dev.ids import compose_id15
+from thrive_sync.core.sfid import checksum
 from thrive_sync.member_ids import MemberIdMatcher
 from thrive_sync.sf_connection import salesforce_hook
 from thrive_sync.sf_writer import RetryPolicy, SalesforceUnavailable, SalesforceWriter
-from thrive_sync.core.sfid import checksum, compose_id15
 
 TA, EXT = "Thrive_Activity__c", "Thrive_Event_Id__c"
 FAST = RetryPolicy(attempts=8, initial_seconds=0.02, max_seconds=0.2, budget_seconds=60, record_rounds=6)
@@ -151,8 +152,8 @@ def test_a_runs_tasks_share_member_answers_through_postgresql(salesforce_conn, o
     """The second category task of a run asks the org nothing it already asked; other runs do ask."""
     import psycopg
 
+    from thrive_dev.schema import apply_schema
     from thrive_sync.member_ids import RunMemberStore
-    from thrive_sync.schema import apply_schema
 
     ids = [(i15 := compose_id15("003", "7m", n)) + checksum(i15) for n in range(1, 401)]
     org.admin("PUT", "seed/Contact", json=[{"Id": i, "LastName": "Seeded"} for i in ids[:350]])

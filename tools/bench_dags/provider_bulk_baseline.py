@@ -1,6 +1,6 @@
 """``make bench`` baseline c: the provider's ``SalesforceBulkOperator``, fed the way DAGs commonly do it.
 
-An upstream task reads the day's mapped rows (``include/sql/bench/mapped_day.sql``, the same rows
+An upstream task reads the day's mapped rows (``tools/thrive_dev/sql/bench/mapped_day.sql``, the same rows
 the floor uploads) and returns them, so they travel as XCom; the operator receives them as its
 ``payload`` and runs one Bulk API 1.0 upsert, batches of 10,000. Not shipped in ``dags/``: the
 benchmark points ``airflow dags test`` at this folder.
@@ -55,12 +55,12 @@ with DAG(
         """The day's rows as a list of dicts: the XCom the operator's payload comes from."""
         from airflow.providers.postgres.hooks.postgres import PostgresHook
 
-        from thrive_sync.sql import read_sql
+        from thrive_dev.sql_files import read_dev_sql
 
         hook = PostgresHook(postgres_conn_id="thrive_db")
         with hook.get_conn() as conn, conn.cursor() as cur:
             cur.execute(
-                read_sql("bench/mapped_day.sql"),
+                read_dev_sql("bench/mapped_day.sql"),
                 {"window_start": data_interval_start, "window_end": data_interval_end},
             )
             names = [d[0] for d in cur.description]

@@ -11,8 +11,9 @@ from __future__ import annotations
 import re
 from dataclasses import dataclass
 
+from sf_sandbox.ids import to_18_or_same
 from sf_sandbox.orgschema import SObject
-from sf_sandbox.store import parse_datetime, to_18_or_same
+from sf_sandbox.store import parse_datetime
 
 _TOKEN = re.compile(
     r"\s*(?:(?P<str>'(?:[^'\\]|\\.)*')|(?P<dt>\d{4}-\d\d-\d\dT[\d:.]+(?:Z|[+-]\d\d:?\d\d))|(?P<num>-?\d+(?:\.\d+)?)"

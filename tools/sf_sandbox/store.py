@@ -16,8 +16,8 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sf_sandbox.ids import is_valid_id, mint_ids, to_18_or_same
 from sf_sandbox.orgschema import SObject
-from thrive_sync.core.sfid import checksum, id_problem
 
 UNSET = object()  # an empty Bulk cell: the field is left as it is
 NULL_MARKER = "#N/A"  # Bulk API: this value sets a field to null; an empty cell leaves it alone
@@ -119,14 +119,9 @@ class Store:
         return dict(sorted(stored.items()))
 
     def new_ids(self, obj: SObject, count: int) -> list[str]:
-        """Fresh 18-character Ids: key prefix, pod ``5T``, a decimal counter, checksum.
-
-        Digits are never upper case, so every Id of an object shares one checksum suffix.
-        """
+        """Fresh 18-character Ids: key prefix, pod ``5T``, a decimal counter, checksum."""
         last = self.bump(f"ids.{obj.name}", count)
-        head = f"{obj.key_prefix}5T"
-        suffix = checksum(f"{head}{0:010d}")
-        return [f"{head}{n:010d}{suffix}" for n in range(last - count + 1, last + 1)]
+        return mint_ids(obj.key_prefix, "5T", last - count + 1, count)
 
     # --- reads --------------------------------------------------------------------------------
     def sobject(self, name: str) -> SObject | None:
@@ -443,7 +438,7 @@ class Store:
             if f.kind == "datetime":
                 parsed = {c: parse_datetime(c) for c in set(cells) if c}
             elif f.kind == "reference":
-                parsed = {c: (None if id_problem(c) else to_18_or_same(c)) for c in set(cells) if c}
+                parsed = {c: (to_18_or_same(c) if is_valid_id(c) else None) for c in set(cells) if c}
             elif f.length and max(map(len, cells)) > f.length:
                 parsed = {c: (c if len(c) <= f.length else None) for c in set(cells) if c}
             else:
@@ -523,7 +518,7 @@ class Store:
             if kind == "reference":
                 normal = ids.get(raw, False)
                 if normal is False:
-                    normal = ids[raw] = None if id_problem(raw) else to_18_or_same(raw)
+                    normal = ids[raw] = to_18_or_same(raw) if is_valid_id(raw) else None
                 if normal is None:
                     return None, None, error("MALFORMED_ID", f"{label}: id value of incorrect type: {raw}", [name])
                 return name, normal, None
@@ -689,8 +684,3 @@ class Store:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
-
-
-def to_18_or_same(value: str) -> str:
-    """The 18-character form of a 15-character Id; anything else unchanged."""
-    return value + checksum(value) if len(value) == 15 and not id_problem(value) else value

@@ -3,7 +3,7 @@
 - **a, ours**: ``airflow dags test thrive_tracking_sync`` for the day; seconds from the first
   extract task's start to the report task's end (Airflow's own task records), API calls counted by
   the sandbox, peak RSS of the ``dags test`` process (which runs every task in itself).
-- **b, the floor**: the day's rows mapped in SQL (``include/sql/bench/mapped_day.sql``), COPY'd
+- **b, the floor**: the day's rows mapped in SQL (``tools/thrive_dev/sql/bench/mapped_day.sql``), COPY'd
   out of PostgreSQL as CSV and sent as one simple_salesforce Bulk 2.0 upsert: no validation, no
   matching, no logging. What moving the bytes costs.
 - **c, the peer baseline**: the provider's ``SalesforceBulkOperator`` given the same rows through
@@ -181,8 +181,8 @@ def run_ours(
 
 
 def run_floor(env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_dir: Path) -> Measure:
+    from thrive_dev.sql_files import read_dev_sql
     from thrive_sync.sf_connection import salesforce_hook
-    from thrive_sync.sql import read_sql
 
     window = {"window_start": datetime.combine(day, datetime.min.time(), UTC)}
     window["window_end"] = window["window_start"] + timedelta(days=1)
@@ -190,7 +190,7 @@ def run_floor(env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_di
     started = time.perf_counter()
     with psycopg.connect(env["THRIVE_DB_URI"]) as conn, csv_path.open("wb") as out:
         with conn.cursor().copy(
-            f"COPY ({read_sql('bench/mapped_day.sql')}) TO STDOUT WITH (FORMAT csv, HEADER)", window
+            f"COPY ({read_dev_sql('bench/mapped_day.sql')}) TO STDOUT WITH (FORMAT csv, HEADER)", window
         ) as copy:
             for chunk in copy:
                 out.write(chunk)

@@ -28,11 +28,12 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 from psycopg import sql
 
+from thrive_dev.ids import compose_id15
+from thrive_dev.schema import apply_schema
 from thrive_sync.core.catalog import CATALOG, SOURCE_TABLE, Category, pairs_for, social_network
-from thrive_sync.schema import PACKAGE_SCHEMA_FILES, apply_schema
-from thrive_sync.core.sfid import checksum, compose_id15
+from thrive_sync.core.sfid import checksum
 
-SAMPLE_SCHEMA_FILES = (*PACKAGE_SCHEMA_FILES, "sample/schema.sql")
+SAMPLE_SCHEMA_FILES = ("sample/schema.sql",)  # under tools/thrive_dev/sql/, applied after the package's DDL
 
 # --- defects -------------------------------------------------------------------------------------
 # name -> (outcome, reason). Recipient-level defects are carried by the recipient an event points
@@ -433,7 +434,7 @@ def load(uri: str, config: SampleConfig) -> LoadStats:
     gen = SampleGenerator(config)
     stats = LoadStats()
     with psycopg.connect(uri) as conn, psycopg.connect(uri) as expect_conn:
-        apply_schema(conn, SAMPLE_SCHEMA_FILES)
+        apply_schema(conn, dev_files=SAMPLE_SCHEMA_FILES)
         with conn.transaction(), expect_conn.transaction():
             _guard_against_real_data(conn)
             conn.execute(

@@ -17,7 +17,7 @@ from urllib.parse import quote
 import psycopg
 
 from thrive_dev import localdb, sandbox
-from thrive_sync.schema import SchemaMismatch, apply_schema
+from thrive_dev.schema import SchemaMismatch, apply_schema
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 # THRIVE_LOCAL_DIR moves everything `make up` keeps (the test suite points it at a temporary folder).

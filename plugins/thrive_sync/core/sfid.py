@@ -12,7 +12,6 @@ from enum import StrEnum
 from functools import lru_cache
 
 _SUFFIX_ALPHABET = "ABCDEFGHIJKLMNOPQRSTUVWXYZ012345"
-_BASE62 = "0123456789ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz"
 _ID_CHARS = re.compile(r"[0-9A-Za-z]+")
 
 
@@ -72,16 +71,3 @@ def member_id_problem(sf_id: str) -> str | None:
 def member_object(sf_id: str) -> MemberObject:
     """Contact or Lead, by the prefix of a well-formed member Id."""
     return KEY_PREFIX[sf_id[:3]]
-
-
-def compose_id15(prefix: str, pod: str, n: int) -> str:
-    """A deterministic 15-character Id: 3-char key prefix, 2-char pod, zero padding, base62 ``n``.
-
-    For sample data and the local sandbox, which mint Ids the way an org does (prefix first,
-    a counter last); ``n`` must be below 62**6.
-    """
-    digits = []
-    for _ in range(6):
-        n, r = divmod(n, 62)
-        digits.append(_BASE62[r])
-    return f"{prefix}{pod}0000{''.join(reversed(digits))}"

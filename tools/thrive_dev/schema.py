@@ -1,5 +1,9 @@
 """Create the source (``thrive``) and package (``thrive_sync``) schemas, and check what is there.
 
+A dev tool (``make up``, sample data, tests): a deployment applies ``include/sql/schema/`` itself,
+so this lives outside the deployed package. It applies the package's own DDL from there, plus,
+when asked, the dev tools' DDL from ``tools/thrive_dev/sql/``.
+
 The DDL files are idempotent (``IF NOT EXISTS`` throughout), so applying them to a database that
 already has the tables changes nothing. That same idempotency would hide a table that exists with
 another shape — a user's own ``thrive.recipients`` without ``custom_member_id``, say — so after
@@ -11,8 +15,10 @@ from __future__ import annotations
 import re
 from typing import Any
 
+from thrive_dev.sql_files import read_dev_sql
 from thrive_sync.sql import read_sql
 
+# Under include/sql/ (the package's DDL, deployed with it).
 PACKAGE_SCHEMA_FILES: tuple[str, ...] = ("schema/01_thrive.sql", "schema/02_thrive_sync.sql")
 
 # Serialises concurrent appliers (two `make up`s, parallel test workers): CREATE ... IF NOT EXISTS
@@ -46,12 +52,13 @@ def missing_columns(conn: Any, ddl: str) -> list[str]:
     return missing
 
 
-def apply_schema(conn: Any, files: tuple[str, ...] = PACKAGE_SCHEMA_FILES) -> None:
-    """Apply the DDL ``files`` in one transaction, then fail if an existing table lacks columns.
+def apply_schema(conn: Any, files: tuple[str, ...] = PACKAGE_SCHEMA_FILES, dev_files: tuple[str, ...] = ()) -> None:
+    """Apply the DDL in one transaction, then fail if an existing table lacks columns.
 
-    ``conn`` is a psycopg 3 connection (``PostgresHook().get_conn()`` gives one).
+    ``files`` are under ``include/sql/`` (the package's), ``dev_files`` under ``tools/thrive_dev/sql/``,
+    applied after them. ``conn`` is a psycopg 3 connection (``PostgresHook().get_conn()`` gives one).
     """
-    ddl = "\n".join(read_sql(f) for f in files)
+    ddl = "\n".join([*(read_sql(f) for f in files), *(read_dev_sql(f) for f in dev_files)])
     with conn.transaction(), conn.cursor() as cur:
         cur.execute("SELECT pg_advisory_xact_lock(%s)", (_ADVISORY_LOCK_KEY,))
         cur.execute(ddl)
