@@ -65,10 +65,19 @@ def pytest_unconfigure(config: pytest.Config) -> None:
 
 
 def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
+    """Save what the reliability tests measured, and how each ended, to test-output/ (git-ignored).
+
+    Never docs/reliability.md: a test run leaves the tree as it was; `make reliability` renders it.
+    """
     import reliability_report
 
-    if exitstatus == 0 and reliability_report.write_if_complete():
-        MEASUREMENTS["reliability report"] = str(reliability_report.REPORT.relative_to(PROJECT_ROOT))
+    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
+    reports = [r for group in getattr(reporter, "stats", {}).values() for r in group]
+    results = reliability_report.collected(reliability_report.outcomes_from_reports(reports))
+    if results.ran_any():
+        path = reliability_report.save(results)
+        summary = reliability_report.summary(results)
+        MEASUREMENTS["reliability results"] = f"{path.relative_to(PROJECT_ROOT)} ({summary})"
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

@@ -73,44 +73,61 @@ def test_a_configuration_mistake_fails_at_once_and_writes_nothing(case, wired, o
     result = dags_test()
     seconds = time.monotonic() - started
     output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert expected in output, output[-3000:]
+    # Measured and recorded first, asserted after: a failing case still leaves its row.
     run_id = airflow_run_id(pg_server)
     states = task_states(pg_server, run_id)
     failed = sorted(task for task, (_, state) in states.items() if state == "failed")
-    assert failed, states
-    tries = max(states[task][0] for task in failed)
-    assert tries == 1, f"a configuration error must not be retried: {states}"
+    tries = max((states[task][0] for task in failed), default=0)
     sent = org.admin("GET", "stats").json().get("records.received", 0)
-    assert sent == 0
     with psycopg.connect(wired) as conn:
         logged = conn.execute(
             "SELECT count(*) FROM thrive_sync.tracking_log WHERE dag_run_id = %s", [run_id]
         ).fetchone()[0]
-    assert logged == 0
+    notes = [
+        note
+        for problem, note in (
+            (result.returncode == 0, "the run succeeded"),
+            (expected not in output, f"the output does not say `{expected}`"),
+            (logged != 0, f"{logged} tracking-log row(s) written"),
+        )
+        if problem
+    ]
     CONFIG[case] = ConfigResult(
         case=case,
-        failed_task=", ".join(failed) if len(failed) < 3 else f"{failed[0]} and {len(failed) - 1} more",
+        failed_task=(", ".join(failed) if len(failed) < 3 else f"{failed[0]} and {len(failed) - 1} more")
+        or "(no task failed)",
         tries=tries,
         seconds=seconds,
         records_sent=sent,
         message=failure_message(output),
+        notes=notes,
     )
+    assert result.returncode != 0
+    assert expected in output, output[-3000:]
+    assert failed, states
+    assert tries == 1, f"a configuration error must not be retried: {states}"
+    assert sent == 0
+    assert logged == 0
 
 
 def test_a_bad_param_value_is_refused_before_the_run_is_created(wired, org):
     started = time.monotonic()
     result = dags_test({"delay_minutes": 0, "failure_threshold": 7})
+    seconds = time.monotonic() - started
     output = result.stdout + result.stderr
-    assert result.returncode != 0
-    assert "failure_threshold" in output and "7 is greater than the maximum of 1" in output, output[-3000:]
-    assert org.admin("GET", "stats").json().get("records.received", 0) == 0
-    line = next(line for line in output.splitlines() if "7 is greater than the maximum of 1" in line)
+    sent = org.admin("GET", "stats").json().get("records.received", 0)
+    refused = "failure_threshold" in output and "7 is greater than the maximum of 1" in output
+    line = next((line for line in output.splitlines() if "7 is greater than the maximum of 1" in line), None)
+    # Recorded before the asserts: a failing case still leaves its row.
     CONFIG["bad param value"] = ConfigResult(
         case="bad param value",
-        failed_task="(no run created)",
+        failed_task="(no run created)" if result.returncode != 0 else "(the run went ahead)",
         tries=0,
-        seconds=time.monotonic() - started,
-        records_sent=0,
-        message=line.strip()[:200],
+        seconds=seconds,
+        records_sent=sent,
+        message=line.strip()[:200] if line else failure_message(output),
+        notes=[] if refused else ["the output does not name the refused param value"],
     )
+    assert result.returncode != 0
+    assert refused, output[-3000:]
+    assert sent == 0
