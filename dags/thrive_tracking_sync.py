@@ -17,8 +17,9 @@ the platform's export of the day has landed: the sync's time of day.
 **Tasks.** `check_accounts` reads each account's gates and stops the run when no account has
 tracking enabled. `extract_<category>` stages the window's events in `thrive_sync.staged_events`.
 `validate_and_map_<category>` validates them, writes the good ones and logs the rest.
-`report` gathers the counts, prints the run report and fails the run when the failure share
-passes `failure_threshold`.
+`report` gathers the counts, prints the run report, and fails the run when a sync task failed or
+the failure share passes `failure_threshold`. `clear_staging` (a teardown) then drops the run's
+staged rows, whatever became of the syncs. A category left out by `categories` shows as skipped.
 
 **Params.** `dry_run` (validate and map, write nothing), `categories` (which to run),
 `failure_threshold` (share of rows past the gates that may fail before the run fails),
@@ -30,45 +31,45 @@ passes `failure_threshold`.
 
 from __future__ import annotations
 
-import os
 from datetime import timedelta
 
 import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
-from airflow.sdk import Param, dag, get_current_context, task
+from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
+from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 from airflow.timetables.interval import CronDataIntervalTimetable
 
+from thrive_sync import tasks
 from thrive_sync.alerts import on_task_failure
 from thrive_sync.core.catalog import Category
+from thrive_sync.errors import NOT_RETRIED
 from thrive_sync.operators import ValidateAndMapOperator
+from thrive_sync.settings import DAG_ID, THRIVE_DB_CONN_ID, Deployment
 from thrive_sync.sql import SQL_DIR
 
-THRIVE_DB_CONN_ID = "thrive_db"
+DEPLOYMENT = Deployment.from_environ()  # THRIVE_SYNC_* (cheap: no database, no network)
 ALL_CATEGORIES = [c.value for c in Category]
-DEFAULT_FAILURE_THRESHOLD = 0.5
-# Deployment settings, read from the environment at parse time (cheap: no database, no network).
-TIMEZONE = os.environ.get("THRIVE_SYNC_TIMEZONE", "UTC")
-DELAY_MINUTES = int(os.environ.get("THRIVE_SYNC_DELAY_MINUTES", "120"))
-RETRY_DELAY = timedelta(seconds=float(os.environ.get("THRIVE_SYNC_RETRY_DELAY_SECONDS", "120")))
-MAPPING_PATH = os.environ.get("THRIVE_SYNC_MAPPING") or None  # None: include/mapping/thrive_activity.yaml
-# Records per task below which sObject Collections are used, from there on Bulk API 2.0.
-BULK_THRESHOLD = int(os.environ.get("THRIVE_SYNC_BULK_THRESHOLD", "2000"))
+# Retrying cannot fix a configuration mistake or a run past its failure threshold: fail at once.
+NO_RETRY = ExceptionRetryPolicy(
+    rules=[RetryRule(exception=list(NOT_RETRIED), action=RetryAction.FAIL, reason="a retry cannot fix this")]
+)
 
 
 @dag(
-    dag_id="thrive_tracking_sync",
+    dag_id=DAG_ID,
     # A data-interval timetable: "@daily" in Airflow 3 has no interval (start == end).
-    schedule=CronDataIntervalTimetable("0 0 * * *", timezone=TIMEZONE),
-    start_date=pendulum.datetime(2026, 1, 1, tz=TIMEZONE),
+    schedule=CronDataIntervalTimetable("0 0 * * *", timezone=DEPLOYMENT.timezone),
+    start_date=pendulum.datetime(2026, 1, 1, tz=DEPLOYMENT.timezone),
     catchup=False,
     max_active_runs=1,
     template_searchpath=[str(SQL_DIR)],
     default_args={
         "retries": 2,
-        "retry_delay": RETRY_DELAY,
+        "retry_delay": timedelta(seconds=DEPLOYMENT.retry_delay_seconds),
         "retry_exponential_backoff": True,
         "max_retry_delay": timedelta(minutes=30),
+        "retry_policy": NO_RETRY,
         "execution_timeout": timedelta(hours=2),
         "on_failure_callback": on_task_failure,  # a notifier, when Variable thrive_sync_alerts turns one on
     },
@@ -83,14 +84,14 @@ BULK_THRESHOLD = int(os.environ.get("THRIVE_SYNC_BULK_THRESHOLD", "2000"))
             description="The categories to sync.",
         ),
         "failure_threshold": Param(
-            DEFAULT_FAILURE_THRESHOLD,
+            0.5,
             type="number",
             minimum=0,
             maximum=1,
             description="Fail the run when more than this share of the rows past the gates failed.",
         ),
         "delay_minutes": Param(
-            DELAY_MINUTES,
+            DEPLOYMENT.delay_minutes,
             type="integer",
             minimum=0,
             maximum=1440,
@@ -103,27 +104,16 @@ BULK_THRESHOLD = int(os.environ.get("THRIVE_SYNC_BULK_THRESHOLD", "2000"))
 def thrive_tracking_sync():
     @task.short_circuit(doc_md="Reads `thrive.accounts`; stops the run when no account has tracking enabled.")
     def check_accounts() -> dict[str, dict[str, str | None]] | bool:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-        from airflow.sdk.exceptions import AirflowFailException
+        return tasks.check_accounts(get_current_context(), THRIVE_DB_CONN_ID)
 
-        from thrive_sync.core.gates import AccountGates, gate_summary
-        from thrive_sync.preflight import THRIVE_DB, connection_exists, failing_fast
-        from thrive_sync.sql import read_sql
+    @task(trigger_rule="all_done", doc_md="Prints the run report; fails the run when a sync task failed or "
+          "the failure share passed `failure_threshold`.")  # fmt: skip
+    def report() -> dict:
+        return tasks.report(get_current_context(), THRIVE_DB_CONN_ID)
 
-        context = get_current_context()
-        if context.get("data_interval_start") is None:
-            raise AirflowFailException("this run has no data interval: trigger it with a logical date")
-        with failing_fast():
-            connection_exists(THRIVE_DB_CONN_ID, THRIVE_DB)
-        rows = PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID).get_records(read_sql("gate/accounts.sql"))
-        summary = gate_summary(AccountGates(*row) for row in rows)
-        closed = {a: g[Category.MESSAGE_ACTIVITY] for a, g in summary.items() if g[Category.MESSAGE_ACTIVITY]}
-        for account_id, gate in closed.items():
-            print(f"Skipping account {account_id}: {gate}")
-        if len(closed) == len(summary):
-            print(f"No account has tracking enabled ({len(summary)} accounts): nothing to sync.")
-            return False
-        return summary
+    @task(doc_md="Drops the run's staged rows and member lookups, whatever became of the syncs.")
+    def clear_staging() -> None:
+        tasks.clear_staging(get_current_context(), THRIVE_DB_CONN_ID)
 
     wait = TimeDeltaSensor(
         task_id="wait_after_midnight",
@@ -136,68 +126,40 @@ def thrive_tracking_sync():
     )
     gates = check_accounts()
     wait >> gates
-    syncs = []
+    extracts, syncs = [], []
     for category in Category:
-        extract = SQLExecuteQueryOperator(
-            task_id=f"extract_{category.value}",
-            conn_id=THRIVE_DB_CONN_ID,
-            sql=f"extract/{category.value}.sql",
-            split_statements=True,
-            return_last=True,
-            parameters={
-                "run_id": "{{ run_id }}",
-                "window_start": "{{ data_interval_start }}",
-                "window_end": "{{ data_interval_end }}",
-                "selected": f"{{{{ '{category.value}' in params.categories }}}}",
-            },
-            doc_md=f"Stages the window's `{category.value}` events (with recipient and message) in "
-            "`thrive_sync.staged_events`; returns the count per account.",
-        )
-        sync = ValidateAndMapOperator(
-            task_id=f"validate_and_map_{category.value}",
-            category=category.value,
-            dry_run="{{ params.dry_run }}",
-            mapping_path=MAPPING_PATH,
-            bulk_threshold=BULK_THRESHOLD,
-            doc_md=f"Validates the staged `{category.value}` events, upserts the good ones into Salesforce and "
-            "records every failure in `thrive_sync.tracking_log`.",
-        )
-        gates >> extract >> sync
+        with TaskGroup(group_id=category.value, prefix_group_id=False, tooltip=f"Sync {category.value}"):
+            extract = SQLExecuteQueryOperator(
+                task_id=f"extract_{category.value}",
+                conn_id=THRIVE_DB_CONN_ID,
+                sql=f"extract/{category.value}.sql",
+                split_statements=True,
+                return_last=True,
+                parameters={
+                    "run_id": "{{ run_id }}",
+                    "window_start": "{{ data_interval_start }}",
+                    "window_end": "{{ data_interval_end }}",
+                },
+                pre_execute=tasks.skip_unless_selected(category),
+                doc_md=f"Stages the window's `{category.value}` events (with recipient and message) in "
+                "`thrive_sync.staged_events`; returns the count per account. Skipped when `categories` leaves "
+                "the category out.",
+            )
+            sync = ValidateAndMapOperator(
+                task_id=f"validate_and_map_{category.value}",
+                category=category.value,
+                dry_run="{{ params.dry_run }}",
+                mapping_path=DEPLOYMENT.mapping_path,
+                bulk_threshold=DEPLOYMENT.bulk_threshold,
+                doc_md=f"Validates the staged `{category.value}` events, upserts the good ones into Salesforce and "
+                "records every failure in `thrive_sync.tracking_log`.",
+            )
+            extract >> sync
+        gates >> extract
+        extracts.append(extract)
         syncs.append(sync)
 
-    @task(doc_md="Prints the run report, stores it in XCom, and fails the run past `failure_threshold`.")
-    def report() -> dict:
-        from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-        from thrive_sync import alerts
-        from thrive_sync.core.report import build_report, format_report
-        from thrive_sync.sql import read_sql
-
-        context = get_current_context()
-        params = context["params"]
-        run = {"run_id": context["run_id"]}
-        hook = PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID)
-        window = (str(context["data_interval_start"]), str(context["data_interval_end"]))
-        result = build_report(
-            context["run_id"],
-            window,
-            hook.get_records(read_sql("sync/run_report.sql"), parameters=run),
-            hook.get_records(read_sql("sync/failures_by_reason.sql"), parameters=run),
-            params["categories"],
-            bool(params["dry_run"]),
-        )
-        print(format_report(result))
-        hook.run(read_sql("sync/clear_staging.sql"), parameters=run, split_statements=True)
-        if result["failure_share"] > params["failure_threshold"]:
-            message = (
-                f"{result['failure_share']:.1%} of the rows past the gates failed, more than the "
-                f"failure_threshold {params['failure_threshold']:.0%}: see thrive_sync.tracking_log"
-            )
-            alerts.send(context, f"thrive_tracking_sync {context['run_id']}: failure threshold passed", message)
-            raise alerts.ThresholdBreached(message)
-        return result
-
-    syncs >> report()
+    syncs >> report() >> clear_staging().as_teardown(setups=extracts)
 
 
 thrive_tracking_sync()

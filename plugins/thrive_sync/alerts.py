@@ -18,16 +18,14 @@ import html
 import logging
 from typing import Any
 
+from airflow.sdk import Variable
 from airflow.sdk.bases.notifier import BaseNotifier
-from airflow.sdk.exceptions import AirflowFailException
+
+from thrive_sync.errors import ThresholdBreached, UpstreamFailed
 
 log = logging.getLogger(__name__)
 SETTINGS_VARIABLE = "thrive_sync_alerts"
 NOTIFIERS = ("off", "log", "smtp")
-
-
-class ThresholdBreached(AirflowFailException):
-    """The run's failure share passed ``failure_threshold``; the report task has alerted already."""
 
 
 class LogNotifier(BaseNotifier):
@@ -45,8 +43,6 @@ class LogNotifier(BaseNotifier):
 
 
 def settings() -> dict[str, Any]:
-    from airflow.sdk import Variable
-
     value = Variable.get(SETTINGS_VARIABLE, default=None, deserialize_json=True) or {}
     if not isinstance(value, dict) or value.get("notifier", "off") not in NOTIFIERS:
         raise ValueError(f"Variable {SETTINGS_VARIABLE} must be a JSON object with notifier one of {NOTIFIERS}")
@@ -88,8 +84,8 @@ def send(context: Any, subject: str, message: str) -> None:
 def on_task_failure(context: Any) -> None:
     """``on_failure_callback`` of every task: a task failed and will not be retried."""
     exception = context.get("exception")
-    if isinstance(exception, ThresholdBreached):
-        return  # the report task sent its own alert with the figures
+    if isinstance(exception, ThresholdBreached | UpstreamFailed):
+        return  # the report sent its own alert with the figures, or the failed task did
     ti = context["ti"]
     send(
         context,

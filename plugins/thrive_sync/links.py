@@ -5,6 +5,7 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlencode
 
+from airflow.configuration import conf
 from airflow.sdk import BaseOperatorLink
 
 if TYPE_CHECKING:
@@ -20,8 +21,6 @@ class TrackingLogLink(BaseOperatorLink):
     name = "Tracking log"
 
     def get_link(self, operator: BaseOperator, *, ti_key: TaskInstanceKey) -> str:
-        from airflow.configuration import conf
-
         base = conf.get("api", "base_url", fallback="").rstrip("/")
         category = getattr(operator, "category", None) or ti_key.task_id.removeprefix("validate_and_map_")
         return f"{base}{UI_PREFIX}/?{urlencode({'run_id': ti_key.run_id, 'category': category})}"

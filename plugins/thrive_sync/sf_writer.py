@@ -9,13 +9,11 @@
   rejected with the org's error code and message, or ``RETRIES_EXHAUSTED``. Permanent per-record
   errors are outcomes, never exceptions and never silence (the provider's bulk operator drops them:
   apache/airflow issue 63930).
-- **Transient failures** are retried with exponential backoff inside a budget (tenacity): a whole
-  call on 5xx, ``REQUEST_LIMIT_EXCEEDED``, connection errors and timeouts, or an expired session
-  (reconnecting first); single records on ``UNABLE_TO_LOCK_ROW`` and ``API_TEMPORARILY_UNAVAILABLE``
-  or when a job left them unprocessed. Only those records are sent again, rebuilt from the org's
-  own failed/unprocessed CSV. Upserts on an external ID are idempotent, so a resend never duplicates.
-- A call whose retries run out raises :class:`SalesforceUnavailable`: the task fails loudly and
-  Airflow's retry (same external IDs) completes it.
+- **Transient failures**: whole calls are retried by the hook
+  (:class:`~thrive_sync.hooks.salesforce.SalesforceApiHook`); single records here, on
+  ``UNABLE_TO_LOCK_ROW`` and ``API_TEMPORARILY_UNAVAILABLE`` or when a job left them unprocessed.
+  Only those records are sent again, rebuilt from the org's own failed/unprocessed CSV. Upserts on
+  an external ID are idempotent, so a resend never duplicates.
 """
 
 from __future__ import annotations
@@ -25,48 +23,24 @@ import io
 import logging
 import time
 from collections import deque
-from collections.abc import Callable, Iterable, Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from concurrent.futures import Future, ThreadPoolExecutor
 from dataclasses import dataclass
 from itertools import chain
-from typing import Any, TypeVar
+from typing import Any
 
-import requests
 from simple_salesforce import Salesforce
 from simple_salesforce.bulk2 import JobState, Operation
-from simple_salesforce.exceptions import (
-    SalesforceError,
-    SalesforceExpiredSession,
-    SalesforceGeneralError,
-    SalesforceOperationError,
-    SalesforceRefusedRequest,
-)
+from simple_salesforce.exceptions import SalesforceOperationError
 from simple_salesforce.util import call_salesforce
-from tenacity import RetryCallState, Retrying, retry_if_exception, stop_after_attempt, stop_after_delay
-from tenacity.wait import wait_exponential
+
+from thrive_sync.core.reasons import REJECTED, RETRIES_EXHAUSTED
+from thrive_sync.hooks.salesforce import SalesforceApiHook
 
 log = logging.getLogger(__name__)
-T = TypeVar("T")
 
 TRANSIENT_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "API_TEMPORARILY_UNAVAILABLE"})
-RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"
-REJECTED = "REJECTED"
 COLLECTION_SIZE = 200
-
-
-class SalesforceUnavailable(RuntimeError):
-    """Transient errors outlasted the retry budget for a whole call."""
-
-
-@dataclass(frozen=True)
-class RetryPolicy:
-    """How hard to try: per call, and how many times to resend records that failed transiently."""
-
-    attempts: int = 6
-    initial_seconds: float = 1.0
-    max_seconds: float = 30.0
-    budget_seconds: float = 600.0
-    record_rounds: int = 4
 
 
 @dataclass(frozen=True, slots=True)
@@ -87,31 +61,16 @@ class Outcome:
 Retry = tuple[dict[str, Any], Outcome]  # a record to send (again), and what became of it last time
 
 
-def is_transient(exc: BaseException) -> bool:
-    """Whether a failed call is worth repeating as it was."""
-    if isinstance(exc, requests.ConnectionError | requests.Timeout | SalesforceExpiredSession):
-        return True
-    if isinstance(exc, SalesforceRefusedRequest):  # 403: REQUEST_LIMIT_EXCEEDED comes this way
-        return "REQUEST_LIMIT_EXCEEDED" in str(exc.content)
-    if isinstance(exc, SalesforceGeneralError):
-        return exc.status >= 500
-    if isinstance(exc, SalesforceOperationError):  # a Bulk job that ended Failed or Aborted
-        return True
-    if isinstance(exc, SalesforceError):
-        return "Error Code 5" in str(exc)  # simple_salesforce's Bulk 2.0 upload errors carry the status
-    return False
-
-
 class SalesforceWriter:
-    """Upserts records of one object on one external ID field.
+    """Upserts records of one object on one external ID field, through one org's hook.
 
-    ``connect`` builds a fresh client (``lambda: salesforce_hook(conn_id).get_conn()``); it is called
-    again after an expired session.
+    The hook retries each call (and logs in again after an expired session); its connection's
+    ``record_retry_rounds`` says how often records that failed transiently are sent again.
     """
 
     def __init__(
         self,
-        connect: Callable[[], Salesforce],
+        hook: SalesforceApiHook,
         sobject: str,
         external_id_field: str,
         *,
@@ -119,55 +78,14 @@ class SalesforceWriter:
         bulk_job_rows: int = 25_000,
         poll_seconds: float = 2.0,
         jobs_in_flight: int = 3,
-        retry: RetryPolicy = RetryPolicy(),
     ) -> None:
-        self._connect = connect
-        self._sf: Salesforce | None = None
+        self.hook = hook
         self.sobject = sobject
         self.external_id_field = external_id_field
         self.bulk_threshold = bulk_threshold
         self.bulk_job_rows = bulk_job_rows
         self.poll_seconds = poll_seconds
         self.jobs_in_flight = max(1, jobs_in_flight)
-        self.retry = retry
-        self.calls_retried = 0
-
-    # --- the calls ------------------------------------------------------------------------------
-    @property
-    def sf(self) -> Salesforce:
-        if self._sf is None:
-            self._sf = self._connect()
-        return self._sf
-
-    def call(self, fn: Callable[[Salesforce], T]) -> T:
-        """``fn(client)`` with transient failures retried; :class:`SalesforceUnavailable` when they outlast it."""
-
-        def before_sleep(state: RetryCallState) -> None:
-            exc = state.outcome.exception() if state.outcome else None
-            self.calls_retried += 1
-            if isinstance(exc, SalesforceExpiredSession):
-                self._sf = None  # log in again before the next attempt
-            log.warning("Salesforce call failed (%s), attempt %d; retrying", type(exc).__name__, state.attempt_number)
-
-        retrying = Retrying(
-            stop=stop_after_attempt(self.retry.attempts) | stop_after_delay(self.retry.budget_seconds),
-            wait=wait_exponential(multiplier=self.retry.initial_seconds, max=self.retry.max_seconds),
-            retry=retry_if_exception(is_transient),
-            before_sleep=before_sleep,
-            reraise=True,
-        )
-        try:
-            return retrying(lambda: fn(self.sf))
-        except Exception as exc:
-            if is_transient(exc):
-                raise SalesforceUnavailable(
-                    f"Salesforce kept failing after {self.retry.attempts} attempts: {type(exc).__name__}: "
-                    f"{str(exc)[:300]}"  # URLs and error codes; the session id travels in headers only
-                ) from exc
-            raise
-
-    def query_all(self, soql: str) -> dict:
-        return self.call(lambda sf: sf.query_all(soql))
 
     # --- writing --------------------------------------------------------------------------------
     def write(self, records: Iterable[dict[str, Any]], *, only_failures: bool = False) -> Iterator[Outcome]:
@@ -302,7 +220,7 @@ class SalesforceWriter:
                     pass
                 raise
 
-        return self.call(once)
+        return self.hook.call(once)
 
     def _wait(self, client: Any, job_id: str) -> dict:
         """Poll the job: soon at first, then half as late again each time, up to every ``poll_seconds``.
@@ -337,7 +255,7 @@ class SalesforceWriter:
         settled: set[str] = set()
 
         def rows(kind: str) -> Iterator[dict[str, str]]:
-            text = self.call(lambda sf: getattr(sf.bulk2, self.sobject)._client.get_ingest_results(job_id, kind))
+            text = self.hook.call(lambda sf: getattr(sf.bulk2, self.sobject)._client.get_ingest_results(job_id, kind))
             yield from csv.DictReader(io.StringIO(text))
 
         if int(info.get("numberRecordsFailed") or 0):
@@ -365,9 +283,9 @@ class SalesforceWriter:
 
         ``first_round`` 1: the records were sent once already (a Bulk job's transient failures).
         """
-        for round_number in range(first_round, self.retry.record_rounds + 1):
+        for round_number in range(first_round, self.hook.retry.record_rounds + 1):
             if round_number:
-                time.sleep(min(self.retry.initial_seconds * 2 ** (round_number - 1), self.retry.max_seconds))
+                time.sleep(min(self.hook.retry.initial_seconds * 2 ** (round_number - 1), self.hook.retry.max_seconds))
                 log.info("Resending %d records that failed transiently (round %d)", len(pending), round_number)
             batch = [record for record, _ in pending]
             send = self._collections_once if len(batch) < self.bulk_threshold else self._bulk_once
@@ -385,7 +303,7 @@ class SalesforceWriter:
         for start in range(0, len(batch), COLLECTION_SIZE):
             part = batch[start : start + COLLECTION_SIZE]
             body = {"allOrNone": False, "records": [{"attributes": {"type": self.sobject}, **r} for r in part]}
-            results = self.call(lambda sf, body=body: sf.restful(path, method="PATCH", json=body))
+            results = self.hook.call(lambda sf, body=body: sf.restful(path, method="PATCH", json=body))
             for record, result in zip(part, results, strict=True):
                 key = record[self.external_id_field]
                 if result.get("success"):

@@ -25,8 +25,10 @@ from urllib.parse import urlencode
 from fastapi import Depends, FastAPI, Query
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-DAG_ID = "thrive_tracking_sync"
-THRIVE_DB_CONN_ID = "thrive_db"
+from thrive_sync.hooks.thrive_store import ThriveStoreHook
+from thrive_sync.settings import DAG_ID
+from thrive_sync.sql import read_sql
+
 PAGE_SIZE = 50
 CHART_DAYS = 30
 LOG_COLUMNS = (
@@ -67,9 +69,7 @@ Page = Annotated[int, Query(ge=1)]
 
 
 def _connect() -> Any:
-    from airflow.providers.postgres.hooks.postgres import PostgresHook
-
-    return PostgresHook(postgres_conn_id=THRIVE_DB_CONN_ID).get_conn()
+    return ThriveStoreHook().get_conn()
 
 
 def thrive_db() -> Iterator[Any]:
@@ -82,8 +82,6 @@ Db = Annotated[Any, Depends(thrive_db)]
 
 
 def _records(conn: Any, sql_file: str, params: dict[str, Any]) -> list[tuple]:
-    from thrive_sync.sql import read_sql
-
     with conn.cursor() as cur:
         cur.execute(read_sql(sql_file), params)
         return cur.fetchall()
@@ -112,8 +110,6 @@ def log_csv(flt: LogFilter) -> Iterator[str]:
 
     It opens its own connection: the response is streamed after the request's handler returned.
     """
-    from thrive_sync.sql import read_sql
-
     sql = read_sql("ui/log_page.sql")
     out = io.StringIO()
     writer = csv.writer(out)

@@ -11,18 +11,19 @@ import pytest
 
 from conftest import MEASUREMENTS, PROJECT_ROOT
 from thrive_dev.ids import compose_id15
+from thrive_sync.core.catalog import Category
+from thrive_sync.core.members import MemberIdMatcher
 from thrive_sync.core.sfid import checksum
-from thrive_sync.member_ids import MemberIdMatcher
-from thrive_sync.sf_connection import salesforce_hook
-from thrive_sync.sf_writer import RetryPolicy, SalesforceUnavailable, SalesforceWriter
+from thrive_sync.errors import SalesforceUnavailable
+from thrive_sync.hooks.salesforce import RetryPolicy, SalesforceApiHook
+from thrive_sync.sf_writer import SalesforceWriter
 
 TA, EXT = "Thrive_Activity__c", "Thrive_Event_Id__c"
 FAST = RetryPolicy(attempts=8, initial_seconds=0.02, max_seconds=0.2, budget_seconds=60, record_rounds=6)
 
 
-def make_writer(conn_id: str, **kwargs) -> SalesforceWriter:
-    kwargs.setdefault("retry", FAST)
-    return SalesforceWriter(lambda: salesforce_hook(conn_id).get_conn(), TA, EXT, poll_seconds=0.05, **kwargs)
+def make_writer(conn_id: str, retry: RetryPolicy = FAST, **kwargs) -> SalesforceWriter:
+    return SalesforceWriter(SalesforceApiHook(conn_id, retry=retry), TA, EXT, poll_seconds=0.05, **kwargs)
 
 
 @pytest.fixture
@@ -135,7 +136,7 @@ def test_member_ids_checked_locally_then_in_chunks_in_the_org(salesforce_conn, o
     lead = (l15 := compose_id15("00Q", "7k", 1)) + checksum(l15)
     org.admin("PUT", "seed/Lead", json=[{"Id": lead, "LastName": "L", "Company": "C"}])
     unknown = (u15 := compose_id15("003", "9z", 1)) + checksum(u15)
-    matcher = MemberIdMatcher(make_writer(salesforce_conn).query_all)
+    matcher = MemberIdMatcher(SalesforceApiHook(salesforce_conn, retry=FAST).query_all)
     raw = [*ids, ids[0][:15], lead[:15], unknown, None, "   ", "003ABC", ids[1][:17] + "X", f" {ids[2]}"]
     result = matcher.resolve(raw)
     assert matcher.queries == 3 + 1  # 701 Contact Ids in chunks of 300, 1 Lead
@@ -153,21 +154,27 @@ def test_a_runs_tasks_share_member_answers_through_postgresql(salesforce_conn, o
     import psycopg
 
     from thrive_dev.schema import apply_schema
-    from thrive_sync.member_ids import RunMemberStore
+    from thrive_sync.hooks.thrive_store import CategoryStore
 
     ids = [(i15 := compose_id15("003", "7m", n)) + checksum(i15) for n in range(1, 401)]
     org.admin("PUT", "seed/Contact", json=[{"Id": i, "LastName": "Seeded"} for i in ids[:350]])
     with psycopg.connect(fresh_db, autocommit=True) as conn:
         apply_schema(conn)
-        first = MemberIdMatcher(make_writer(salesforce_conn).query_all, RunMemberStore(conn, "run-1", "sf"))
+
+        def matcher(run_id: str) -> MemberIdMatcher:
+            """As a task of ``run_id`` builds it for connection "sf"."""
+            store = CategoryStore(conn, conn, run_id, Category.MESSAGE_ACTIVITY).member_store("sf")
+            return MemberIdMatcher(SalesforceApiHook(salesforce_conn, retry=FAST).query_all, store)
+
+        first = matcher("run-1")
         assert first.prefetch(ids) == 400 and first.queries == 2  # 300 + 100, asked concurrently
         before = calls(org)["api_calls.GET query"]
-        second = MemberIdMatcher(make_writer(salesforce_conn).query_all, RunMemberStore(conn, "run-1", "sf"))
+        second = matcher("run-1")
         answers = second.resolve(ids)
         assert second.queries == 0 and second.from_store == 400 and calls(org)["api_calls.GET query"] == before
         assert sum(a.sf_id is not None for a in answers.values()) == 350
         assert {answers[i].reason_code for i in ids[350:]} == {"UNMATCHED_MEMBER_ID"}
-        other_run = MemberIdMatcher(make_writer(salesforce_conn).query_all, RunMemberStore(conn, "run-2", "sf"))
+        other_run = matcher("run-2")
         other_run.resolve(ids[:10])
         assert other_run.queries == 1
         assert conn.execute("SELECT count(*) FROM thrive_sync.member_matches").fetchone()[0] == 410
@@ -197,7 +204,7 @@ def test_no_secret_reaches_logs_or_errors(salesforce_conn, org, contacts, caplog
 
 STREAM_100K = """
 import json, resource, sys, time
-from thrive_sync.sf_connection import salesforce_hook
+from thrive_sync.hooks.salesforce import SalesforceApiHook
 from thrive_sync.sf_writer import SalesforceWriter
 contacts = sys.argv[1].split(",")
 def records():
@@ -206,7 +213,7 @@ def records():
                "Contact__c": contacts[i % len(contacts)], "Activity_Date__c": "2026-11-26T10:00:00Z",
                "Detail__c": "https://www.example.org/news/1?utm_source=thrive", "Category__c": "message_activity",
                "Thrive_Account_Id__c": "acct-001"}
-writer = SalesforceWriter(lambda: salesforce_hook("salesforce_default").get_conn(), "Thrive_Activity__c",
+writer = SalesforceWriter(SalesforceApiHook("salesforce_default"), "Thrive_Activity__c",
                           "Thrive_Event_Id__c", poll_seconds=0.2)
 started = time.perf_counter()
 written = sum(o.written for o in writer.write(records()))
@@ -259,7 +266,8 @@ def test_100k_records_stream_through_bulk2(salesforce_conn, org, sf, contacts):
 def test_connection_shapes_reach_the_hook_as_the_provider_expects(monkeypatch, conn, direct):
     """Password and JWT connections go to the hook untouched (it logs in); only the session shape gets a session id."""
     monkeypatch.setenv("AIRFLOW_CONN_SF_SHAPE", json.dumps(conn))
-    hook = salesforce_hook("sf_shape")
+    hook = SalesforceApiHook("sf_shape")
+    hook.configure()  # what get_conn() does before it logs in
     assert (hook.session_id == "session-id") if direct else hook.session_id is None
     adapter = hook.session.get_adapter("https://x.my.salesforce.com")
     assert adapter.timeout == 120 and adapter.max_retries.total == 5

@@ -44,3 +44,10 @@ def test_member_ids_are_contacts_or_leads_only():
     assert member_id_problem("00300000003T2PG") is None
     assert member_object("00300000003T2PGAA0") is MemberObject.CONTACT
     assert member_object("00QABCDEFGHIJKL255") is MemberObject.LEAD
+
+
+def test_checksum_against_the_published_vector():
+    """The example Salesforce publishes for CASESAFEID(): 001A0000006Vm9r -> 001A0000006Vm9rIAC."""
+    assert to_18("001A0000006Vm9r") == "001A0000006Vm9rIAC"
+    assert id_problem("001A0000006Vm9rIAC") is None
+    assert "checksum" in (id_problem("001A0000006Vm9rIAD") or "")

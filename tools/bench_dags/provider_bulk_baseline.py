@@ -20,7 +20,7 @@ EXTERNAL_ID = "Thrive_Event_Id__c"
 
 
 class SessionSalesforceBulkOperator(SalesforceBulkOperator):
-    """The provider's operator, run unchanged, with its hook built by ``thrive_sync.sf_connection``.
+    """The provider's operator, run unchanged, with the package's ``SalesforceApiHook`` as its hook.
 
     The provider's ``SalesforceHook`` accepts a session id only as a constructor argument, and the
     operator builds the hook from the connection id alone, so a session-only connection (how the
@@ -31,10 +31,10 @@ class SessionSalesforceBulkOperator(SalesforceBulkOperator):
     def execute(self, context: Any) -> Any:
         import airflow.providers.salesforce.operators.bulk as provider_bulk
 
-        from thrive_sync.sf_connection import salesforce_hook
+        from thrive_sync.hooks.salesforce import SalesforceApiHook
 
         original = provider_bulk.SalesforceHook
-        provider_bulk.SalesforceHook = lambda salesforce_conn_id: salesforce_hook(salesforce_conn_id)  # type: ignore[assignment,misc]
+        provider_bulk.SalesforceHook = SalesforceApiHook  # type: ignore[misc]
         try:
             return super().execute(context)
         finally:

@@ -182,7 +182,7 @@ def run_ours(
 
 def run_floor(env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_dir: Path) -> Measure:
     from thrive_dev.sql_files import read_dev_sql
-    from thrive_sync.sf_connection import salesforce_hook
+    from thrive_sync.hooks.salesforce import SalesforceApiHook
 
     window = {"window_start": datetime.combine(day, datetime.min.time(), UTC)}
     window["window_end"] = window["window_start"] + timedelta(days=1)
@@ -195,7 +195,7 @@ def run_floor(env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_di
             for chunk in copy:
                 out.write(chunk)
     copied = time.perf_counter() - started
-    sf = salesforce_hook("salesforce_default").get_conn()
+    sf = SalesforceApiHook("salesforce_default").get_conn()
     try:
         jobs = getattr(sf.bulk2, OBJECT).upsert(
             csv_file=str(csv_path), external_id_field=EXTERNAL_ID, wait=POLL_SECONDS

@@ -12,8 +12,7 @@ SELECT %(run_id)s, 'social_crm', e.account_id, e.event_id, e.recipient_id, r.rec
        e.occurred_at, NULL::bigint, NULL::boolean, NULL, e.post_url
 FROM thrive.social_activity e
 LEFT JOIN thrive.recipients r ON r.account_id = e.account_id AND r.recipient_id = e.recipient_id
-WHERE e.occurred_at >= %(window_start)s AND e.occurred_at < %(window_end)s
-  AND %(selected)s::boolean;  -- false when the run's `categories` param leaves this category out
+WHERE e.occurred_at >= %(window_start)s AND e.occurred_at < %(window_end)s;
 
 SELECT account_id, count(*) AS events
 FROM thrive_sync.staged_events

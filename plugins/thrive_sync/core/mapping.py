@@ -6,33 +6,31 @@ from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import yaml
 
-from thrive_sync.preflight import ConfigurationError
-from thrive_sync.sql import PROJECT_ROOT
-
-DEFAULT_MAPPING = PROJECT_ROOT / "include" / "mapping" / "thrive_activity.yaml"
-# The values a mapping can draw on, in the order the operator hands them over (one tuple per event).
-SOURCE_ORDER = (
-    "external_id",
-    "activity_code",
-    "activity_subcode",
-    "occurred_at",
-    "contact_id",
-    "lead_id",
-    "category",
-    "account_id",
-    "message_id",
-    "message_name",
-    "detail",
-)
-SOURCES = frozenset(SOURCE_ORDER)
+from thrive_sync.errors import MappingError
+from thrive_sync.settings import DEFAULT_MAPPING
 
 
-class MappingError(ConfigurationError):
-    """The mapping file cannot be used; the message names what to fix."""
+class SourceValues(NamedTuple):
+    """The values a mapping can draw on for one event (the names the mapping file uses)."""
+
+    external_id: str
+    activity_code: str
+    activity_subcode: str
+    occurred_at: str
+    contact_id: str | None
+    lead_id: str | None
+    category: str
+    account_id: str
+    message_id: str | None
+    message_name: str | None
+    detail: str | None
+
+
+SOURCES = frozenset(SourceValues._fields)
 
 
 @dataclass(frozen=True)
@@ -43,19 +41,19 @@ class Mapping:
     truncate: dict[str, int] = field(default_factory=dict)
     path: str = ""
 
-    def row_maker(self) -> Callable[[tuple], tuple[Sequence[Any], list[str]]]:
-        """A function from a values tuple (:data:`SOURCE_ORDER`) to ``(row, fields cut to fit)``.
+    def row_maker(self) -> Callable[[SourceValues], tuple[Sequence[Any], list[str]]]:
+        """A function from an event's :class:`SourceValues` to ``(row, fields cut to fit)``.
 
         The row holds the Salesforce fields in :attr:`fields` order (the Bulk CSV header). Built
         once per task, it runs once per event: without truncation it is a single ``itemgetter``.
         """
-        positions = [SOURCE_ORDER.index(source) for source in self.fields.values()]
+        positions = [SourceValues._fields.index(source) for source in self.fields.values()]
         pick = itemgetter(*positions) if len(positions) > 1 else (lambda values: (values[positions[0]],))
         limits = [(i, name, self.truncate[name]) for i, name in enumerate(self.fields) if name in self.truncate]
         if not limits:
             return lambda values: (pick(values), [])
 
-        def with_truncation(values: tuple) -> tuple[Sequence[Any], list[str]]:
+        def with_truncation(values: SourceValues) -> tuple[Sequence[Any], list[str]]:
             row = pick(values)
             cut = [name for i, name, limit in limits if isinstance(row[i], str) and len(row[i]) > limit]
             if not cut:
@@ -67,6 +65,37 @@ class Mapping:
             return row, cut
 
         return with_truncation
+
+    def org_problem(self, described: dict[str, dict] | None, conn_id: str) -> str | None:
+        """What keeps the org behind ``conn_id`` from taking these records, from its describe of
+        :attr:`object` (``None``: no such object); ``None`` when nothing does.
+
+        Fields must exist and be writable, and the external ID field must be marked External ID,
+        or an upsert on it is refused record by record.
+        """
+        if described is None:
+            return (
+                f"the org behind connection {conn_id!r} has no object {self.object!r}, which the mapping file "
+                f"{self.path} writes to: deploy include/salesforce to the org, or fix 'object' in the mapping"
+            )
+        missing = [name for name in self.fields if name not in described]
+        if missing:
+            return (
+                f"the org behind connection {conn_id!r} has no field(s) {missing} on {self.object}, which the "
+                f"mapping file {self.path} writes: deploy include/salesforce, or fix 'fields' in the mapping"
+            )
+        read_only = [n for n in self.fields if not (described[n]["createable"] and described[n]["updateable"])]
+        if read_only:
+            return (
+                f"field(s) {read_only} of {self.object} cannot be written through connection {conn_id!r}: give "
+                "the integration user edit access to them (field-level security), or drop them from the mapping"
+            )
+        if not described[self.external_id_field].get("externalId"):
+            return (
+                f"{self.object}.{self.external_id_field} is not an External ID field in the org behind "
+                f"connection {conn_id!r}: upserts need it marked External ID (and Unique)"
+            )
+        return None
 
 
 def load_mapping(path: str | Path = DEFAULT_MAPPING) -> Mapping:

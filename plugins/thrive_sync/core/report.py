@@ -9,7 +9,11 @@ from __future__ import annotations
 from collections.abc import Iterable, Sequence
 from typing import Any
 
-COUNTS = ("extracted", "written", "failed", "skipped")
+from thrive_sync.core.tally import COUNTS
+
+
+def _empty_entry() -> dict[str, Any]:
+    return {"accounts": {}, "totals": dict.fromkeys(COUNTS, 0), "failed_by": {}, "truncated": 0}
 
 
 def build_report(
@@ -19,37 +23,42 @@ def build_report(
     failures: Iterable[Sequence[Any]],
     categories: Sequence[str],
     dry_run: bool,
+    failed_tasks: Sequence[str] = (),
 ) -> dict[str, Any]:
-    """A JSON-ready report from ``sync/run_report.sql`` and ``sync/failures_by_reason.sql`` rows."""
-    report: dict[str, Any] = {"dag_run_id": run_id, "window": list(window), "dry_run": dry_run, "categories": {}}
-    for category in categories:
-        report["categories"][category] = {
-            "accounts": {},
-            "totals": dict.fromkeys(COUNTS, 0),
-            "failed_by": {},
-            "truncated": 0,
-        }
+    """A JSON-ready report from ``sync/run_report.sql`` and ``sync/failures_by_reason.sql`` rows.
+
+    ``failed_tasks``: the run's tasks that failed for good; their categories count what they saved.
+    """
+    report: dict[str, Any] = {"dag_run_id": run_id, "window": list(window), "dry_run": dry_run}
+    report["categories"] = {category: _empty_entry() for category in categories}
     for category, account_id, extracted, written, failed, skipped, skip_gate, truncated, *_ in rows:
-        entry = report["categories"].setdefault(
-            category, {"accounts": {}, "totals": dict.fromkeys(COUNTS, 0), "failed_by": {}, "truncated": 0}
-        )
+        entry = report["categories"].setdefault(category, _empty_entry())
         counts = dict(zip(COUNTS, (extracted, written, failed, skipped), strict=True))
         entry["accounts"][account_id] = {**counts, "skip_gate": skip_gate}
-        for k, v in counts.items():
-            entry["totals"][k] += v
+        for name, value in counts.items():
+            entry["totals"][name] += value
         entry["truncated"] += truncated or 0
     for category, reason, n in failures:
-        report["categories"].setdefault(
-            category, {"accounts": {}, "totals": dict.fromkeys(COUNTS, 0), "failed_by": {}, "truncated": 0}
-        )["failed_by"][reason] = n
+        report["categories"].setdefault(category, _empty_entry())["failed_by"][reason] = n
     totals = dict.fromkeys(COUNTS, 0)
     for entry in report["categories"].values():
-        for k in COUNTS:
-            totals[k] += entry["totals"][k]
+        for name in COUNTS:
+            totals[name] += entry["totals"][name]
     report["totals"] = totals
     considered = totals["extracted"] - totals["skipped"]
     report["failure_share"] = round(totals["failed"] / considered, 4) if considered else 0.0
+    report["failed_tasks"] = sorted(failed_tasks)
     return report
+
+
+def threshold_breach(report: dict[str, Any], failure_threshold: float) -> str | None:
+    """Why the run fails on its failure share, or ``None`` when the share is within the threshold."""
+    if report["failure_share"] <= failure_threshold:
+        return None
+    return (
+        f"{report['failure_share']:.1%} of the rows past the gates failed, more than the "
+        f"failure_threshold {failure_threshold:.0%}: see thrive_sync.tracking_log"
+    )
 
 
 def format_report(report: dict[str, Any]) -> str:
@@ -79,4 +88,6 @@ def format_report(report: dict[str, Any]) -> str:
     t = report["totals"]
     lines.append(f"{'TOTAL':<34}{t['extracted']:>10,}{t['written']:>10,}{t['failed']:>9,}{t['skipped']:>9,}")
     lines.append(f"{t['written']:,} records {verb}; failure share {report['failure_share']:.1%} of rows past the gates")
+    if report.get("failed_tasks"):
+        lines.append(f"FAILED: {', '.join(report['failed_tasks'])} (their categories show what was saved before)")
     return "\n".join(lines)

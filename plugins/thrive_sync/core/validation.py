@@ -13,10 +13,7 @@ from __future__ import annotations
 from dataclasses import dataclass
 
 from thrive_sync.core.catalog import Category, pairs_for, social_network
-
-INVALID_ROW = "INVALID_ROW"
-UNKNOWN_ACTIVITY = "UNKNOWN_ACTIVITY"
-MISSING_SOCIAL_HANDLE = "MISSING_SOCIAL_HANDLE"
+from thrive_sync.core.reasons import INVALID_ROW, MISSING_SOCIAL_HANDLE, UNKNOWN_ACTIVITY
 
 STAGED_COLUMNS = (
     "account_id", "event_id", "recipient_id", "recipient_found", "custom_member_id", "facebook_handle",
@@ -89,6 +86,9 @@ def external_id(account_id: str, category: str, event_id: int) -> str:
 
 
 def parse_external_id(key: str) -> tuple[str, int]:
-    """``(account_id, event_id)`` back from :func:`external_id` (account ids may contain ':')."""
-    account_id, _, rest = key.rpartition(":")
-    return account_id.rsplit(":", 1)[0], int(rest)
+    """``(account_id, event_id)`` back from :func:`external_id`.
+
+    Split from the right: the category and the event id never contain ':', an account id may.
+    """
+    account_id, _category, event_id = key.rsplit(":", 2)
+    return account_id, int(event_id)

@@ -2,9 +2,9 @@
 
 Checked locally first (blank, length, characters, 18-char checksum, Contact ``003`` / Lead ``00Q``
 prefix; 15-char Ids are normalised to 18), then in the org with chunked SOQL ``IN`` queries, once
-per distinct Id: a day of a million events touches far fewer recipients. With a :class:`RunMemberStore`
-the answers are shared through PostgreSQL by the run's five category tasks (which may run on
-different workers), so each Id is asked of the org once per run.
+per distinct Id: a day of a million events touches far fewer recipients. The org is asked through
+an injected SOQL runner, and answers may be kept in an injected :class:`MemberStore` (the run's
+tasks share theirs through PostgreSQL, so each Id is asked of the org once per run).
 """
 
 from __future__ import annotations
@@ -12,13 +12,10 @@ from __future__ import annotations
 from collections.abc import Callable, Iterable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from typing import Any, Protocol
+from typing import Protocol
 
+from thrive_sync.core.reasons import MALFORMED_MEMBER_ID, MISSING_MEMBER_ID, UNMATCHED_MEMBER_ID
 from thrive_sync.core.sfid import MemberObject, member_id_problem, member_object, to_18
-
-MISSING_MEMBER_ID = "MISSING_MEMBER_ID"
-MALFORMED_MEMBER_ID = "MALFORMED_MEMBER_ID"
-UNMATCHED_MEMBER_ID = "UNMATCHED_MEMBER_ID"
 
 # Ids per SOQL query: 300 x 21 characters keeps the GET URL near 6 KB, far below limits.
 QUERY_CHUNK = 300
@@ -54,31 +51,6 @@ class MemberStore(Protocol):
     def known(self, sf_ids: list[str]) -> dict[str, bool]: ...
 
     def save(self, answers: dict[str, bool]) -> None: ...
-
-
-class RunMemberStore:
-    """One run's org answers for one Salesforce connection, in ``thrive_sync.member_matches``."""
-
-    def __init__(self, conn: Any, run_id: str, conn_id: str) -> None:
-        self.conn = conn  # autocommit psycopg connection
-        self.params = {"run_id": run_id, "conn_id": conn_id}
-
-    def known(self, sf_ids: list[str]) -> dict[str, bool]:
-        from thrive_sync.sql import read_sql
-
-        with self.conn.cursor() as cur:
-            cur.execute(read_sql("sync/known_members.sql"), {**self.params, "sf_ids": sf_ids})
-            return dict(cur.fetchall())
-
-    def save(self, answers: dict[str, bool]) -> None:
-        from thrive_sync.sql import read_sql
-
-        if answers:
-            with self.conn.cursor() as cur:
-                cur.execute(
-                    read_sql("sync/save_members.sql"),
-                    {**self.params, "sf_ids": list(answers), "found": list(answers.values())},
-                )
 
 
 class MemberIdMatcher:

@@ -1,0 +1,123 @@
+"""The per-event pipeline: staged rows in, Salesforce records, failures and skips out.
+
+For one category and the accounts that share one org, a batch of staged rows goes through the
+vendor document's rules in a fixed order, and each row ends in exactly one place:
+
+1. the account's gate (tracking, Marketing Automation, Social CRM switched off): **skipped**;
+2. the row's own values (:func:`~thrive_sync.core.validation.row_problem`): **failed**;
+3. the Custom Member ID, checked locally and in the org (the ``resolve`` callable): **failed**;
+4. for social activity, the network handle: **failed**;
+5. otherwise mapped through the mapping file: a **record** to write.
+
+The org is reached only through ``resolve``, so the whole order can be tested without one.
+Every outcome is counted in the :class:`~thrive_sync.core.tally.RunTally` given.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable, Iterable, Mapping, Sequence
+from dataclasses import dataclass
+from typing import Any
+
+from thrive_sync.core.catalog import Category
+from thrive_sync.core.gates import TRACKING_DISABLED
+from thrive_sync.core.mapping import Mapping as RecordMapping
+from thrive_sync.core.mapping import SourceValues
+from thrive_sync.core.members import MemberMatch
+from thrive_sync.core.sfid import MemberObject
+from thrive_sync.core.tally import RunTally
+from thrive_sync.core.validation import StagedEvent, external_id, row_problem, social_problem
+
+Resolve = Callable[[Iterable[str | None]], Mapping[str | None, MemberMatch]]
+
+
+@dataclass(frozen=True, slots=True)
+class Failure:
+    """A staged row that will not be written, and why (a tracking-log row)."""
+
+    event: StagedEvent
+    reason_code: str
+    detail: str
+
+
+@dataclass(slots=True)
+class BatchResult:
+    records: list[Sequence[Any]]  # values in the mapping's field order
+    failures: list[Failure]
+
+
+class EventPipeline:
+    """The rules for one category's rows of the accounts sharing one org.
+
+    ``gates``: each account's closed gate for this category (``None``: open); a row of an account
+    not listed there is skipped as tracking disabled (it is missing from ``thrive.accounts``).
+    """
+
+    def __init__(
+        self, category: Category, mapping: RecordMapping, gates: Mapping[str, str | None], tally: RunTally
+    ) -> None:
+        self.category = category
+        self.gates = gates
+        self.tally = tally
+        self._to_row = mapping.row_maker()
+
+    def process(self, batch: Iterable[StagedEvent], resolve: Resolve) -> BatchResult:
+        """Records and failures of ``batch``; skipped rows are only counted."""
+        checked, failures = self.screen(batch)
+        matches = resolve(event.custom_member_id for event in checked) if checked else {}
+        records = []
+        for event in checked:
+            outcome = self.finish(event, matches[event.custom_member_id])
+            if isinstance(outcome, Failure):
+                failures.append(outcome)
+            else:
+                records.append(outcome)
+        return BatchResult(records, failures)
+
+    def screen(self, batch: Iterable[StagedEvent]) -> tuple[list[StagedEvent], list[Failure]]:
+        """Steps 1 and 2: ``(rows that go on to the member check, rows that failed)``."""
+        checked, failures = [], []
+        for event in batch:
+            self.tally.extracted(event.account_id)
+            gate = self.gates.get(event.account_id, TRACKING_DISABLED)
+            if gate:
+                self.tally.skipped(event.account_id, gate)
+                continue
+            problem = row_problem(self.category, event)
+            if problem:
+                failures.append(self._failed(event, *problem))
+            else:
+                checked.append(event)
+        return checked, failures
+
+    def finish(self, event: StagedEvent, match: MemberMatch) -> Sequence[Any] | Failure:
+        """Steps 3 to 5 for a row that passed :meth:`screen`: its record, or why it has none."""
+        if match.reason_code:
+            return self._failed(event, match.reason_code, match.detail or "")
+        if self.category == Category.SOCIAL_CRM:
+            problem = social_problem(event)
+            if problem:
+                return self._failed(event, *problem)
+        record, cut = self._to_row(self.source_values(event, match))
+        self.tally.written(event.account_id, len(cut))
+        return record
+
+    def source_values(self, event: StagedEvent, match: MemberMatch) -> SourceValues:
+        """What the mapping can draw on for a row whose member Id matched."""
+        return SourceValues(
+            external_id=external_id(event.account_id, self.category.value, event.event_id),
+            activity_code=event.activity_code,
+            activity_subcode=event.activity_subcode,
+            occurred_at=event.occurred_at,
+            contact_id=match.sf_id if match.sobject == MemberObject.CONTACT else None,
+            lead_id=match.sf_id if match.sobject == MemberObject.LEAD else None,
+            category=self.category.value,
+            account_id=event.account_id,
+            message_id=event.message_id,
+            message_name=event.message_name,
+            detail=event.detail,
+        )
+
+    def _failed(self, event: StagedEvent, reason_code: str, detail: str) -> Failure:
+        self.tally.failed(event.account_id, reason_code)
+        return Failure(event, reason_code, detail)

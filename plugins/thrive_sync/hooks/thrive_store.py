@@ -1,0 +1,167 @@
+"""``ThriveStoreHook``: every query the package makes of the ``thrive_db`` PostgreSQL.
+
+The SQL lives in ``include/sql/``; this hook runs it and turns rows into the core's types. A
+validate-and-map task works through a :class:`CategoryStore`: two connections, one streaming the
+run's staged rows through a server-side cursor (one read transaction), the other in autocommit for
+everything the task writes, a statement at a time, so no lock outlives its statement while the
+stream is open.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Iterator, Sequence
+from contextlib import contextmanager
+from dataclasses import dataclass
+from typing import Any
+
+from airflow.providers.postgres.hooks.postgres import PostgresHook
+
+from thrive_sync.core.catalog import Category
+from thrive_sync.core.gates import AccountGates
+from thrive_sync.core.pipeline import Failure
+from thrive_sync.core.tally import AccountCounts
+from thrive_sync.core.validation import StagedEvent
+from thrive_sync.hooks import connection_must_exist
+from thrive_sync.settings import THRIVE_DB_CONN_ID, THRIVE_DB_PURPOSE
+from thrive_sync.sql import read_sql
+
+FETCH_ROWS = 2_000  # rows per round trip of a server-side cursor
+
+
+@dataclass(frozen=True)
+class AccountSettings:
+    """One ``thrive.accounts`` row as a sync task needs it."""
+
+    salesforce_conn_id: str
+    gates: AccountGates
+
+
+class ThriveStoreHook(PostgresHook):
+    """The ``thrive`` source tables and the package's ``thrive_sync`` tables."""
+
+    hook_name = "Thrive tracking store"
+
+    def __init__(self, postgres_conn_id: str = THRIVE_DB_CONN_ID, **kwargs: Any) -> None:
+        super().__init__(postgres_conn_id=postgres_conn_id, **kwargs)
+
+    def check_defined(self) -> None:
+        connection_must_exist(self.postgres_conn_id, THRIVE_DB_PURPOSE)
+
+    def fetch(self, sql_file: str, params: dict[str, Any] | None = None) -> list[tuple]:
+        return self.get_records(read_sql(sql_file), parameters=params or {})
+
+    def account_gates(self) -> list[AccountGates]:
+        return [AccountGates(*row) for row in self.fetch("gate/accounts.sql")]
+
+    def account_settings(self) -> dict[str, AccountSettings]:
+        """Each account's Salesforce connection and gates."""
+        return {row[0]: AccountSettings(row[1], AccountGates(row[0], *row[2:])) for row in self.fetch(
+            "sync/account_settings.sql")}  # fmt: skip
+
+    def run_counts(self, run_id: str) -> list[tuple]:
+        return self.fetch("sync/run_report.sql", {"run_id": run_id})
+
+    def failures_by_reason(self, run_id: str) -> list[tuple]:
+        return self.fetch("sync/failures_by_reason.sql", {"run_id": run_id})
+
+    def clear_staging(self, run_id: str) -> None:
+        """Drop the run's staged rows and member answers (they have served once the syncs ended)."""
+        self.run(read_sql("sync/clear_staging.sql"), parameters={"run_id": run_id}, split_statements=True)
+
+    @contextmanager
+    def category_session(self, run_id: str, category: Category) -> Iterator[CategoryStore]:
+        """The two connections of one validate-and-map task."""
+        with self.get_conn() as read_conn, self.get_conn() as write_conn:
+            write_conn.autocommit = True
+            yield CategoryStore(read_conn, write_conn, run_id, category)
+
+
+class CategoryStore:
+    """One task's reads and writes of ``thrive_sync``: staged rows, member answers, log, counts."""
+
+    def __init__(self, read_conn: Any, write_conn: Any, run_id: str, category: Category) -> None:
+        self.read_conn = read_conn
+        self.write_conn = write_conn
+        self.run_id = run_id
+        self.category = category
+        self.params = {"run_id": run_id, "category": category.value}
+
+    def execute(self, sql_file: str, params: dict[str, Any]) -> list[tuple]:
+        with self.write_conn.cursor() as cur:
+            cur.execute(read_sql(sql_file), params)
+            return cur.fetchall() if cur.description else []
+
+    def staged_events(self) -> Iterator[StagedEvent]:
+        """The category's staged rows, ordered by account, streamed (never the day in memory)."""
+        with self.read_conn.cursor(name=f"staged_{self.category.value}") as cursor:
+            cursor.itersize = FETCH_ROWS
+            cursor.execute(read_sql("sync/stream_staged.sql"), self.params)
+            for row in cursor:
+                yield StagedEvent(*row)
+
+    def distinct_member_ids(self, account_ids: Sequence[str]) -> Iterator[str]:
+        """The member Ids the open accounts' rows carry (read on the streaming connection)."""
+        with self.read_conn.cursor(name=f"members_{self.category.value}") as cursor:
+            cursor.itersize = FETCH_ROWS
+            cursor.execute(read_sql("sync/distinct_members.sql"), {**self.params, "account_ids": list(account_ids)})
+            for row in cursor:
+                yield row[0]
+
+    def member_store(self, salesforce_conn_id: str) -> RunMemberStore:
+        return RunMemberStore(self, salesforce_conn_id)
+
+    def clear_failures(self) -> None:
+        """A (re)started task logs its category's failures for the run from scratch."""
+        self.execute("sync/clear_failures.sql", self.params)
+
+    def copy_failures(self, failures: Sequence[Failure]) -> None:
+        """Rows that failed the rules or the member match, with the source values already at hand."""
+        with self.write_conn.cursor() as cur, cur.copy(read_sql("sync/copy_failures.sql")) as copy:
+            for f in failures:
+                e = f.event
+                copy.write_row((self.run_id, e.account_id, self.category.value, e.event_id, e.recipient_id,
+                                e.custom_member_id, e.activity_code, e.activity_subcode, e.occurred_at,
+                                f.reason_code, f.detail))  # fmt: skip
+
+    def log_rejections(self, rejections: Sequence[tuple[str, int, str, str]]) -> None:
+        """``(account_id, event_id, reason, detail)`` of records the org refused; source values joined in."""
+        account_ids, event_ids, reasons, details = (list(column) for column in zip(*rejections, strict=True))
+        self.execute(
+            "sync/log_rejections.sql",
+            {**self.params, "account_ids": account_ids, "event_ids": event_ids, "reason_codes": reasons,
+             "details": details},
+        )  # fmt: skip
+
+    def staged_counts(self) -> dict[str, int]:
+        return dict(self.execute("sync/staged_counts.sql", self.params))
+
+    def save_counts(self, account_id: str, counts: AccountCounts, run: dict[str, Any]) -> None:
+        """One account's counts; ``run``: window_start, window_end, dry_run, started_at."""
+        self.execute(
+            "sync/save_counts.sql",
+            {**self.params, **run, "account_id": account_id, "extracted": counts.extracted,
+             "written": counts.written, "failed": counts.failed, "skipped": counts.skipped,
+             "skip_gate": counts.skip_gate, "truncated": counts.truncated},
+        )  # fmt: skip
+
+
+class RunMemberStore:
+    """One run's org answers for one Salesforce connection, in ``thrive_sync.member_matches``.
+
+    The run's category tasks (which may run on different workers) share them, so each member Id is
+    asked of the org once per run. Reads go through the autocommit connection, one statement each:
+    tasks of the run save overlapping Ids side by side.
+    """
+
+    def __init__(self, store: CategoryStore, salesforce_conn_id: str) -> None:
+        self._store = store
+        self._params = {"run_id": store.run_id, "conn_id": salesforce_conn_id}
+
+    def known(self, sf_ids: list[str]) -> dict[str, bool]:
+        return dict(self._store.execute("sync/known_members.sql", {**self._params, "sf_ids": sf_ids}))
+
+    def save(self, answers: dict[str, bool]) -> None:
+        if answers:
+            self._store.execute(
+                "sync/save_members.sql", {**self._params, "sf_ids": list(answers), "found": list(answers.values())}
+            )

@@ -1,0 +1,57 @@
+"""The names others rely on (DAG id, connection ids, paths) and the deployment settings.
+
+Deployment settings come from the environment and are read when the DAG file is parsed: cheap (no
+database, no network), and a value that cannot be used stops the parse with a message naming the
+variable (the DAG then shows as an import error in the UI).
+"""
+
+from __future__ import annotations
+
+import os
+from collections.abc import Mapping
+from dataclasses import dataclass
+from pathlib import Path
+
+from thrive_sync.errors import ConfigurationError
+
+DAG_ID = "thrive_tracking_sync"
+THRIVE_DB_CONN_ID = "thrive_db"  # PostgreSQL: the thrive source tables and the package's thrive_sync tables
+THRIVE_DB_PURPOSE = "the PostgreSQL database with the thrive tables"
+DEFAULT_SALESFORCE_CONN_ID = "salesforce_default"  # for accounts that name none
+
+PROJECT_ROOT = Path(__file__).resolve().parents[2]
+DEFAULT_MAPPING = PROJECT_ROOT / "include" / "mapping" / "thrive_activity.yaml"
+
+
+@dataclass(frozen=True)
+class Deployment:
+    """The ``THRIVE_SYNC_*`` environment variables, with their defaults."""
+
+    timezone: str = "UTC"
+    delay_minutes: int = 120
+    retry_delay_seconds: float = 120.0
+    mapping_path: str | None = None  # None: DEFAULT_MAPPING
+    bulk_threshold: int = 2_000  # records per task from which Bulk API 2.0 is used
+
+    @classmethod
+    def from_environ(cls, env: Mapping[str, str] = os.environ) -> Deployment:
+        return cls(
+            timezone=env.get("THRIVE_SYNC_TIMEZONE") or cls.timezone,
+            delay_minutes=_number(env, "THRIVE_SYNC_DELAY_MINUTES", int, cls.delay_minutes),
+            retry_delay_seconds=_number(env, "THRIVE_SYNC_RETRY_DELAY_SECONDS", float, cls.retry_delay_seconds),
+            mapping_path=env.get("THRIVE_SYNC_MAPPING") or None,
+            bulk_threshold=_number(env, "THRIVE_SYNC_BULK_THRESHOLD", int, cls.bulk_threshold),
+        )
+
+
+def _number(env: Mapping[str, str], name: str, kind: type, default: float) -> float:
+    raw = env.get(name)
+    if not raw:
+        return default
+    try:
+        value = kind(raw)
+    except ValueError:
+        raise ConfigurationError(f"{name}={raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if value < 0:
+        raise ConfigurationError(f"{name}={raw!r} must not be negative")
+    return value

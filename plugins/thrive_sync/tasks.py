@@ -1,0 +1,85 @@
+"""The bodies of the DAG's tasks other than extract and validate-and-map (those are operators).
+
+The DAG file wires these up; each takes the task's context, so tests and the DAG call the same code.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import TYPE_CHECKING, Any
+
+from airflow.sdk.exceptions import AirflowSkipException
+
+from thrive_sync import alerts
+from thrive_sync.core.catalog import Category
+from thrive_sync.core.gates import gate_summary
+from thrive_sync.core.report import build_report, format_report, threshold_breach
+from thrive_sync.errors import ConfigurationError, ThresholdBreached, UpstreamFailed
+from thrive_sync.hooks.thrive_store import ThriveStoreHook
+
+if TYPE_CHECKING:
+    from airflow.sdk import Context
+
+NOT_DONE = ("failed", "upstream_failed")  # task states the report names
+
+
+def check_accounts(context: Context, thrive_conn_id: str) -> dict[str, dict[str, str | None]] | bool:
+    """Each account's gates per category; ``False`` (the run stops) when no account has tracking on."""
+    if context.get("data_interval_start") is None:
+        raise ConfigurationError("this run has no data interval: trigger it with a logical date")
+    store = ThriveStoreHook(thrive_conn_id)
+    store.check_defined()
+    summary = gate_summary(store.account_gates())
+    closed = {a: g[Category.MESSAGE_ACTIVITY] for a, g in summary.items() if g[Category.MESSAGE_ACTIVITY]}
+    for account_id, gate in closed.items():
+        print(f"Skipping account {account_id}: {gate}")
+    if len(closed) == len(summary):
+        print(f"No account has tracking enabled ({len(summary)} accounts): nothing to sync.")
+        return False
+    return summary
+
+
+def skip_unless_selected(category: Category) -> Callable[[Context], None]:
+    """A ``pre_execute`` hook: the task is skipped when the run's ``categories`` param leaves ``category`` out."""
+
+    def pre_execute(context: Context) -> None:
+        if category.value not in context["params"]["categories"]:
+            raise AirflowSkipException(f"{category.value} is not in this run's categories")
+
+    return pre_execute
+
+
+def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
+    """Print the run's report; fail the run when a sync task failed or the failure threshold passed."""
+    params, run_id = context["params"], context["run_id"]
+    store = ThriveStoreHook(thrive_conn_id)
+    failed = failed_tasks(context)
+    result = build_report(
+        run_id,
+        (str(context["data_interval_start"]), str(context["data_interval_end"])),
+        store.run_counts(run_id),
+        store.failures_by_reason(run_id),
+        params["categories"],
+        bool(params["dry_run"]),
+        failed,
+    )
+    print(format_report(result))
+    if failed:  # each failed task has alerted already (on_failure_callback)
+        raise UpstreamFailed(f"{', '.join(failed)} did not finish: see their logs; the report shows what was saved")
+    breach = threshold_breach(result, params["failure_threshold"])
+    if breach:
+        alerts.send(context, f"thrive_tracking_sync {run_id}: failure threshold passed", breach)
+        raise ThresholdBreached(breach)
+    return result
+
+
+def failed_tasks(context: Context) -> list[str]:
+    """The run's tasks that failed for good (or could not run because an upstream task failed)."""
+    ti = context["ti"]
+    states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[context["run_id"]]).get(context["run_id"], {})
+    return sorted(task_id for task_id, state in states.items() if state in NOT_DONE)
+
+
+def clear_staging(context: Context, thrive_conn_id: str) -> None:
+    """Drop the run's staged rows and member answers, whatever became of the sync tasks."""
+    ThriveStoreHook(thrive_conn_id).clear_staging(context["run_id"])

@@ -1,0 +1,48 @@
+"""Report arithmetic: totals, the failure share past the gates, the threshold, failed tasks."""
+
+from __future__ import annotations
+
+from thrive_sync.core.report import build_report, format_report, threshold_breach
+
+WINDOW = ("2026-11-26 00:00:00+00:00", "2026-11-27 00:00:00+00:00")
+ROWS = [  # category, account, extracted, written, failed, skipped, skip_gate, truncated
+    ("message_activity", "a1", 100, 80, 15, 5, None, 2),
+    ("message_activity", "a2", 20, 0, 0, 20, "tracking_disabled", 0),
+    ("social_crm", "a1", 10, 5, 5, 0, None, 0),
+]
+FAILURES = [("message_activity", "UNMATCHED_MEMBER_ID", 10), ("message_activity", "REJECTED", 5),
+            ("social_crm", "MISSING_SOCIAL_HANDLE", 5)]  # fmt: skip
+CATEGORIES = ["message_activity", "recipient_details", "social_crm"]
+
+
+def test_totals_and_the_failure_share_of_rows_past_the_gates():
+    report = build_report("run-1", WINDOW, ROWS, FAILURES, CATEGORIES, dry_run=False)
+    assert report["totals"] == {"extracted": 130, "written": 85, "failed": 20, "skipped": 25}
+    assert report["failure_share"] == round(20 / 105, 4)  # skipped rows are not considered
+    assert report["categories"]["message_activity"]["totals"]["written"] == 80
+    assert report["categories"]["message_activity"]["truncated"] == 2
+    assert report["categories"]["recipient_details"]["totals"]["extracted"] == 0  # selected, nothing staged
+    assert report["categories"]["social_crm"]["failed_by"] == {"MISSING_SOCIAL_HANDLE": 5}
+
+
+def test_nothing_considered_is_no_failure():
+    report = build_report("run-1", WINDOW, [ROWS[1]], [], CATEGORIES, dry_run=True)
+    assert report["failure_share"] == 0.0 and threshold_breach(report, 0.0) is None
+
+
+def test_the_threshold_is_passed_only_above_it():
+    report = build_report("run-1", WINDOW, ROWS, FAILURES, CATEGORIES, dry_run=False)
+    assert threshold_breach(report, 0.2) is None
+    assert threshold_breach(report, 0.19) == (
+        "19.1% of the rows past the gates failed, more than the failure_threshold 19%: see thrive_sync.tracking_log"
+    )
+
+
+def test_the_text_report_names_failed_tasks_and_dry_runs():
+    text = format_report(build_report("run-1", WINDOW, ROWS, FAILURES, CATEGORIES, True, ["validate_and_map_x"]))
+    lines = text.splitlines()
+    assert lines[1].endswith("(DRY RUN: nothing written)")
+    assert "failed: REJECTED 5, UNMATCHED_MEMBER_ID 10" in text
+    assert "truncated by the mapping: 2 values" in text
+    assert lines[-2] == "85 records would be written; failure share 19.1% of rows past the gates"
+    assert lines[-1].startswith("FAILED: validate_and_map_x")
