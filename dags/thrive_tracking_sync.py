@@ -18,7 +18,7 @@ the platform's export of the day has landed: the sync's time of day.
 tracking enabled. `extract_<category>` stages the window's events in `thrive_sync.staged_events`.
 `validate_and_map_<category>` validates them, writes the good ones and logs the rest.
 `report` gathers the counts, prints the run report, and fails the run when a sync task failed or
-the failure share passes `failure_threshold`. `clear_staging` (a teardown) then drops the run's
+the failure share passes `failure_threshold`. `clear_staging` (a teardown, after the syncs) drops the run's
 staged rows, whatever became of the syncs. A category left out by `categories` shows as skipped.
 
 **Params.** `dry_run` (validate and map, write nothing), `categories` (which to run),
@@ -159,7 +159,11 @@ def thrive_tracking_sync():
         extracts.append(extract)
         syncs.append(sync)
 
-    syncs >> report() >> clear_staging().as_teardown(setups=extracts)
+    # The extracts are clear_staging's setups: clearing a sync task in the UI re-runs its extract first
+    # and clear_staging after. The report is not downstream of the teardown, so a category left out
+    # (its extract skipped) does not skip the report.
+    syncs >> report()
+    syncs >> clear_staging().as_teardown(setups=extracts)
 
 
 thrive_tracking_sync()

@@ -15,6 +15,7 @@ from pathlib import Path
 from thrive_sync.errors import ConfigurationError
 
 DAG_ID = "thrive_tracking_sync"
+SETUP_DAG_ID = "thrive_tracking_sync_setup"  # creates the package's tables in a new deployment
 THRIVE_DB_CONN_ID = "thrive_db"  # PostgreSQL: the thrive source tables and the package's thrive_sync tables
 THRIVE_DB_PURPOSE = "the PostgreSQL database with the thrive tables"
 DEFAULT_SALESFORCE_CONN_ID = "salesforce_default"  # for accounts that name none

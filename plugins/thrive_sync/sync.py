@@ -1,10 +1,11 @@
-"""The write path of one org inside one validate-and-map task.
+"""The write path of one validate-and-map task: its orgs checked, its rows streamed, its counts saved.
 
-Staged rows stream in a batch at a time; the core's :class:`~thrive_sync.core.pipeline.EventPipeline`
-sorts each row into a record, a failure or a skip, asking the org about member Ids through the
-:class:`~thrive_sync.core.members.MemberIdMatcher`; failures go to the tracking log, records to the
-:class:`~thrive_sync.sf_writer.SalesforceWriter`, and what the org refuses comes back as log rows.
-Nothing holds more than a batch of rows, a few Bulk jobs' CSV and the member answers.
+:class:`CategorySync` runs one category for one DAG run; :class:`OrgSync` the rows of the
+accounts that share one org. Staged rows stream in a batch at a time; the core's
+``EventPipeline`` sorts each row into a record, a failure or a skip, asking the org about member
+Ids through the ``MemberIdMatcher``; failures go to the tracking log, records to the
+``SalesforceWriter``, and what the org refuses comes back as log rows. Nothing holds more than a
+batch of rows, a few Bulk jobs' CSV and the member answers.
 """
 
 from __future__ import annotations
@@ -12,17 +13,21 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import dataclass
-from itertools import islice
+from dataclasses import asdict, dataclass
+from itertools import groupby, islice
 from typing import Any
 
+from thrive_sync.core.mapping import Mapping as RecordMapping
 from thrive_sync.core.members import MemberIdMatcher, MemberMatch
 from thrive_sync.core.pipeline import EventPipeline
 from thrive_sync.core.reasons import REJECTED
 from thrive_sync.core.tally import RunTally
 from thrive_sync.core.validation import StagedEvent, parse_external_id
+from thrive_sync.errors import ConservationError
 from thrive_sync.hooks.salesforce import SalesforceApiHook
-from thrive_sync.hooks.thrive_store import FETCH_ROWS, CategoryStore
+from thrive_sync.hooks.thrive_store import FETCH_ROWS, AccountSettings, CategoryStore
+from thrive_sync.preflight import check_org
+from thrive_sync.settings import DEFAULT_SALESFORCE_CONN_ID
 from thrive_sync.sf_writer import SalesforceWriter
 from thrive_sync.tracking_log import TrackingLog
 
@@ -36,6 +41,84 @@ class WriterOptions:
     bulk_threshold: int = 2_000
     bulk_job_rows: int = 25_000
     poll_seconds: float = 2.0
+
+
+class CategorySync:
+    """One category of one DAG run: every staged row to Salesforce or the log, then the counts."""
+
+    def __init__(
+        self,
+        store: CategoryStore,
+        accounts: dict[str, AccountSettings],
+        mapping: RecordMapping,
+        options: WriterOptions,
+        *,
+        dry_run: bool,
+        log_sample: int,
+    ) -> None:
+        self.store = store
+        self.accounts = accounts
+        self.mapping = mapping
+        self.options = options
+        self.dry_run = dry_run
+        self.tally = RunTally()
+        self.log_rows = TrackingLog(store, log_sample)
+        self.hooks: dict[str, SalesforceApiHook] = {}
+        self.orgs: dict[str, OrgSync] = {}
+
+    def check_orgs(self) -> None:
+        """Before any row: each Salesforce connection an account open to the category uses is checked."""
+        category = self.store.category
+        conn_ids = {a.salesforce_conn_id for a in self.accounts.values() if not a.gates.closed_gate(category)}
+        for conn_id in sorted(conn_ids):
+            self.hooks[conn_id] = SalesforceApiHook(conn_id)
+            check_org(self.hooks[conn_id], self.mapping)
+            fields = len(self.mapping.fields)
+            log.info("%s: %s and its %d mapped fields are there", conn_id, self.mapping.object, fields)
+
+    def sync(self) -> None:
+        """Every staged row of the category, org by org (rows come ordered by account)."""
+        self.log_rows.clear()
+        for conn_id, events in groupby(self.store.staged_events(), key=lambda e: self._org_of(e.account_id)):
+            if conn_id not in self.orgs:  # an org's accounts may come in more than one run of rows
+                self.orgs[conn_id] = self._org_sync(conn_id)
+            self.orgs[conn_id].sync(events)
+        self.log_rows.flush()
+
+    def save_counts(self, run: dict[str, Any]) -> None:
+        """Each account's counts (``run``: window, dry_run, started_at), then fail unless they add up."""
+        problems = self.tally.conservation_problems(self.store.staged_counts())  # gives staged-only accounts a row
+        for account_id, counts in sorted(self.tally.accounts.items()):
+            self.store.save_counts(account_id, counts, run)
+        if problems:
+            raise ConservationError(f"{self.store.category.value}: counts do not add up: " + "; ".join(problems))
+
+    def summary(self) -> dict[str, Any]:
+        """The task's XCom: counts per account and the first log rows."""
+        return {
+            "category": self.store.category.value,
+            "dry_run": self.dry_run,
+            "accounts": self.tally.by_account(),
+            "log_rows": self.log_rows.sample,
+            "log_rows_total": self.tally.failed_total,
+            "log_rows_truncated": self.tally.failed_total > len(self.log_rows.sample),
+        }
+
+    def _org_of(self, account_id: str) -> str:
+        settings = self.accounts.get(account_id)
+        return settings.salesforce_conn_id if settings else DEFAULT_SALESFORCE_CONN_ID
+
+    def _org_sync(self, conn_id: str) -> OrgSync:
+        category = self.store.category
+        gates = {a: s.gates.closed_gate(category) for a, s in self.accounts.items() if self._org_of(a) == conn_id}
+        hook = self.hooks.get(conn_id) or SalesforceApiHook(conn_id)
+        writer = None
+        if not self.dry_run:
+            writer = SalesforceWriter(hook, self.mapping.object, self.mapping.external_id_field, **asdict(self.options))
+        pipeline = EventPipeline(category, self.mapping, gates, self.tally)
+        org = OrgSync(hook, pipeline, self.log_rows, list(self.mapping.fields), writer)
+        org.prefetch(self.store, [a for a, gate in gates.items() if not gate])
+        return org
 
 
 class OrgSync:

@@ -15,10 +15,11 @@ from thrive_sync.core.catalog import Category
 from thrive_sync.core.gates import gate_summary
 from thrive_sync.core.report import build_report, format_report, threshold_breach
 from thrive_sync.errors import ConfigurationError, ThresholdBreached, UpstreamFailed
-from thrive_sync.hooks.thrive_store import ThriveStoreHook
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
+
+    from thrive_sync.hooks.thrive_store import ThriveStoreHook
 
 NOT_DONE = ("failed", "upstream_failed")  # task states the report names
 
@@ -27,7 +28,7 @@ def check_accounts(context: Context, thrive_conn_id: str) -> dict[str, dict[str,
     """Each account's gates per category; ``False`` (the run stops) when no account has tracking on."""
     if context.get("data_interval_start") is None:
         raise ConfigurationError("this run has no data interval: trigger it with a logical date")
-    store = ThriveStoreHook(thrive_conn_id)
+    store = _thrive_store(thrive_conn_id)
     store.check_defined()
     summary = gate_summary(store.account_gates())
     closed = {a: g[Category.MESSAGE_ACTIVITY] for a, g in summary.items() if g[Category.MESSAGE_ACTIVITY]}
@@ -52,7 +53,7 @@ def skip_unless_selected(category: Category) -> Callable[[Context], None]:
 def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
     """Print the run's report; fail the run when a sync task failed or the failure threshold passed."""
     params, run_id = context["params"], context["run_id"]
-    store = ThriveStoreHook(thrive_conn_id)
+    store = _thrive_store(thrive_conn_id)
     failed = failed_tasks(context)
     result = build_report(
         run_id,
@@ -82,4 +83,12 @@ def failed_tasks(context: Context) -> list[str]:
 
 def clear_staging(context: Context, thrive_conn_id: str) -> None:
     """Drop the run's staged rows and member answers, whatever became of the sync tasks."""
-    ThriveStoreHook(thrive_conn_id).clear_staging(context["run_id"])
+    _thrive_store(thrive_conn_id).clear_staging(context["run_id"])
+
+
+def _thrive_store(thrive_conn_id: str) -> ThriveStoreHook:
+    # Deferred: the hook brings psycopg and the Postgres provider, a fifth of a second on every
+    # parse of the DAG file, which imports this module.
+    from thrive_sync.hooks.thrive_store import ThriveStoreHook
+
+    return ThriveStoreHook(thrive_conn_id)

@@ -126,14 +126,6 @@ def airflow_conn_for(pg_server, uri: str) -> str:
     )
 
 
-def run_dags_test(run_date: str, conf: dict | None = None, **env: str) -> subprocess.CompletedProcess:
-    """`airflow dags test thrive_tracking_sync RUN_DATE [-c CONF]` as a user runs it; not checked here."""
-    args = [str(Path(sys.executable).parent / "airflow"), "dags", "test", "thrive_tracking_sync", run_date]
-    if conf:
-        args += ["-c", json.dumps(conf)]
-    return subprocess.run(args, env={**os.environ, **env}, capture_output=True, text=True, timeout=600)
-
-
 @pytest.fixture(scope="session")
 def airflow_metadata() -> None:
     """Airflow's metadata database, migrated once for the session."""

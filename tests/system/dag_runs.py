@@ -16,6 +16,7 @@ from pathlib import Path
 import psycopg
 
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
+DAG_ID = "thrive_tracking_sync"
 DAY = date(2026, 11, 26)  # the generated day the reliability tests run
 RUN_DATE = "2026-11-27"  # `dags test D` processes the day before D
 TA = "Thrive_Activity__c"
@@ -53,8 +54,11 @@ def salesforce_conn_json(org, **extra: object) -> str:
     return json.dumps(conn)
 
 
-def dags_test(conf: dict | None = None, env: dict[str, str] | None = None) -> subprocess.CompletedProcess:
-    args = [AIRFLOW, "dags", "test", "thrive_tracking_sync", RUN_DATE, "-c", json.dumps(conf or {"delay_minutes": 0})]
+def dags_test(
+    conf: dict | None = None, env: dict[str, str] | None = None, run_date: str = RUN_DATE, dag_id: str = DAG_ID
+) -> subprocess.CompletedProcess:
+    """`airflow dags test DAG_ID RUN_DATE -c CONF` as a user runs it (the tests' one way to run a DAG)."""
+    args = [AIRFLOW, "dags", "test", dag_id, run_date, "-c", json.dumps(conf or {"delay_minutes": 0})]
     return subprocess.run(args, env={**os.environ, **(env or {})}, capture_output=True, text=True, timeout=900)
 
 
@@ -102,11 +106,15 @@ def task_states(pg_server, run_id: str) -> dict[str, tuple[int, str]]:
 
 def failure_message(output: str) -> str:
     """The first line naming why a task failed, as a user would look for it in the output."""
-    for marker in (
+    for marker in (  # the cause first: a failed sync also fails the report (UpstreamFailed)
         "ThresholdBreached: ",
+        "CredentialsRefused: ",
+        "MappingError: ",
+        "ConfigurationError: ",
         "AirflowFailException: ",
         "ConservationError: ",
         "SalesforceUnavailable: ",
+        "UpstreamFailed: ",
         "Error: ",
     ):
         for line in output.splitlines():

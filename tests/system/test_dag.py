@@ -11,7 +11,8 @@ from pathlib import Path
 import psycopg
 import pytest
 
-from conftest import MEASUREMENTS, PROJECT_ROOT, airflow_conn_for, run_dags_test
+from conftest import MEASUREMENTS, PROJECT_ROOT, airflow_conn_for
+from dag_runs import dags_test
 from thrive_dev.demo import report_block
 from thrive_dev.sample_data import SampleConfig, load
 from thrive_sync.core.catalog import Category
@@ -48,12 +49,42 @@ def test_every_dag_has_tags_and_every_task_retries(dagbag):
 def test_dag_shape(dagbag):
     dag = dagbag.dags["thrive_tracking_sync"]
     assert {t.task_id for t in dag.tasks} == (
-        {"wait_after_midnight", "check_accounts", "report"}
+        {"wait_after_midnight", "check_accounts", "report", "clear_staging"}
         | {f"extract_{c.value}" for c in Category}
         | {f"validate_and_map_{c.value}" for c in Category}
     )
     assert dag.max_active_runs == 1 and not dag.catchup
     assert dag.doc_md and all(t.doc_md for t in dag.tasks)
+    for c in Category:  # a task group per category, the task ids unchanged
+        assert dag.task_group.children[c.value].children.keys() == {f"extract_{c.value}", f"validate_and_map_{c.value}"}
+    teardown = dag.get_task("clear_staging")
+    assert teardown.is_teardown and {t.task_id for t in teardown.upstream_list if t.is_setup} == {
+        f"extract_{c.value}" for c in Category
+    }
+    assert dag.get_task("report").trigger_rule == "all_done"
+    assert "report" not in {t.task_id for t in teardown.get_flat_relatives(upstream=True)}  # never skipped with it
+
+
+def test_only_the_plugin_module_is_loaded_as_a_plugin():
+    """plugins/.airflowignore: the package's files are not imported again as top-level modules."""
+    code = (
+        "from airflow import plugins_manager as p; p.ensure_plugins_loaded(); import sys; "
+        "print([m for m in ('sql', 'schema', 'ui', 'operators') if m in sys.modules], "
+        "'thrive_sync_plugin' in sys.modules)"
+    )
+    result = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True, timeout=120)
+    assert result.stdout.strip().splitlines()[-1] == "[] True"
+
+
+def test_the_setup_dag_creates_the_tables_in_an_empty_database(airflow_metadata, fresh_db, pg_server):
+    """How a deployment without `make up` gets the thrive_sync tables: trigger thrive_tracking_sync_setup."""
+    env = {"AIRFLOW_CONN_THRIVE_DB": airflow_conn_for(pg_server, fresh_db)}
+    for attempt in ("first", "again"):  # idempotent
+        result = dags_test(env=env, dag_id="thrive_tracking_sync_setup")
+        assert result.returncode == 0, (attempt, (result.stdout + result.stderr)[-3000:])
+    with psycopg.connect(fresh_db) as conn:
+        tables = {r[0] for r in conn.execute("SELECT tablename FROM pg_tables WHERE schemaname = 'thrive_sync'")}
+    assert {"sync_runs", "tracking_log", "staged_events", "member_matches"} <= tables
 
 
 def test_dag_file_parse_time_is_measured(dagbag):
@@ -81,7 +112,7 @@ def test_no_enabled_account_short_circuits_visibly(airflow_metadata, fresh_db, p
     load(fresh_db, SampleConfig(start=DAY, events=500, recipients_per_account=30, seed=5))
     with psycopg.connect(fresh_db) as conn:
         conn.execute("UPDATE thrive.accounts SET tracking_enabled = false")
-    result = run_dags_test("2026-11-27", AIRFLOW_CONN_THRIVE_DB=airflow_conn_for(pg_server, fresh_db))
+    result = dags_test(env={"AIRFLOW_CONN_THRIVE_DB": airflow_conn_for(pg_server, fresh_db)})
     output = result.stdout + result.stderr
     assert result.returncode == 0, output[-3000:]
     assert "No account has tracking enabled (4 accounts): nothing to sync." in output

@@ -12,7 +12,8 @@ from datetime import UTC, date, datetime, timedelta
 import psycopg
 import pytest
 
-from conftest import airflow_conn_for, run_dags_test
+import dag_runs
+from conftest import airflow_conn_for
 from thrive_dev.demo import report_block
 from thrive_dev.sample_data import SampleConfig, load
 from thrive_dev.sandbox import seed_from_sample
@@ -32,7 +33,7 @@ EXPECTED_FOR_DAY = """
 
 
 def dags_test(run_date: str, conf: dict | None = None) -> subprocess.CompletedProcess:
-    result = run_dags_test(run_date, conf)
+    result = dag_runs.dags_test(conf, run_date=run_date)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result
 
@@ -200,7 +201,7 @@ def test_categories_param_limits_the_run(day, sf):
 
 
 def test_a_failure_share_past_the_threshold_fails_the_run(day):
-    result = run_dags_test("2026-11-27", {"failure_threshold": 0.01})
+    result = dag_runs.dags_test({"failure_threshold": 0.01}, run_date="2026-11-27")
     output = result.stdout + result.stderr
     assert report_block(output), output[-3000:]  # the report is printed before the run fails
     assert "of the rows past the gates failed, more than the failure_threshold 1%" in output
