@@ -45,8 +45,7 @@ from thrive_sync.alerts import on_task_failure
 from thrive_sync.core.catalog import Category
 from thrive_sync.errors import NOT_RETRIED
 from thrive_sync.operators import ValidateAndMapOperator
-from thrive_sync.settings import DAG_ID, THRIVE_DB_CONN_ID, Deployment
-from thrive_sync.sql import SQL_DIR
+from thrive_sync.settings import DAG_ID, SQL_DIR, THRIVE_DB_CONN_ID, Deployment
 
 DEPLOYMENT = Deployment.from_environ()  # THRIVE_SYNC_* (cheap: no database, no network)
 ALL_CATEGORIES = [c.value for c in Category]
@@ -54,6 +53,38 @@ ALL_CATEGORIES = [c.value for c in Category]
 NO_RETRY = ExceptionRetryPolicy(
     rules=[RetryRule(exception=list(NOT_RETRIED), action=RetryAction.FAIL, reason="a retry cannot fix this")]
 )
+
+
+def category_group(category: Category) -> tuple[SQLExecuteQueryOperator, ValidateAndMapOperator]:
+    """The task group of one category: stage its day, then validate, write and log it."""
+    with TaskGroup(group_id=category.value, prefix_group_id=False, tooltip=f"Sync {category.value}"):
+        extract = SQLExecuteQueryOperator(
+            task_id=f"extract_{category.value}",
+            conn_id=THRIVE_DB_CONN_ID,
+            sql=f"extract/{category.value}.sql",
+            split_statements=True,
+            return_last=True,
+            parameters={
+                "run_id": "{{ run_id }}",
+                "window_start": "{{ data_interval_start }}",
+                "window_end": "{{ data_interval_end }}",
+            },
+            pre_execute=tasks.skip_unless_selected(category),
+            doc_md=f"Stages the window's `{category.value}` events (with recipient and message) in "
+            "`thrive_sync.staged_events`; returns the count per account. Skipped when `categories` leaves "
+            "the category out.",
+        )
+        sync = ValidateAndMapOperator(
+            task_id=f"validate_and_map_{category.value}",
+            category=category.value,
+            dry_run="{{ params.dry_run }}",
+            mapping_path=DEPLOYMENT.mapping_path,
+            bulk_threshold=DEPLOYMENT.bulk_threshold,
+            doc_md=f"Validates the staged `{category.value}` events, upserts the good ones into Salesforce and "
+            "records every failure in `thrive_sync.tracking_log`.",
+        )
+        extract >> sync
+    return extract, sync
 
 
 @dag(
@@ -126,44 +157,15 @@ def thrive_tracking_sync():
     )
     gates = check_accounts()
     wait >> gates
-    extracts, syncs = [], []
-    for category in Category:
-        with TaskGroup(group_id=category.value, prefix_group_id=False, tooltip=f"Sync {category.value}"):
-            extract = SQLExecuteQueryOperator(
-                task_id=f"extract_{category.value}",
-                conn_id=THRIVE_DB_CONN_ID,
-                sql=f"extract/{category.value}.sql",
-                split_statements=True,
-                return_last=True,
-                parameters={
-                    "run_id": "{{ run_id }}",
-                    "window_start": "{{ data_interval_start }}",
-                    "window_end": "{{ data_interval_end }}",
-                },
-                pre_execute=tasks.skip_unless_selected(category),
-                doc_md=f"Stages the window's `{category.value}` events (with recipient and message) in "
-                "`thrive_sync.staged_events`; returns the count per account. Skipped when `categories` leaves "
-                "the category out.",
-            )
-            sync = ValidateAndMapOperator(
-                task_id=f"validate_and_map_{category.value}",
-                category=category.value,
-                dry_run="{{ params.dry_run }}",
-                mapping_path=DEPLOYMENT.mapping_path,
-                bulk_threshold=DEPLOYMENT.bulk_threshold,
-                doc_md=f"Validates the staged `{category.value}` events, upserts the good ones into Salesforce and "
-                "records every failure in `thrive_sync.tracking_log`.",
-            )
-            extract >> sync
-        gates >> extract
-        extracts.append(extract)
-        syncs.append(sync)
+    groups = [category_group(category) for category in Category]
+    extracts, syncs = [extract for extract, _ in groups], [sync for _, sync in groups]
+    gates >> extracts
 
     # The extracts are clear_staging's setups: clearing a sync task in the UI re-runs its extract first
     # and clear_staging after. The report is not downstream of the teardown, so a category left out
     # (its extract skipped) does not skip the report.
     syncs >> report()
-    syncs >> clear_staging().as_teardown(setups=extracts)
+    syncs >> clear_staging().as_teardown(setups=extracts, on_failure_fail_dagrun=True)
 
 
 thrive_tracking_sync()

@@ -14,8 +14,7 @@ import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.sdk import dag
 
-from thrive_sync.settings import SETUP_DAG_ID, THRIVE_DB_CONN_ID
-from thrive_sync.sql import SQL_DIR
+from thrive_sync.settings import SETUP_DAG_ID, SQL_DIR, THRIVE_DB_CONN_ID
 
 
 @dag(

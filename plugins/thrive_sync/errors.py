@@ -1,8 +1,9 @@
 """Every exception the package raises, in one place, free of imports so the core can raise them too.
 
-Two of them end a task without retries: :class:`ConfigurationError` (only a person can fix it) and
-:class:`ThresholdBreached` (the run did what it could). The DAG's retry policy (``NO_RETRY``) says so
-to Airflow; every other error is retried as usual.
+Those in :data:`NOT_RETRIED` end a task without retries, because a retry cannot change the outcome:
+:class:`ConfigurationError` (only a person can fix it), :class:`ThresholdBreached` and
+:class:`UpstreamFailed` (the run did what it could). The DAG's retry policy (``NO_RETRY``) tells
+Airflow; every other error is retried as usual.
 """
 
 from __future__ import annotations

@@ -11,7 +11,7 @@ from airflow.sdk import BaseOperator
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.mapping import load_mapping
 from thrive_sync.links import TrackingLogLink
-from thrive_sync.settings import DEFAULT_MAPPING, THRIVE_DB_CONN_ID
+from thrive_sync.settings import DEFAULT_MAPPING, THRIVE_DB_CONN_ID, WriterOptions
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -30,7 +30,7 @@ class ValidateAndMapOperator(BaseOperator):
     :param dry_run: validate and map, write nothing; ``written`` then counts what would be written.
     :param thrive_conn_id: the PostgreSQL connection holding ``thrive`` and ``thrive_sync``.
     :param mapping_path: the mapping file (default ``include/mapping/thrive_activity.yaml``).
-    :param bulk_threshold: records per org below which sObject Collections are used, above Bulk 2.0.
+    :param bulk_threshold: records of one org below which sObject Collections are used, from there Bulk 2.0.
     :param bulk_job_rows: records per Bulk 2.0 job: memory holds about three jobs' CSV (~250 bytes a
         record), and each job costs about eight API calls.
     :param xcom_log_cap: how many log rows to push to XCom at most.
@@ -48,10 +48,10 @@ class ValidateAndMapOperator(BaseOperator):
         dry_run: bool | str = False,
         thrive_conn_id: str = THRIVE_DB_CONN_ID,
         mapping_path: str | None = None,
-        bulk_threshold: int = 2_000,
-        bulk_job_rows: int = 25_000,
+        bulk_threshold: int = WriterOptions.bulk_threshold,
+        bulk_job_rows: int = WriterOptions.bulk_job_rows,
         xcom_log_cap: int = 100,
-        poll_seconds: float = 2.0,
+        poll_seconds: float = WriterOptions.poll_seconds,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -68,7 +68,7 @@ class ValidateAndMapOperator(BaseOperator):
         # Deferred: the hooks bring psycopg, simple_salesforce and the providers' hooks, about a
         # third of a second on every parse of the DAG file, which needs only this class.
         from thrive_sync.hooks.thrive_store import ThriveStoreHook
-        from thrive_sync.sync import CategorySync, WriterOptions
+        from thrive_sync.sync import CategorySync
 
         category = Category(self.category)
         dry_run = self.dry_run in (True, "True", "true", "1")

@@ -8,9 +8,10 @@ variable (the DAG then shows as an import error in the UI).
 from __future__ import annotations
 
 import os
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from pathlib import Path
+from typing import TypeVar
 
 from thrive_sync.errors import ConfigurationError
 
@@ -21,7 +22,20 @@ THRIVE_DB_PURPOSE = "the PostgreSQL database with the thrive tables"
 DEFAULT_SALESFORCE_CONN_ID = "salesforce_default"  # for accounts that name none
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
+SQL_DIR = PROJECT_ROOT / "include" / "sql"
 DEFAULT_MAPPING = PROJECT_ROOT / "include" / "mapping" / "thrive_activity.yaml"
+N = TypeVar("N", int, float)
+
+
+@dataclass(frozen=True)
+class WriterOptions:
+    """How records are sent (see ``SalesforceWriter``): Bulk API 2.0 from ``bulk_threshold`` records
+    of one org in a task, sObject Collections below; Bulk jobs of ``bulk_job_rows`` records, looked
+    at every ``poll_seconds`` at most while they run."""
+
+    bulk_threshold: int = 2_000
+    bulk_job_rows: int = 25_000
+    poll_seconds: float = 2.0
 
 
 @dataclass(frozen=True)
@@ -32,7 +46,7 @@ class Deployment:
     delay_minutes: int = 120
     retry_delay_seconds: float = 120.0
     mapping_path: str | None = None  # None: DEFAULT_MAPPING
-    bulk_threshold: int = 2_000  # records per task from which Bulk API 2.0 is used
+    bulk_threshold: int = WriterOptions.bulk_threshold
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> Deployment:
@@ -45,7 +59,7 @@ class Deployment:
         )
 
 
-def _number(env: Mapping[str, str], name: str, kind: type, default: float) -> float:
+def _number(env: Mapping[str, str], name: str, kind: Callable[[str], N], default: N) -> N:
     raw = env.get(name)
     if not raw:
         return default

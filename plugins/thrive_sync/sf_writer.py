@@ -1,19 +1,9 @@
-"""Stream mapped records into Salesforce as upserts on the external ID; say what became of each one.
+"""``SalesforceWriter``: stream mapped records into Salesforce as upserts; one outcome per record.
 
-- **Small days** (fewer records than ``bulk_threshold``, default 2,000, Salesforce's own advice)
-  go through sObject Collections upserts of 200; **large days** through Bulk API 2.0 jobs of at
-  most ``bulk_job_rows`` records. Records are written straight into each job's CSV as they come,
-  and up to ``jobs_in_flight`` jobs run in the org while the next one is being built, so reading,
-  validating and mapping overlap the org's processing. Memory holds a few jobs' CSV, never the day.
-- **Outcomes** come back keyed by the external ID (Bulk results are not in input order): written,
-  rejected with the org's error code and message, or ``RETRIES_EXHAUSTED``. Permanent per-record
-  errors are outcomes, never exceptions and never silence (the provider's bulk operator drops them:
-  apache/airflow issue 63930).
-- **Transient failures**: whole calls are retried by the hook
-  (:class:`~thrive_sync.hooks.salesforce.SalesforceApiHook`); single records here, on
-  ``UNABLE_TO_LOCK_ROW`` and ``API_TEMPORARILY_UNAVAILABLE`` or when a job left them unprocessed.
-  Only those records are sent again, rebuilt from the org's own failed/unprocessed CSV. Upserts on
-  an external ID are idempotent, so a resend never duplicates.
+Below ``bulk_threshold`` records, sObject Collections upserts of 200; from there, Bulk API 2.0 jobs
+built straight into CSV bytes while earlier jobs run. Outcomes are keyed by the external ID;
+records the org refused transiently are resent from its own failed/unprocessed CSV. Why it is
+built this way, and every retry layer: ``docs/design.md``.
 """
 
 from __future__ import annotations
@@ -36,6 +26,7 @@ from simple_salesforce.util import call_salesforce
 
 from thrive_sync.core.reasons import REJECTED, RETRIES_EXHAUSTED
 from thrive_sync.hooks.salesforce import SalesforceApiHook
+from thrive_sync.settings import WriterOptions
 
 log = logging.getLogger(__name__)
 
@@ -74,9 +65,9 @@ class SalesforceWriter:
         sobject: str,
         external_id_field: str,
         *,
-        bulk_threshold: int = 2_000,
-        bulk_job_rows: int = 25_000,
-        poll_seconds: float = 2.0,
+        bulk_threshold: int = WriterOptions.bulk_threshold,
+        bulk_job_rows: int = WriterOptions.bulk_job_rows,
+        poll_seconds: float = WriterOptions.poll_seconds,
         jobs_in_flight: int = 3,
     ) -> None:
         self.hook = hook

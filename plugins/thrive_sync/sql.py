@@ -2,10 +2,7 @@
 
 from __future__ import annotations
 
-from pathlib import Path
-
-PROJECT_ROOT = Path(__file__).resolve().parents[2]
-SQL_DIR = PROJECT_ROOT / "include" / "sql"
+from thrive_sync.settings import SQL_DIR
 
 
 def read_sql(relative_path: str) -> str:

@@ -13,7 +13,8 @@ from __future__ import annotations
 import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
-from dataclasses import asdict, dataclass
+from contextlib import closing
+from dataclasses import asdict
 from itertools import groupby, islice
 from typing import Any
 
@@ -27,20 +28,11 @@ from thrive_sync.errors import ConservationError
 from thrive_sync.hooks.salesforce import SalesforceApiHook
 from thrive_sync.hooks.thrive_store import FETCH_ROWS, AccountSettings, CategoryStore
 from thrive_sync.preflight import check_org
-from thrive_sync.settings import DEFAULT_SALESFORCE_CONN_ID
+from thrive_sync.settings import DEFAULT_SALESFORCE_CONN_ID, WriterOptions
 from thrive_sync.sf_writer import SalesforceWriter
 from thrive_sync.tracking_log import TrackingLog
 
 log = logging.getLogger(__name__)
-
-
-@dataclass(frozen=True)
-class WriterOptions:
-    """How the writer sends records (see :class:`~thrive_sync.sf_writer.SalesforceWriter`)."""
-
-    bulk_threshold: int = 2_000
-    bulk_job_rows: int = 25_000
-    poll_seconds: float = 2.0
 
 
 class CategorySync:
@@ -87,7 +79,9 @@ class CategorySync:
 
     def save_counts(self, run: dict[str, Any]) -> None:
         """Each account's counts (``run``: window, dry_run, started_at), then fail unless they add up."""
-        problems = self.tally.conservation_problems(self.store.staged_counts())  # gives staged-only accounts a row
+        staged = self.store.staged_counts()
+        self.tally.include(staged)  # an account whose every row vanished still gets its (zero) row
+        problems = self.tally.conservation_problems(staged)
         for account_id, counts in sorted(self.tally.accounts.items()):
             self.store.save_counts(account_id, counts, run)
         if problems:
@@ -147,7 +141,8 @@ class OrgSync:
     def prefetch(self, store: CategoryStore, account_ids: Sequence[str]) -> None:
         """Resolve the member Ids of the open accounts' rows before they stream (a few big SOQL bursts)."""
         started = time.perf_counter()
-        self.matcher.prefetch(store.distinct_member_ids(account_ids))
+        with closing(store.distinct_member_ids(account_ids)) as member_ids:  # its cursor closes even if cut short
+            self.matcher.prefetch(member_ids)
         self.lookup_seconds += time.perf_counter() - started
 
     def sync(self, events: Iterable[StagedEvent]) -> None:

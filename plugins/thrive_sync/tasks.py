@@ -30,7 +30,7 @@ def check_accounts(context: Context, thrive_conn_id: str) -> dict[str, dict[str,
         raise ConfigurationError("this run has no data interval: trigger it with a logical date")
     store = _thrive_store(thrive_conn_id)
     store.check_defined()
-    summary = gate_summary(store.account_gates())
+    summary = gate_summary(settings.gates for settings in store.account_settings().values())
     closed = {a: g[Category.MESSAGE_ACTIVITY] for a, g in summary.items() if g[Category.MESSAGE_ACTIVITY]}
     for account_id, gate in closed.items():
         print(f"Skipping account {account_id}: {gate}")
@@ -53,17 +53,17 @@ def skip_unless_selected(category: Category) -> Callable[[Context], None]:
 def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
     """Print the run's report; fail the run when a sync task failed or the failure threshold passed."""
     params, run_id = context["params"], context["run_id"]
-    store = _thrive_store(thrive_conn_id)
     failed = failed_tasks(context)
-    result = build_report(
-        run_id,
-        (str(context["data_interval_start"]), str(context["data_interval_end"])),
-        store.run_counts(run_id),
-        store.failures_by_reason(run_id),
-        params["categories"],
-        bool(params["dry_run"]),
-        failed,
-    )
+    try:
+        store = _thrive_store(thrive_conn_id)
+        rows, failures = store.run_counts(run_id), store.failures_by_reason(run_id)
+    except Exception as err:
+        if not failed:
+            raise
+        # thrive_db itself is why they failed: retrying the report cannot help (and would alert twice).
+        raise UpstreamFailed(f"{', '.join(failed)} did not finish, and thrive_db cannot be read: {err}") from err
+    window = (str(context["data_interval_start"]), str(context["data_interval_end"]))
+    result = build_report(run_id, window, rows, failures, params["categories"], bool(params["dry_run"]), failed)
     print(format_report(result))
     if failed:  # each failed task has alerted already (on_failure_callback)
         raise UpstreamFailed(f"{', '.join(failed)} did not finish: see their logs; the report shows what was saved")

@@ -25,7 +25,7 @@ from urllib.parse import urlencode
 from fastapi import Depends, FastAPI, Query
 from fastapi.responses import HTMLResponse, StreamingResponse
 
-from thrive_sync.hooks.thrive_store import ThriveStoreHook
+from thrive_sync.hooks.thrive_store import ThriveStoreHook, execute
 from thrive_sync.settings import DAG_ID
 from thrive_sync.sql import read_sql
 
@@ -81,27 +81,21 @@ def thrive_db() -> Iterator[Any]:
 Db = Annotated[Any, Depends(thrive_db)]
 
 
-def _records(conn: Any, sql_file: str, params: dict[str, Any]) -> list[tuple]:
-    with conn.cursor() as cur:
-        cur.execute(read_sql(sql_file), params)
-        return cur.fetchall()
-
-
 def runs_by_day(conn: Any, days: int = CHART_DAYS) -> list[dict[str, Any]]:
-    rows = _records(conn, "ui/runs_by_day.sql", {"days": days})
+    rows = execute(conn, "ui/runs_by_day.sql", {"days": days})
     keys = ("day", "category", "dag_run_id", "extracted", "written", "failed", "skipped")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 def run_counts(conn: Any, run_id: str, category: str | None) -> list[dict[str, Any]]:
-    rows = _records(conn, "ui/run_counts.sql", {"run_id": run_id, "category": category or None})
+    rows = execute(conn, "ui/run_counts.sql", {"run_id": run_id, "category": category or None})
     keys = ("category", "account_id", "extracted", "written", "failed", "skipped", "skip_gate")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
 def log_page(conn: Any, flt: LogFilter, page: int, page_size: int = PAGE_SIZE) -> tuple[int, list[dict[str, Any]]]:
-    total = _records(conn, "ui/log_count.sql", flt.params())[0][0]
-    rows = _records(conn, "ui/log_page.sql", {**flt.params(), "limit": page_size, "offset": (page - 1) * page_size})
+    total = execute(conn, "ui/log_count.sql", flt.params())[0][0]
+    rows = execute(conn, "ui/log_page.sql", {**flt.params(), "limit": page_size, "offset": (page - 1) * page_size})
     return total, [dict(zip(LOG_COLUMNS, row, strict=True)) for row in rows]
 
 

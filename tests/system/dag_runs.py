@@ -229,3 +229,12 @@ def stop_tree(process: subprocess.Popen) -> None:
         with contextlib.suppress(psutil.NoSuchProcess):
             p.kill()
     process.wait(timeout=10)
+
+
+def forget_imported_settings() -> None:
+    """Remove what `make airflow` imports into the metadata DB (airflow_settings.yaml's connections and
+    variable), so that later tests see only the connections they set themselves."""
+    env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
+    for conn_id in ("thrive_db", "salesforce_default", "smtp_default"):
+        subprocess.run([AIRFLOW, "connections", "delete", conn_id], env=env, capture_output=True, timeout=120)
+    subprocess.run([AIRFLOW, "variables", "delete", "thrive_sync_alerts"], env=env, capture_output=True, timeout=120)

@@ -13,7 +13,7 @@ import psycopg
 import pytest
 
 import dag_runs
-from conftest import airflow_conn_for
+from conftest import PROJECT_ROOT, airflow_conn_for
 from thrive_dev.demo import report_block
 from thrive_dev.sample_data import SampleConfig, load
 from thrive_dev.sandbox import seed_from_sample
@@ -206,3 +206,21 @@ def test_a_failure_share_past_the_threshold_fails_the_run(day):
     assert report_block(output), output[-3000:]  # the report is printed before the run fails
     assert "of the rows past the gates failed, more than the failure_threshold 1%" in output
     assert "ThresholdBreached" in output
+
+
+def test_a_failed_sync_task_still_gets_its_report_and_the_run_fails(day, tmp_path):
+    """The report runs after failed sync tasks: it prints what was saved, names them, and fails the run."""
+    mapping = tmp_path / "mapping.yaml"
+    mapping.write_text((PROJECT_ROOT / "include/mapping/thrive_activity.yaml").read_text().replace(
+        "object: Thrive_Activity__c", "object: Thrive_Activty__c"))  # fmt: skip
+    result = dag_runs.dags_test(conf={"categories": ["social_crm", "surveys_events"]}, env={
+        "THRIVE_SYNC_MAPPING": str(mapping)}, run_date="2026-11-27")  # fmt: skip
+    output = result.stdout + result.stderr
+    block = report_block(output)
+    assert result.returncode != 0
+    assert block, output[-3000:]
+    assert block[-1] == (
+        "FAILED: validate_and_map_social_crm, validate_and_map_surveys_events "
+        "(their categories show what was saved before)"
+    )
+    assert "UpstreamFailed: validate_and_map_social_crm, validate_and_map_surveys_events did not finish" in output

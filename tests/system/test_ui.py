@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import contextlib
 import json
 import os
 import re
@@ -11,7 +12,7 @@ import psycopg
 import pytest
 import requests
 
-from dag_runs import AIRFLOW, dags_test, free_port, latest_run_id, stop_tree
+from dag_runs import AIRFLOW, dags_test, forget_imported_settings, free_port, latest_run_id, stop_tree
 from thrive_dev.airflow_ui import wait_for_api
 
 PASSWORD = "ui-test-password"
@@ -108,3 +109,28 @@ def test_tracking_log_page_and_task_link(wired, api_server, pg_server):
     days = session.get(f"{url}/thrive-sync/api/runs", timeout=30).json()
     mine = [d for d in days if d["dag_run_id"] == run_id]
     assert tuple(sum(d[k] for d in mine) for k in ("extracted", "written", "failed", "skipped")) == counts
+
+
+def test_a_failed_make_airflow_start_leaves_no_process_behind(airflow_metadata, tmp_path):
+    """The api-server does not answer in time: start() raises and stops all four processes it launched."""
+    import psutil
+
+    from thrive_dev import airflow_ui, services
+
+    port = free_port()
+
+    def ours() -> list[psutil.Process]:
+        found = []
+        for proc in psutil.process_iter():
+            with contextlib.suppress(psutil.Error):
+                if proc.environ().get("AIRFLOW__API__PORT") == str(port) and proc.status() != psutil.STATUS_ZOMBIE:
+                    found.append(proc)
+        return found
+
+    try:
+        with pytest.raises(services.ServiceError, match="did not answer"):
+            airflow_ui.start(dict(os.environ), tmp_path / "airflow-ui", port=port, timeout=0.5)
+    finally:
+        forget_imported_settings()
+    assert ours() == []
+    assert not list((tmp_path / "airflow-ui").glob("*.pid"))

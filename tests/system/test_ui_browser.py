@@ -22,7 +22,7 @@ import pytest
 import requests
 
 from conftest import scratch_database, wire
-from dag_runs import AIRFLOW, free_port, latest_run_id
+from dag_runs import forget_imported_settings, free_port, latest_run_id
 
 SCREENSHOTS = Path(__file__).resolve().parents[2] / "test-output" / "screenshots"
 CHROMIUM_FLAGS = (  # the flags this machine's closed network needs (see the env notes)
@@ -93,10 +93,7 @@ def airflow_ui(wired, tmp_path):
         yield ui
     finally:
         airflow_ui.stop(ui.home)
-        env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
-        for conn_id in ("thrive_db", "salesforce_default", "smtp_default"):
-            subprocess.run([AIRFLOW, "connections", "delete", conn_id], env=env, capture_output=True, timeout=120)
-        subprocess.run([AIRFLOW, "variables", "delete", "thrive_sync_alerts"], env=env, capture_output=True)
+        forget_imported_settings()
 
 
 def wait_for(condition, timeout: float, what: str):

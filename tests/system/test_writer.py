@@ -15,14 +15,14 @@ from thrive_sync.core.catalog import Category
 from thrive_sync.core.members import MemberIdMatcher
 from thrive_sync.core.sfid import checksum
 from thrive_sync.errors import SalesforceUnavailable
-from thrive_sync.hooks.salesforce import RetryPolicy, SalesforceApiHook
+from thrive_sync.hooks.salesforce import RetryBudget, SalesforceApiHook
 from thrive_sync.sf_writer import SalesforceWriter
 
 TA, EXT = "Thrive_Activity__c", "Thrive_Event_Id__c"
-FAST = RetryPolicy(attempts=8, initial_seconds=0.02, max_seconds=0.2, budget_seconds=60, record_rounds=6)
+FAST = RetryBudget(attempts=8, initial_seconds=0.02, max_seconds=0.2, budget_seconds=60, record_rounds=6)
 
 
-def make_writer(conn_id: str, retry: RetryPolicy = FAST, **kwargs) -> SalesforceWriter:
+def make_writer(conn_id: str, retry: RetryBudget = FAST, **kwargs) -> SalesforceWriter:
     return SalesforceWriter(SalesforceApiHook(conn_id, retry=retry), TA, EXT, poll_seconds=0.05, **kwargs)
 
 
@@ -81,7 +81,7 @@ def test_a_rerun_creates_nothing_new(salesforce_conn, sf, contacts):
 def test_row_locks_resend_only_the_locked_rows(salesforce_conn, org, sf, contacts):
     received_before = calls(org)["records.received"]  # the three Contacts
     org.admin("PUT", "faults", json={"lock_row_share": 0.3})
-    patient = RetryPolicy(attempts=8, initial_seconds=0.01, max_seconds=0.05, record_rounds=12)
+    patient = RetryBudget(attempts=8, initial_seconds=0.01, max_seconds=0.05, record_rounds=12)
     outcomes = list(make_writer(salesforce_conn, retry=patient).write(records(4_000, contacts)))
     assert all(o.written for o in outcomes) and count(sf) == 4_000
     stats = calls(org)
@@ -114,7 +114,7 @@ def test_transient_call_failures_are_retried(salesforce_conn, org, sf, contacts,
 
 def test_an_outage_beyond_the_budget_fails_loudly(salesforce_conn, org, contacts):
     org.admin("PUT", "faults", json={"outage_requests": 10_000})
-    writer = make_writer(salesforce_conn, retry=RetryPolicy(attempts=3, initial_seconds=0.01, max_seconds=0.02))
+    writer = make_writer(salesforce_conn, retry=RetryBudget(attempts=3, initial_seconds=0.01, max_seconds=0.02))
     with pytest.raises(SalesforceUnavailable, match="after 3 attempts"):
         list(writer.write(records(10, contacts)))
 
@@ -124,7 +124,7 @@ def test_a_sandbox_slower_than_the_request_timeout_fails_loudly(org, monkeypatch
     conn["extra"].update(timeout=0.3, http_retries=1, http_backoff=0.01)
     monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_SLOW", json.dumps(conn))
     org.admin("PUT", "faults", json={"latency_ms": 800})
-    writer = make_writer("salesforce_slow", retry=RetryPolicy(attempts=2, initial_seconds=0.01, max_seconds=0.02))
+    writer = make_writer("salesforce_slow", retry=RetryBudget(attempts=2, initial_seconds=0.01, max_seconds=0.02))
     with pytest.raises(SalesforceUnavailable) as err:
         list(writer.write(records(5, contacts)))
     assert "timed out" in str(err.value)
@@ -194,7 +194,7 @@ def test_no_secret_reaches_logs_or_errors(salesforce_conn, org, contacts, caplog
     org.admin("PUT", "faults", json={"outage_requests": 10_000})
     with pytest.raises(SalesforceUnavailable) as err:
         list(
-            make_writer(salesforce_conn, retry=RetryPolicy(attempts=2, initial_seconds=0.01)).write(
+            make_writer(salesforce_conn, retry=RetryBudget(attempts=2, initial_seconds=0.01)).write(
                 records(3, contacts)
             )
         )

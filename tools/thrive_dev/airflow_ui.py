@@ -142,7 +142,7 @@ def _spawn(run_env: dict[str, str], home: Path, logs: Path) -> None:
         pid_file.write_text(str(process.pid))
 
 
-def wait_for_api(url: str, timeout: float, alive=lambda: True) -> bool:
+def wait_for_api(url: str, timeout: float, alive=lambda: True, request_timeout: float = 5.0) -> bool:
     """Whether the api-server at ``url`` reports healthy within ``timeout`` (and ``alive()`` held).
 
     Any request error means "not yet": a server still starting may refuse, reset, or answer late.
@@ -150,7 +150,7 @@ def wait_for_api(url: str, timeout: float, alive=lambda: True) -> bool:
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline and alive():
         try:
-            if requests.get(f"{url}/api/v2/monitor/health", timeout=5).ok:
+            if requests.get(f"{url}/api/v2/monitor/health", timeout=request_timeout).ok:
                 return True
         except requests.RequestException:
             pass

@@ -1,8 +1,10 @@
--- Each account's Salesforce connection and gates (a null flag counts as off), read once per task.
+-- Each account's Salesforce connection and gates (CONTRACT.md §3): tracking, Marketing Automation,
+-- Social CRM. A null flag counts as off: tracking is pushed only where the account switched it on.
 -- Staged rows of an account missing here are skipped as tracking_disabled.
 SELECT account_id,
-       coalesce(salesforce_conn_id, 'salesforce_default') AS salesforce_conn_id,
+       coalesce(salesforce_conn_id, %(default_conn_id)s) AS salesforce_conn_id,
        coalesce(tracking_enabled, false)                  AS tracking_enabled,
        coalesce(marketing_automation_enabled, false)      AS marketing_automation_enabled,
        coalesce(social_crm_enabled, false)                AS social_crm_enabled
-FROM thrive.accounts;
+FROM thrive.accounts
+ORDER BY account_id;

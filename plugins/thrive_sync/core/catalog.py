@@ -1,7 +1,7 @@
 """The activity catalog: every (Activity Code, Activity Subcode) pair Thrive exports, by category.
 
 Transcribed from the vendor's description (``docs/vendor/thrive-activity-codes.txt``); the test
-``tests/test_catalog.py`` parses that document and proves this table equals it pair for pair.
+``tests/unit/test_catalog.py`` parses that document and proves this table equals it pair for pair.
 Strings are kept exactly as the vendor writes them — spaces (``Detail Unavailable``), case
 (``SMSSent`` under ``SmsSent``) and hyphens (``AutoNon-EngagedSuppress``) — because the export
 carries them verbatim and validation compares them verbatim.

@@ -8,7 +8,7 @@ extract staged — is checked in one place (:meth:`RunTally.conservation_problem
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Mapping
+from collections.abc import Iterable, Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
@@ -81,11 +81,16 @@ class RunTally:
                 totals[name] += getattr(counts, name)
         return totals
 
+    def include(self, account_ids: Iterable[str]) -> None:
+        """Give these accounts counts (zeros) if they have none yet."""
+        for account_id in account_ids:
+            self.accounts.setdefault(account_id, AccountCounts())
+
     def conservation_problems(self, staged: Mapping[str, int]) -> list[str]:
         """One line per account whose counts do not add up to what was staged (a bug, never data)."""
         problems = []
         for account_id in sorted(set(staged) | set(self.accounts)):
-            c = self.accounts[account_id]
+            c = self.accounts.get(account_id, AccountCounts())
             if not (staged.get(account_id, 0) == c.extracted == c.written + c.failed + c.skipped):
                 problems.append(
                     f"{account_id}: staged {staged.get(account_id, 0)}, extracted {c.extracted}, "

@@ -1,14 +1,8 @@
 """``SalesforceApiHook``: the provider's ``SalesforceHook`` with a session fit for a day of writes.
 
-Three connection shapes work, all standard ``salesforce`` connections: password + security token,
-OAuth JWT (consumer key + private key), and instance URL + session id (the session id as the
-password; the provider takes it only as a constructor argument, so it is passed from there).
-
-On top of the provider's client: every HTTP request gets a timeout and urllib3 retries (connection
-and read errors, 403 and 5xx answers, whatever the method: a Bulk upsert is a chain of about eight
-requests, and repeating one link is far cheaper than repeating the chain); :meth:`call` retries a
-whole call inside a budget (tenacity) and logs in again after an expired session. Both budgets come
-from the connection's extras (see ``docs/salesforce-setup.md``).
+It adds a timeout and urllib3 retries to every HTTP request, a retried :meth:`~SalesforceApiHook.call`
+that logs in again after an expired session, SOQL and describe. The connection shapes, extras and
+retry layers are in ``docs/salesforce-setup.md`` and ``docs/design.md``.
 """
 
 from __future__ import annotations
@@ -45,7 +39,7 @@ DEFAULT_TIMEOUT_SECONDS = 120.0
 
 
 @dataclass(frozen=True)
-class RetryPolicy:
+class RetryBudget:
     """How hard to try: per call (attempts, backoff, budget), and rounds of resending single records."""
 
     attempts: int = 6
@@ -55,7 +49,7 @@ class RetryPolicy:
     record_rounds: int = 4
 
     @classmethod
-    def from_extras(cls, extras: dict[str, Any]) -> RetryPolicy:
+    def from_extras(cls, extras: dict[str, Any]) -> RetryBudget:
         return cls(
             attempts=int(extras.get("retry_attempts", cls.attempts)),
             initial_seconds=float(extras.get("retry_initial_seconds", cls.initial_seconds)),
@@ -103,7 +97,7 @@ def http_session(extras: dict[str, Any]) -> requests.Session:
         total=int(extras.get("http_retries", 5)),
         backoff_factor=float(extras.get("http_backoff", 0.5)),
         status_forcelist=(403, 500, 502, 503, 504),  # 403: REQUEST_LIMIT_EXCEEDED
-        allowed_methods=None,  # every method: see the module docstring
+        allowed_methods=None,  # every method: one link of a Bulk upsert's chain, not the whole chain
         raise_on_status=False,  # the last answer goes to simple_salesforce, which raises its own error
         respect_retry_after_header=True,
     )
@@ -121,20 +115,19 @@ class SalesforceApiHook(SalesforceHook):
     hook_name = "Salesforce (Thrive sync)"
 
     def __init__(
-        self, salesforce_conn_id: str = SalesforceHook.default_conn_name, retry: RetryPolicy | None = None
+        self, salesforce_conn_id: str = SalesforceHook.default_conn_name, retry: RetryBudget | None = None
     ) -> None:
         super().__init__(salesforce_conn_id=salesforce_conn_id)
         if retry is not None:  # else from the connection's extras, when first needed
             self.retry = retry
-        self.calls_retried = 0
 
     @cached_property
     def extras(self) -> dict[str, Any]:
         return self.get_connection(self.conn_id).extra_dejson
 
     @cached_property
-    def retry(self) -> RetryPolicy:
-        return RetryPolicy.from_extras(self.extras)
+    def retry(self) -> RetryBudget:
+        return RetryBudget.from_extras(self.extras)
 
     @cached_property
     def conn(self) -> Salesforce:
@@ -178,7 +171,6 @@ class SalesforceApiHook(SalesforceHook):
 
     def _before_retry(self, state: RetryCallState) -> None:
         exc = state.outcome.exception() if state.outcome else None
-        self.calls_retried += 1
         if isinstance(exc, SalesforceExpiredSession):
             self.reconnect()
         log.warning("Salesforce call failed (%s), attempt %d; retrying", type(exc).__name__, state.attempt_number)

@@ -22,7 +22,7 @@ from thrive_sync.core.pipeline import Failure
 from thrive_sync.core.tally import AccountCounts
 from thrive_sync.core.validation import StagedEvent
 from thrive_sync.hooks import connection_must_exist
-from thrive_sync.settings import THRIVE_DB_CONN_ID, THRIVE_DB_PURPOSE
+from thrive_sync.settings import DEFAULT_SALESFORCE_CONN_ID, THRIVE_DB_CONN_ID, THRIVE_DB_PURPOSE
 from thrive_sync.sql import read_sql
 
 FETCH_ROWS = 2_000  # rows per round trip of a server-side cursor
@@ -34,6 +34,13 @@ class AccountSettings:
 
     salesforce_conn_id: str
     gates: AccountGates
+
+
+def execute(conn: Any, sql_file: str, params: dict[str, Any]) -> list[tuple]:
+    """Run ``include/sql/<sql_file>`` on an open psycopg connection; its rows, if it returns any."""
+    with conn.cursor() as cur:
+        cur.execute(read_sql(sql_file), params)
+        return cur.fetchall() if cur.description else []
 
 
 class ThriveStoreHook(PostgresHook):
@@ -50,13 +57,10 @@ class ThriveStoreHook(PostgresHook):
     def fetch(self, sql_file: str, params: dict[str, Any] | None = None) -> list[tuple]:
         return self.get_records(read_sql(sql_file), parameters=params or {})
 
-    def account_gates(self) -> list[AccountGates]:
-        return [AccountGates(*row) for row in self.fetch("gate/accounts.sql")]
-
     def account_settings(self) -> dict[str, AccountSettings]:
-        """Each account's Salesforce connection and gates."""
-        return {row[0]: AccountSettings(row[1], AccountGates(row[0], *row[2:])) for row in self.fetch(
-            "sync/account_settings.sql")}  # fmt: skip
+        """Each account's Salesforce connection and gates, by account id."""
+        rows = self.fetch("sync/account_settings.sql", {"default_conn_id": DEFAULT_SALESFORCE_CONN_ID})
+        return {row[0]: AccountSettings(row[1], AccountGates(row[0], *row[2:])) for row in rows}
 
     def run_counts(self, run_id: str) -> list[tuple]:
         return self.fetch("sync/run_report.sql", {"run_id": run_id})
@@ -87,9 +91,7 @@ class CategoryStore:
         self.params = {"run_id": run_id, "category": category.value}
 
     def execute(self, sql_file: str, params: dict[str, Any]) -> list[tuple]:
-        with self.write_conn.cursor() as cur:
-            cur.execute(read_sql(sql_file), params)
-            return cur.fetchall() if cur.description else []
+        return execute(self.write_conn, sql_file, params)
 
     def staged_events(self) -> Iterator[StagedEvent]:
         """The category's staged rows, ordered by account, streamed (never the day in memory)."""

@@ -1,8 +1,0 @@
--- Every account with its gates (CONTRACT.md §3): tracking, Marketing Automation, Social CRM.
--- A null flag counts as off: tracking is pushed only where the account has switched it on.
-SELECT account_id,
-       coalesce(tracking_enabled, false)             AS tracking_enabled,
-       coalesce(marketing_automation_enabled, false) AS marketing_automation_enabled,
-       coalesce(social_crm_enabled, false)           AS social_crm_enabled
-FROM thrive.accounts
-ORDER BY account_id;
