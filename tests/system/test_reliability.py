@@ -59,20 +59,42 @@ def conservation_holds(snap: Snapshot) -> bool:
     return bool(snap.counts) and all(x == w + f + s for x, w, f, s in snap.counts.values())
 
 
-def watch(condition: Callable[[], bool], action: Callable[[], None], timeout: float = 120) -> threading.Thread:
-    """Run ``action`` once ``condition`` holds (polled every 50 ms), in the background."""
+class Watcher(threading.Thread):
+    """Runs ``action`` once ``condition`` holds (polled every 50 ms), until :meth:`stop`.
 
-    def loop() -> None:
-        deadline = time.monotonic() + timeout
-        while time.monotonic() < deadline:
-            if condition():
-                action()
+    ``stop_with_run``: a fault must hit the run it was meant for, never the fault-free rerun; a
+    recovery (the sandbox coming back) still happens after the run ended.
+    """
+
+    def __init__(self, condition: Callable[[], bool], action: Callable[[], None], timeout: float,
+                 stop_with_run: bool) -> None:  # fmt: skip
+        super().__init__(daemon=True)
+        self.condition, self.action, self.timeout = condition, action, timeout
+        self.stop_with_run = stop_with_run
+        self.stopped = threading.Event()
+
+    def run(self) -> None:
+        deadline = time.monotonic() + self.timeout
+        while time.monotonic() < deadline and not self.stopped.is_set():
+            if self.condition():
+                self.action()
                 return
             time.sleep(0.05)
 
-    thread = threading.Thread(target=loop, daemon=True)
-    thread.start()
-    return thread
+    def stop(self) -> None:
+        """The watched run has ended."""
+        if self.stop_with_run:
+            self.stopped.set()
+        self.join(timeout=5)
+
+
+def watch(
+    condition: Callable[[], bool], action: Callable[[], None], timeout: float = 120, stop_with_run: bool = True
+) -> Watcher:
+    """Run ``action`` once ``condition`` holds, in the background."""
+    watcher = Watcher(condition, action, timeout, stop_with_run)
+    watcher.start()
+    return watcher
 
 
 def run_case(
@@ -84,7 +106,7 @@ def run_case(
     sf,
     pg_server,
     faults: dict | None = None,
-    during: Callable[[], threading.Thread] | None = None,
+    during: Callable[[], Watcher] | None = None,
     env: dict[str, str] | None = None,
 ) -> CaseResult:
     """First run under the fault, then a fault-free rerun; both compared with the fault-free run."""
@@ -94,7 +116,7 @@ def run_case(
     watcher = during() if during else None
     first = dags_test(env=env)
     if watcher:
-        watcher.join(timeout=5)
+        watcher.stop()
     org.admin("PUT", "faults", json=NO_FAULTS)
     first_id = latest_run_id(db)
     after_first = snapshot(db, sf, first_id)
@@ -197,7 +219,9 @@ def test_fault_sandbox_down_then_back(wired, org, sf, pg_server, tmp_root):
 
     def during() -> threading.Thread:
         started = time.monotonic()
-        return watch(lambda: time.monotonic() > started + 8, lambda: sf_sandbox.start(tmp_root / "sf"))
+        return watch(
+            lambda: time.monotonic() > started + 8, lambda: sf_sandbox.start(tmp_root / "sf"), stop_with_run=False
+        )
 
     try:
         run_case(
