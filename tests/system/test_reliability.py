@@ -244,9 +244,16 @@ def test_fault_postgresql_connection_dropped_mid_stream(wired, org, sf, pg_serve
     def streaming_backend() -> bool:
         with pg_server.connect(autocommit=True) as conn:
             row = conn.execute(
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND query ILIKE '%%FETCH FORWARD%%staged_%%'"
-                " AND pid <> pg_backend_pid() LIMIT 1",
-                [database],
+                # A validate task's streaming connection: in its read transaction, its last statement on
+                # the staged rows' cursor or the member-Id cursor it opens while the stream is open (a
+                # FETCH alone is visible for milliseconds: polling for it missed whole runs).
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'idle in transaction'"
+                " AND query ~ %s AND pid <> pg_backend_pid() LIMIT 1",
+                [
+                    database,
+                    r"^(FETCH|DECLARE|CLOSE).*\m(staged|members)_(message_activity|recipient_details|"
+                    r"marketing_automation|social_crm|surveys_events)\M",
+                ],
             ).fetchone()
             if row:
                 conn.execute("SELECT pg_terminate_backend(%s)", [row[0]])
