@@ -31,6 +31,10 @@ from thrive_sync.settings import WriterOptions
 log = logging.getLogger(__name__)
 
 TRANSIENT_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "API_TEMPORARILY_UNAVAILABLE"})
+# In a Bulk API 2.0 CSV this sets a field to null; an empty cell would leave the field as it was. So a
+# value that is null (or empty) goes as the marker, and a record with the marker as its text goes
+# through sObject Collections, where it is text: both paths leave the org in the same state.
+NULL_MARKER = "#N/A"
 COLLECTION_SIZE = 200
 
 
@@ -124,9 +128,10 @@ class SalesforceWriter:
     def _bulk_pipeline(self, rows: Iterator[Sequence[Any]], header: list[str], with_written: bool) -> Iterator[Outcome]:
         """Jobs of ``bulk_job_rows`` built while earlier ones run; outcomes in job order."""
         in_flight: deque[tuple[Future[dict], list[str]]] = deque()
+        marked: list[Sequence[Any]] = []  # rows whose text is the null marker: Collections takes them
         with ThreadPoolExecutor(max_workers=self.jobs_in_flight, thread_name_prefix="bulk2-job") as pool:
             try:
-                for data, keys in self._csv_jobs(rows, header):
+                for data, keys in self._csv_jobs(rows, header, marked):
                     in_flight.append((pool.submit(self._run_job, data), keys))
                     del data
                     while len(in_flight) >= self.jobs_in_flight:
@@ -136,11 +141,18 @@ class SalesforceWriter:
             finally:
                 for future, _ in in_flight:  # a failure above: do not start jobs nobody will read
                     future.cancel()
+        if marked:
+            pending = [(dict(zip(header, row, strict=True)), Outcome("")) for row in marked]
+            yield from self._with_resends(pending, collections_only=True)
 
-    def _csv_jobs(self, rows: Iterator[Sequence[Any]], header: list[str]) -> Iterator[tuple[bytes, list[str]]]:
+    def _csv_jobs(
+        self, rows: Iterator[Sequence[Any]], header: list[str], marked: list[Sequence[Any]]
+    ) -> Iterator[tuple[bytes, list[str]]]:
         """``(UTF-8 CSV with header, external IDs in order)`` per job of at most ``bulk_job_rows`` rows.
 
         The CSV is written straight into bytes: a job in flight holds one copy of its data, no more.
+        Null and empty values are written as :data:`NULL_MARKER`; rows that carry the marker as
+        text are not written but added to ``marked``.
         """
         key_at = header.index(self.external_id_field)
         width = len(header)
@@ -155,7 +167,10 @@ class SalesforceWriter:
             for row in rows:
                 if len(row) != width:
                     raise ValueError(f"a row of {len(row)} values for a header of {width} fields: {header}")
-                out.writerow(row)
+                if NULL_MARKER in row:
+                    marked.append(row)
+                    continue
+                out.writerow([NULL_MARKER if value is None or value == "" else value for value in row])
                 keys.append(row[key_at])
                 if len(keys) >= size:
                     break
@@ -269,17 +284,21 @@ class SalesforceWriter:
             final.extend(Outcome(key) for key in keys if key not in settled)
         return final, transient
 
-    def _with_resends(self, pending: list[Retry], first_round: int = 0) -> Iterator[Outcome]:
+    def _with_resends(
+        self, pending: list[Retry], first_round: int = 0, collections_only: bool = False
+    ) -> Iterator[Outcome]:
         """Send the records; resend those that failed transiently, a few rounds, then give up on them.
 
         ``first_round`` 1: the records were sent once already (a Bulk job's transient failures).
+        ``collections_only``: never through Bulk (records carrying :data:`NULL_MARKER` as text).
         """
         for round_number in range(first_round, self.hook.retry.record_rounds + 1):
             if round_number:
                 time.sleep(min(self.hook.retry.initial_seconds * 2 ** (round_number - 1), self.hook.retry.max_seconds))
                 log.info("Resending %d records that failed transiently (round %d)", len(pending), round_number)
             batch = [record for record, _ in pending]
-            send = self._collections_once if len(batch) < self.bulk_threshold else self._bulk_once
+            small = collections_only or len(batch) < self.bulk_threshold
+            send = self._collections_once if small else self._bulk_once
             final, pending = send(batch)
             yield from final
             if not pending:
@@ -314,13 +333,18 @@ class SalesforceWriter:
         final: list[Outcome] = []
         transient: list[Retry] = []
         header = sorted({f for r in batch for f in r}, key=lambda f: (f != self.external_id_field, f))
-        for data, keys in self._csv_jobs((tuple(r.get(f) for f in header) for r in batch), header):
+        marked: list[Sequence[Any]] = []
+        for data, keys in self._csv_jobs((tuple(r.get(f) for f in header) for r in batch), header, marked):
             done, again = self._job_outcomes(self._run_job(data), keys)
+            final += done
+            transient += again
+        if marked:
+            done, again = self._collections_once([dict(zip(header, row, strict=True)) for row in marked])
             final += done
             transient += again
         return final, transient
 
 
 def _record_from_csv(row: dict[str, str]) -> dict[str, Any]:
-    """A record to send again, from a row of the org's failed or unprocessed CSV (empty cells left out)."""
-    return {k: v for k, v in row.items() if v and not k.startswith("sf__")}
+    """A record to send again, from a row of the org's failed or unprocessed CSV (the marker is null)."""
+    return {k: (None if v == NULL_MARKER else v) for k, v in row.items() if v and not k.startswith("sf__")}

@@ -13,7 +13,7 @@ from conftest import MEASUREMENTS, PROJECT_ROOT
 from thrive_dev.ids import compose_id15
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.members import MemberIdMatcher
-from thrive_sync.core.sfid import checksum
+from thrive_sync.core.sfid import checksum, to_18
 from thrive_sync.errors import SalesforceUnavailable
 from thrive_sync.hooks.salesforce import RetryBudget, SalesforceApiHook
 from thrive_sync.sf_writer import SalesforceWriter
@@ -69,6 +69,46 @@ def test_large_day_goes_through_bulk2_with_outcomes_keyed_by_our_key(salesforce_
     assert outcomes["e:4321"].error_code == "INVALID_CROSS_REFERENCE_KEY"
     assert outcomes["e:4321"].message.startswith("invalid cross reference id")
     assert sum(o.written for o in outcomes.values()) == 4_998 == count(sf)
+
+
+def test_bulk_and_collections_leave_the_org_in_the_same_state(salesforce_conn, org, sf, contacts):
+    """A rerun with changed values sets and clears fields alike through both paths; `#N/A` stays text.
+
+    In a Bulk CSV an empty cell leaves a field unchanged and `#N/A` nulls it; sObject Collections
+    sends JSON null and text as text. The same records, written twice with values that change
+    (a Contact becomes a Lead, a link becomes null or empty, a name becomes the text "#N/A"),
+    must end the same whichever way they went.
+    """
+    lead = sf.Lead.create({"LastName": "L", "Company": "C"})["id"]
+
+    def day(path: str, rerun: bool) -> list[dict]:
+        return [
+            {
+                EXT: f"{path}:{i}",
+                "Activity_Group__c": "Sent",
+                "Activity__c": "Delivered",
+                "Activity_Date__c": "2026-11-26T10:00:00Z",
+                "Contact__c": None if rerun and i % 2 else contacts[i % len(contacts)],
+                "Lead__c": lead if rerun and i % 2 else None,
+                "Detail__c": (None, "", "https://x.example/new")[i % 3] if rerun else "https://x.example/old",
+                "Message_Name__c": "#N/A" if rerun and i % 5 == 0 else f"Message {i}",
+            }
+            for i in range(60)
+        ]
+
+    for rerun in (False, True):
+        collections = list(make_writer(salesforce_conn, bulk_threshold=10_000).write(iter(day("c", rerun))))
+        bulk = list(make_writer(salesforce_conn, bulk_threshold=1).write(iter(day("b", rerun))))
+        assert all(o.written for o in collections + bulk)
+    assert calls(org)["bulk2.jobs"] >= 2
+    fields = ("Contact__c", "Lead__c", "Detail__c", "Message_Name__c")
+    rows = sf.query_all(f"SELECT {EXT}, {', '.join(fields)} FROM {TA}")["records"]
+    state = {r[EXT]: tuple(r[f] for f in fields) for r in rows}
+    by_path = {path: {k.split(":", 1)[1]: v for k, v in state.items() if k.startswith(f"{path}:")} for path in "cb"}
+    assert by_path["b"] == by_path["c"]
+    assert by_path["c"]["1"] == (None, to_18(lead), None, "Message 1")  # Contact -> Lead; an empty link clears
+    assert by_path["c"]["3"] == (None, to_18(lead), None, "Message 3")  # a null link clears
+    assert by_path["c"]["0"] == (to_18(contacts[0]), None, None, "#N/A")  # the text "#N/A" stays text
 
 
 def test_a_rerun_creates_nothing_new(salesforce_conn, sf, contacts):
