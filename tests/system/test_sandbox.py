@@ -154,6 +154,35 @@ def test_limits_and_usage_header(sf, org):
     assert org.admin("GET", "stats").json()["api_calls"] == before + 2
 
 
+def test_daily_limits_count_down_stay_spent_and_refuse_at_zero(sf, org):
+    """PUT /__sandbox/limits sets an allowance; every API call spends one; at zero every call is
+    refused with 403 REQUEST_LIMIT_EXCEEDED until the admin raises it; Bulk batches likewise."""
+    from simple_salesforce.exceptions import SalesforceRefusedRequest
+
+    org.admin("PUT", "limits", json={"DailyApiRequests": {"Max": 15_000, "Remaining": 3}})
+    sf.query("SELECT COUNT() FROM Contact")
+    assert sf.limits()["DailyApiRequests"] == {"Max": 15_000, "Remaining": 1}  # this call spent one too
+    sf.query("SELECT COUNT() FROM Contact")
+    for _ in range(3):  # spent stays spent
+        with pytest.raises(SalesforceRefusedRequest) as refused:
+            sf.query("SELECT COUNT() FROM Contact")
+        assert refused.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
+    org.admin("PUT", "limits", json={"DailyApiRequests": {"Remaining": 100}})
+    sf.query("SELECT COUNT() FROM Contact")
+    assert sf.api_usage["api-usage"].used == 15_000 - 99 and sf.api_usage["api-usage"].total == 15_000
+
+    cid = contact(sf)
+    org.admin("PUT", "limits", json={"DailyBulkApiBatches": {"Max": 15_000, "Remaining": 1}})
+    records = [{EXT: f"q{i}", "Activity__c": "Delivered", "Contact__c": cid} for i in range(10_001)]
+    [job] = sf.bulk2.Thrive_Activity__c.upsert(records=records, external_id_field=EXT, wait=0.1)
+    assert job["numberRecordsProcessed"] == 10_001  # two internal batches: it took what was left
+    assert sf.limits()["DailyBulkApiBatches"] == {"Max": 15_000, "Remaining": 0}
+    with pytest.raises(SalesforceRefusedRequest, match="REQUEST_LIMIT_EXCEEDED"):
+        sf.bulk2.Thrive_Activity__c.upsert(records=records[:5], external_id_field=EXT, wait=0.1)
+    org.admin("POST", "reset")
+    assert sf.limits()["DailyBulkApiBatches"]["Remaining"] == 15_000  # a reset org starts a fresh day
+
+
 def test_bulk2_upsert_insert_and_results(sf):
     cid = contact(sf)
     records = [
@@ -313,11 +342,14 @@ def test_state_token_and_ca_survive_a_restart(tmp_path):
     try:
         sf = Salesforce(session_id=first.token, instance_url=first.url, session=first.session())
         cid = sf.Contact.create({"LastName": "Persistent"})["id"]
+        first.admin("PUT", "limits", json={"DailyApiRequests": {"Max": 500, "Remaining": 50}})
+        sf.query("SELECT COUNT() FROM Contact")
         assert sf_sandbox.stop(root) and sf_sandbox.running(root) is None
         second = sf_sandbox.start(root)
         assert (second.token, second.url, second.ca.read_bytes()) == (first.token, first.url, first.ca.read_bytes())
         sf = Salesforce(session_id=second.token, instance_url=second.url, session=second.session())
         assert sf.Contact.get(cid)["LastName"] == "Persistent"
+        assert sf.limits()["DailyApiRequests"] == {"Max": 500, "Remaining": 47}  # a restart is not a new day
     finally:
         sf_sandbox.stop(root)
 

@@ -30,11 +30,11 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sf_sandbox import soql
+from sf_sandbox.limits import DailyLimits, LimitExceeded
 from sf_sandbox.orgschema import SObject, load_org
 from sf_sandbox.store import Store, WriteResult, now_sf
 
 API_VERSION = "59.0"
-DAILY_API_LIMIT = 5_000_000
 MAX_UPLOAD_BYTES = 150 * 1024 * 1024
 QUERY_PAGE = 2000
 BULK_CHUNK = 10_000
@@ -76,6 +76,7 @@ class Sandbox:
         self.jobs_lock = threading.Lock()
         self.queries: dict[str, soql.Query] = {}
         self.faults = Faults()
+        self.limits = DailyLimits(root / "limits.json")
         self.rng = random.Random(self.faults.seed)
         self.lock = threading.Lock()
         if os.environ.get("SF_SANDBOX_FAULTS"):
@@ -208,6 +209,9 @@ class Sandbox:
         info["totalProcessingTime"] = int((time.perf_counter() - started) * 1000)
         self.save_job(info)
         self.store.bump("bulk2.rows", info.get("numberRecordsProcessed", 0))
+        batches = -(-info.get("numberRecordsProcessed", 0) // BULK_CHUNK)  # the job's internal batches
+        if batches:
+            self.limits.spend("DailyBulkApiBatches", batches, refuse=False)
 
 
 class Handler(BaseHTTPRequestHandler):
@@ -248,7 +252,8 @@ class Handler(BaseHTTPRequestHandler):
             self.send_header("Content-Type", content_type + ("; charset=UTF-8" if "json" in content_type else ""))
         self.send_header("Content-Length", str(len(payload)))
         sandbox = self.server.sandbox
-        self.send_header("Sforce-Limit-Info", f"api-usage={sandbox.store.requests('api_calls')}/{DAILY_API_LIMIT}")
+        api = sandbox.limits.answer()["DailyApiRequests"]
+        self.send_header("Sforce-Limit-Info", f"api-usage={api['Max'] - api['Remaining']}/{api['Max']}")
         for k, v in (headers or {}).items():
             self.send_header(k, v)
         self.end_headers()
@@ -308,6 +313,11 @@ class Handler(BaseHTTPRequestHandler):
                 return self.admin(method, path[len("/__sandbox/") :])
             sandbox.store.tally("api_calls")
             sandbox.store.tally(f"api_calls.{method} {_kind(path)}")
+            try:
+                sandbox.limits.spend("DailyApiRequests")
+            except LimitExceeded:
+                self.body()  # drain an upload
+                return self.fail(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
             fault = sandbox.draw_fault()
             delay = sandbox.delay_seconds()
             if delay:
@@ -347,15 +357,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = rest.split("/")
         head = parts[0]
         if head == "limits":
-            used = self.server.sandbox.store.requests("api_calls")
-            return self.send(
-                200,
-                {
-                    "DailyApiRequests": {"Max": DAILY_API_LIMIT, "Remaining": DAILY_API_LIMIT - used},
-                    "DailyBulkV2QueryJobs": {"Max": 10000, "Remaining": 10000},
-                    "DailyBulkApiBatches": {"Max": 15000, "Remaining": 15000},
-                },
-            )
+            return self.send(200, self.server.sandbox.limits.answer())
         if head == "query" and method == "GET":
             return self.query(parts[1] if len(parts) > 1 else None, (query.get("q") or [""])[0])
         if head == "sobjects" and len(parts) >= 2:
@@ -518,6 +520,8 @@ class Handler(BaseHTTPRequestHandler):
             if operation not in ("insert", "upsert", "update"):
                 raise _Reply(400, "FEATURE_NOT_ENABLED", f"Operation {operation} is not supported by this sandbox")
             ext = spec.get("externalIdFieldName")
+            if sandbox.limits.remaining("DailyBulkApiBatches") <= 0:
+                raise _Reply(403, "REQUEST_LIMIT_EXCEEDED", "Max Bulk API batches exceeded for the day.")
             if operation == "upsert" and (not ext or obj.field(ext) is None or not obj.field(ext).external_id):  # type: ignore[union-attr]
                 raise _Reply(400, "INVALIDJOB", f"InvalidJob : Field name provided, {ext} is not an External ID")
             job_id = "750" + uuid.uuid4().hex[:12].upper()
@@ -646,6 +650,10 @@ class Handler(BaseHTTPRequestHandler):
             records = self.json_body()
             if info["state"] != "Open" or not isinstance(records, list):
                 raise _Reply(400, "InvalidBatch", "Job is not open, or the batch is not a JSON array")
+            try:
+                sandbox.limits.spend("DailyBulkApiBatches")
+            except LimitExceeded:
+                raise _Reply(403, "REQUEST_LIMIT_EXCEEDED", "Max Bulk API batches exceeded for the day.") from None
             batch_id = "751" + uuid.uuid4().hex[:12].upper()
             batch = {
                 "id": batch_id,
@@ -698,8 +706,15 @@ class Handler(BaseHTTPRequestHandler):
         if what == "faults" and method == "PUT":
             body = self.json_body()
             return self.send(200, asdict(sandbox.set_faults(body if isinstance(body, dict) else {})))
+        if what == "limits" and method == "PUT":
+            body = self.json_body()
+            try:
+                return self.send(200, sandbox.limits.set(body if isinstance(body, dict) else {}))
+            except ValueError as err:
+                raise _Reply(400, "INVALID_FIELD", str(err)) from None
         if what == "reset" and method == "POST":
             sandbox.store.reset()
+            sandbox.limits.reset()
             sandbox.forget_jobs()
             return self.send(200, {"ok": True})
         if what.startswith("seed/") and method == "PUT":
