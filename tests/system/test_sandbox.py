@@ -8,6 +8,7 @@ import io
 import json
 import ssl
 import time
+from collections import Counter
 
 import pytest
 import requests
@@ -232,6 +233,19 @@ def test_bulk2_clean_chunks_and_chunks_with_a_failing_row_get_the_same_rules(sf)
     details = sf.query(f"SELECT Detail__c, Activity__c, Lead__c FROM {TA} WHERE {EXT} LIKE 'c%'")["records"]
     assert {(r["Detail__c"], r["Activity__c"], r["Lead__c"]) for r in details} == {("v2", "Delivered", None)}
     assert len(details) == 50
+
+    # #N/A clears a field, the same on the column path (a clean chunk) and the long way (with a bad row).
+    for prefix, bad_row in (("x", False), ("y", True)):
+        rows = [{EXT: f"{prefix}n{i}", "Contact__c": cid, "Detail__c": "v1"} for i in range(10)]
+        sf.bulk2.Thrive_Activity__c.upsert(records=rows, external_id_field=EXT, wait=0.1)
+        for r in rows:
+            r["Contact__c"], r["Detail__c"] = "#N/A", "#N/A"
+        if bad_row:
+            rows[0]["Detail__c"] = "x" * 300
+        sf.bulk2.Thrive_Activity__c.upsert(records=rows, external_id_field=EXT, wait=0.1)
+        cleared = sf.query(f"SELECT Contact__c, Detail__c FROM {TA} WHERE {EXT} LIKE '{prefix}n%'")["records"]
+        expected = {(None, None): 10 - bad_row, **({(cid, "v1"): 1} if bad_row else {})}  # the bad row: unchanged
+        assert Counter((r["Contact__c"], r["Detail__c"]) for r in cleared) == expected
 
     unknown_contact = "003" + cid[3:5] + "9" * 10  # a well-formed Contact Id the org does not have
     unknown_contact = unknown_contact[:15]

@@ -340,6 +340,7 @@ class Store:
                 allowed = {t.key_prefix: t for t in map(self.sobject, f.reference_to) if t}
                 values = set(columns[position[f.name]])
                 values.discard(UNSET)
+                values.discard(None)  # #N/A: the lookup is cleared
                 by_prefix: dict[str, set[str]] = {}
                 for value in values:
                     by_prefix.setdefault(value[:3], set()).add(value)
@@ -416,9 +417,10 @@ class Store:
         """Each column's stored values, screened a column at a time; ``None`` if the shape is wrong.
 
         Returns the columns, whether any cell was empty (Bulk: leave the field alone; such cells
-        are :data:`UNSET`), and the rows with a cell that is not plainly valid: those go through the
-        cell-by-cell checks, so each bad cell gets its own error. A gap in a key column (``Id``, the
-        external ID) and ``#N/A`` count as not plainly valid.
+        are :data:`UNSET`; ``#N/A`` cells are ``None``), and the rows with a cell that is not plainly
+        valid: those go through the cell-by-cell checks, so each bad cell gets its own error. A gap
+        in a key column (``Id``, the external ID), and ``#N/A`` there or in a required field, count
+        as not plainly valid.
         """
         if not rows or any(len(r) != len(header) for r in rows):
             return None
@@ -429,24 +431,31 @@ class Store:
             f = obj.field(column)
             if f is None or not f.createable:
                 return None
-            if NULL_MARKER in cells:
+            key = f.name in ("Id", ext_field)
+            marked = NULL_MARKER in cells  # a null: plainly valid, except where a value is required
+            if marked and (key or f.required):
                 bad.update(i for i, c in enumerate(cells) if c == NULL_MARKER)
-            if "" in cells:
+            empty = "" in cells
+            if empty:
                 gaps = True
-                if f.name in ("Id", ext_field):
+                if key:
                     bad.update(i for i, c in enumerate(cells) if not c)
+            values = {c for c in cells if c and c != NULL_MARKER}
             if f.kind == "datetime":
-                parsed = {c: parse_datetime(c) for c in set(cells) if c}
+                parsed = {c: parse_datetime(c) for c in values}
             elif f.kind == "reference":
-                parsed = {c: (to_18_or_same(c) if is_valid_id(c) else None) for c in set(cells) if c}
+                parsed = {c: (to_18_or_same(c) if is_valid_id(c) else None) for c in values}
             elif f.length and max(map(len, cells)) > f.length:
-                parsed = {c: (c if len(c) <= f.length else None) for c in set(cells) if c}
+                parsed = {c: (c if len(c) <= f.length else None) for c in values}
             else:
-                out.append([c if c else UNSET for c in cells] if gaps else list(cells))
+                parsed = None
+            if parsed is None and not empty and not marked:
+                out.append(list(cells))
                 continue
-            if None in parsed.values():
-                bad.update(i for i, c in enumerate(cells) if c and parsed[c] is None)
-            out.append([parsed[c] if c else UNSET for c in cells])
+            if parsed is not None and None in parsed.values():
+                bad.update(i for i, c in enumerate(cells) if parsed.get(c, True) is None)
+            stored = parsed or {}
+            out.append([UNSET if not c else None if c == NULL_MARKER else stored.get(c, c) for c in cells])
         return out, gaps, bad
 
     def _check_fields(
