@@ -440,13 +440,12 @@ class Store:
                 gaps = True
                 if key:
                     bad.update(i for i, c in enumerate(cells) if not c)
-            values = {c for c in cells if c and c != NULL_MARKER}
             if f.kind == "datetime":
-                parsed = {c: parse_datetime(c) for c in values}
+                parsed = {c: parse_datetime(c) for c in _values(cells)}
             elif f.kind == "reference":
-                parsed = {c: (to_18_or_same(c) if is_valid_id(c) else None) for c in values}
+                parsed = {c: (to_18_or_same(c) if is_valid_id(c) else None) for c in _values(cells)}
             elif f.length and max(map(len, cells)) > f.length:
-                parsed = {c: (c if len(c) <= f.length else None) for c in values}
+                parsed = {c: (c if len(c) <= f.length else None) for c in _values(cells)}
             else:
                 parsed = None
             if parsed is None and not empty and not marked:
@@ -693,3 +692,11 @@ class Store:
         except BaseException:
             self.db.execute("ROLLBACK")
             raise
+
+
+def _values(cells: tuple[str, ...]) -> set[str]:
+    """The distinct values of a column's cells, without empty cells and ``#N/A``."""
+    values = set(cells)
+    values.discard("")
+    values.discard(NULL_MARKER)
+    return values
