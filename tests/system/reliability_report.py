@@ -81,7 +81,7 @@ EXPECTED_FAULTS: dict[str, str] = {
     "locks that never clear": _S + "test_reliability.py::test_fault[locks that never clear]",
     "401 mid-run": _S + "test_reliability.py::test_fault_expired_session_mid_run",
     "sandbox down": _S + "test_reliability.py::test_fault_sandbox_down_then_back",
-    "PostgreSQL dropped": _S + "test_reliability.py::test_fault_postgresql_connection_dropped_mid_stream",
+    "PostgreSQL dropped": _S + "test_reliability.py::test_fault_postgresql_connection_dropped",
     "slow sandbox": _S + "test_reliability.py::test_fault_slow_sandbox",
     "kill": _S + "test_reliability.py::test_kill_mid_bulk_upload_then_airflow_retries",
 }

@@ -34,6 +34,7 @@ from dag_runs import (
 from reliability_report import FAULTS as RESULTS
 from reliability_report import CaseResult
 from thrive_dev.sandbox import seed_from_sample
+from thrive_sync.hooks.thrive_store import STREAM_APPLICATION_NAME
 
 _REFERENCE: dict[str, Snapshot] = {}
 
@@ -237,23 +238,19 @@ def test_fault_sandbox_down_then_back(wired, org, sf, pg_server, tmp_root):
         sf_sandbox.start(tmp_root / "sf")
 
 
-def test_fault_postgresql_connection_dropped_mid_stream(wired, org, sf, pg_server):
+def test_fault_postgresql_connection_dropped(wired, org, sf, pg_server):
     database = psycopg.conninfo.conninfo_to_dict(wired)["dbname"]
     terminated: list[int] = []
 
     def streaming_backend() -> bool:
         with pg_server.connect(autocommit=True) as conn:
             row = conn.execute(
-                # A validate task's streaming connection: in its read transaction, its last statement on
-                # the staged rows' cursor or the member-Id cursor it opens while the stream is open (a
-                # FETCH alone is visible for milliseconds: polling for it missed whole runs).
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND state = 'idle in transaction'"
-                " AND query ~ %s AND pid <> pg_backend_pid() LIMIT 1",
-                [
-                    database,
-                    r"^(FETCH|DECLARE|CLOSE).*\m(staged|members)_(message_activity|recipient_details|"
-                    r"marketing_automation|social_crm|surveys_events)\M",
-                ],
+                # A validate task's reading connection (it names itself when it opens) while the task
+                # checks its org, before the connection reads the staged rows: between statements it is
+                # idle outside any transaction, and the slow org keeps that window open for 400 ms.
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
+                " AND query ~ 'set_config' AND pid <> pg_backend_pid() LIMIT 1",
+                [database, STREAM_APPLICATION_NAME],
             ).fetchone()
             if row:
                 conn.execute("SELECT pg_terminate_backend(%s)", [row[0]])
@@ -262,11 +259,12 @@ def test_fault_postgresql_connection_dropped_mid_stream(wired, org, sf, pg_serve
 
     result = run_case(
         "PostgreSQL dropped",
-        "the validate task's streaming PostgreSQL connection terminated mid-stream",
+        "the validate task's reading PostgreSQL connection terminated before it read a row (org answers 200 ms late)",
         db=wired,
         org=org,
         sf=sf,
         pg_server=pg_server,
+        faults={"latency_ms": 200},
         during=lambda: watch(streaming_backend, lambda: None),
     )
     assert terminated, "no streaming connection was seen to terminate"

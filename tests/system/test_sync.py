@@ -224,3 +224,35 @@ def test_a_failed_sync_task_still_gets_its_report_and_the_run_fails(day, tmp_pat
         "(their categories show what was saved before)"
     )
     assert "UpstreamFailed: validate_and_map_social_crm, validate_and_map_surveys_events did not finish" in output
+
+
+def test_no_transaction_stays_open_while_the_writer_waits_on_salesforce(day, org, pg_server):
+    """With every org answer 150 ms late, no session of the day's database idles inside a transaction.
+
+    The old stream (one server-side cursor) kept its read transaction open for the whole write.
+    """
+    import threading
+
+    database = psycopg.conninfo.conninfo_to_dict(day)["dbname"]
+    seen: list[tuple] = []
+    done = threading.Event()
+
+    def watch() -> None:
+        with pg_server.connect(autocommit=True) as conn:
+            while not done.wait(0.05):
+                seen.extend(conn.execute(
+                    "SELECT application_name, now() - xact_start, left(query, 60) FROM pg_stat_activity"
+                    " WHERE datname = %s AND state = 'idle in transaction' AND now() - xact_start > '1 s'",
+                    [database],
+                ).fetchall())  # fmt: skip
+
+    org.admin("PUT", "faults", json={"latency_ms": 150})
+    watcher = threading.Thread(target=watch, daemon=True)
+    watcher.start()
+    try:
+        dags_test("2026-11-27", conf={"categories": ["message_activity"]})
+    finally:
+        done.set()
+        watcher.join()
+    assert org.admin("GET", "stats").json().get("records.received", 0) > 0  # the writer did wait on the org
+    assert not seen, seen[:3]

@@ -1,10 +1,11 @@
 """``ThriveStoreHook``: every query the package makes of the ``thrive_db`` PostgreSQL.
 
 The SQL lives in ``include/sql/``; this hook runs it and turns rows into the core's types. A
-validate-and-map task works through a :class:`CategoryStore`: two connections, one streaming the
-run's staged rows through a server-side cursor (one read transaction), the other in autocommit for
-everything the task writes, a statement at a time, so no lock outlives its statement while the
-stream is open.
+validate-and-map task works through a :class:`CategoryStore`: two connections in autocommit, one
+reading the run's staged rows a page at a time, the other for everything the task writes, a
+statement at a time. No transaction stays open while the writer waits on Salesforce (minutes, with a
+real org's Bulk jobs): an idle-in-transaction session holds back vacuum and trips
+``idle_in_transaction_session_timeout``.
 """
 
 from __future__ import annotations
@@ -25,7 +26,9 @@ from thrive_sync.hooks import connection_must_exist
 from thrive_sync.settings import DEFAULT_SALESFORCE_CONN_ID, THRIVE_DB_CONN_ID, THRIVE_DB_PURPOSE
 from thrive_sync.sql import read_sql
 
-FETCH_ROWS = 2_000  # rows per round trip of a server-side cursor
+FETCH_ROWS = 2_000  # rows per page of staged rows, and per round trip of a cursor
+FIRST_EVENT_ID = -(2**63)  # the smallest bigint: where the first page of staged rows starts
+STREAM_APPLICATION_NAME = "thrive_sync stream"  # the reading connection, as pg_stat_activity shows it
 
 
 @dataclass(frozen=True)
@@ -76,7 +79,8 @@ class ThriveStoreHook(PostgresHook):
     def category_session(self, run_id: str, category: Category) -> Iterator[CategoryStore]:
         """The two connections of one validate-and-map task."""
         with self.get_conn() as read_conn, self.get_conn() as write_conn:
-            write_conn.autocommit = True
+            read_conn.autocommit = write_conn.autocommit = True
+            read_conn.execute("SELECT set_config('application_name', %s, false)", [STREAM_APPLICATION_NAME])
             yield CategoryStore(read_conn, write_conn, run_id, category)
 
 
@@ -94,16 +98,26 @@ class CategoryStore:
         return execute(self.write_conn, sql_file, params)
 
     def staged_events(self) -> Iterator[StagedEvent]:
-        """The category's staged rows, ordered by account, streamed (never the day in memory)."""
-        with self.read_conn.cursor(name=f"staged_{self.category.value}") as cursor:
-            cursor.itersize = FETCH_ROWS
-            cursor.execute(read_sql("sync/stream_staged.sql"), self.params)
-            for row in cursor:
-                yield StagedEvent(*row)
+        """The category's staged rows, ordered by account, a page per statement (never the day in memory).
+
+        Keyset pages on the primary key rather than one cursor: a cursor needs its transaction open
+        for as long as the stream, and the stream lasts as long as the writer waits on Salesforce.
+        """
+        params = {**self.params, "from_account": "", "from_event": FIRST_EVENT_ID, "page_rows": FETCH_ROWS}
+        while True:
+            page = execute(self.read_conn, "sync/stream_staged.sql", params)
+            yield from (StagedEvent(*row) for row in page)
+            if len(page) < FETCH_ROWS:
+                return
+            params.update(from_account=page[-1][0], from_event=page[-1][1] + 1)
 
     def distinct_member_ids(self, account_ids: Sequence[str]) -> Iterator[str]:
-        """The member Ids the open accounts' rows carry (read on the streaming connection)."""
-        with self.read_conn.cursor(name=f"members_{self.category.value}") as cursor:
+        """The member Ids the open accounts' rows carry, in pages (org lookups run between them).
+
+        A ``WITH HOLD`` cursor: PostgreSQL keeps its result once the statement's own transaction
+        has ended, so reading it while the org answers holds no transaction open.
+        """
+        with self.read_conn.cursor(name=f"members_{self.category.value}", withhold=True) as cursor:
             cursor.itersize = FETCH_ROWS
             cursor.execute(read_sql("sync/distinct_members.sql"), {**self.params, "account_ids": list(account_ids)})
             for row in cursor:
