@@ -10,10 +10,10 @@ import time
 from collections.abc import Callable
 
 from thrive_sync.core.mapping import Mapping
-from thrive_sync.errors import ConfigurationError, CredentialsRefused
+from thrive_sync.errors import ConfigurationError, CredentialsRefused, LoginRefused
 from thrive_sync.hooks.salesforce import SalesforceApiHook
 
-PREFLIGHT_LOGINS = 4  # fresh logins tried before a 401 counts as wrong credentials (0.5 + 1 + 2 s apart)
+PREFLIGHT_LOGINS = 4  # fresh clients tried before a refused session counts as wrong (0.5 + 1 + 2 s apart)
 
 
 def check_org(hook: SalesforceApiHook, mapping: Mapping, sleep: Callable[[float], None] = time.sleep) -> None:
@@ -25,11 +25,14 @@ def check_org(hook: SalesforceApiHook, mapping: Mapping, sleep: Callable[[float]
 
 
 def _describe(hook: SalesforceApiHook, sobject: str, sleep: Callable[[float], None]) -> dict[str, dict] | None:
-    """The describe of ``sobject``; a session can expire at any moment, so only a refusal that
-    outlasts fresh logins counts as wrong credentials."""
+    """The describe of ``sobject``; a session can expire at any moment, so only a refused session that
+    outlasts fresh logins counts as wrong credentials. A refused login is final at once: asking
+    again cannot change the answer, and brings the user nearer to a lockout."""
     for attempt in range(PREFLIGHT_LOGINS - 1):
         try:
             return hook.describe_fields(sobject)
+        except LoginRefused:
+            raise
         except CredentialsRefused:
             hook.reconnect()
             sleep(0.5 * 2**attempt)

@@ -31,11 +31,15 @@ N = TypeVar("N", int, float)
 class WriterOptions:
     """How records are sent (see ``SalesforceWriter``): Bulk API 2.0 from ``bulk_threshold`` records
     of one org in a task, sObject Collections below; Bulk jobs of ``bulk_job_rows`` records, looked
-    at every ``poll_seconds`` at most while they run."""
+    at every ``poll_seconds`` at most while they run, and aborted (the task fails, to be retried)
+    when one has not ended after ``job_timeout_seconds``: waiting for the org is outside the retry
+    budget of a call, so it has a limit of its own, generous because a busy org queues jobs for
+    many minutes."""
 
     bulk_threshold: int = 2_000
     bulk_job_rows: int = 25_000
     poll_seconds: float = 2.0
+    job_timeout_seconds: float = 3_600.0
 
 
 @dataclass(frozen=True)

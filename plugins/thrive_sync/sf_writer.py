@@ -11,6 +11,8 @@ from __future__ import annotations
 import csv
 import io
 import logging
+import re
+import threading
 import time
 from collections import deque
 from collections.abc import Iterable, Iterator, Sequence
@@ -19,23 +21,26 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from simple_salesforce import Salesforce
-from simple_salesforce.bulk2 import JobState, Operation
-from simple_salesforce.exceptions import SalesforceOperationError
-from simple_salesforce.util import call_salesforce
-
+from thrive_sync.bulk_job import BulkJob
 from thrive_sync.core.reasons import REJECTED, RETRIES_EXHAUSTED
+from thrive_sync.errors import BulkJobFailed, BulkJobRefused
 from thrive_sync.hooks.salesforce import SalesforceApiHook
 from thrive_sync.settings import WriterOptions
 
 log = logging.getLogger(__name__)
 
 TRANSIENT_RECORD_CODES = frozenset({"UNABLE_TO_LOCK_ROW", "API_TEMPORARILY_UNAVAILABLE"})
+# How an org words DUPLICATE_VALUE: "duplicate value found: <field> duplicates value on record with id: <Id>".
+DUPLICATE_FIELD = re.compile(r"duplicate value found: (\S+) duplicates value on record with id")
 # In a Bulk API 2.0 CSV this sets a field to null; an empty cell would leave the field as it was. So a
 # value that is null (or empty) goes as the marker, and a record with the marker as its text goes
 # through sObject Collections, where it is text: both paths leave the org in the same state.
 NULL_MARKER = "#N/A"
 COLLECTION_SIZE = 200
+# A Bulk job the org failed for one of these failed for its data as a whole: sent again, it fails again.
+PERMANENT_JOB_ERRORS = frozenset(
+    {"InvalidBatch", "InvalidJob", "ClientInputError", "InvalidOperation", "InvalidUser", "FeatureNotEnabled"}
+)
 
 
 @dataclass(frozen=True, slots=True)
@@ -56,6 +61,18 @@ class Outcome:
 Retry = tuple[dict[str, Any], Outcome]  # a record to send (again), and what became of it last time
 
 
+def worth_resending(code: str, message: str | None, external_id_field: str) -> bool:
+    """Whether a record the org refused with ``code`` may be written by sending it again.
+
+    Transient codes, and ``DUPLICATE_VALUE`` that names the upsert's own external ID: a lost insert
+    race, which sent again finds the record and updates it (why: docs/design.md, Retries).
+    """
+    if code in TRANSIENT_RECORD_CODES:
+        return True
+    found = DUPLICATE_FIELD.search(message or "") if code == "DUPLICATE_VALUE" else None
+    return found is not None and found.group(1).lower() == external_id_field.lower()
+
+
 class SalesforceWriter:
     """Upserts records of one object on one external ID field, through one org's hook.
 
@@ -72,6 +89,7 @@ class SalesforceWriter:
         bulk_threshold: int = WriterOptions.bulk_threshold,
         bulk_job_rows: int = WriterOptions.bulk_job_rows,
         poll_seconds: float = WriterOptions.poll_seconds,
+        job_timeout_seconds: float = WriterOptions.job_timeout_seconds,
         jobs_in_flight: int = 3,
     ) -> None:
         self.hook = hook
@@ -80,7 +98,9 @@ class SalesforceWriter:
         self.bulk_threshold = bulk_threshold
         self.bulk_job_rows = bulk_job_rows
         self.poll_seconds = poll_seconds
+        self.job_timeout_seconds = job_timeout_seconds
         self.jobs_in_flight = max(1, jobs_in_flight)
+        self.jobs_made: set[str] = set()  # every Bulk job this writer made (see BulkJob)
 
     # --- writing --------------------------------------------------------------------------------
     def write(self, records: Iterable[dict[str, Any]], *, only_failures: bool = False) -> Iterator[Outcome]:
@@ -129,10 +149,11 @@ class SalesforceWriter:
         """Jobs of ``bulk_job_rows`` built while earlier ones run; outcomes in job order."""
         in_flight: deque[tuple[Future[dict], list[str]]] = deque()
         marked: list[Sequence[Any]] = []  # rows whose text is the null marker: Collections takes them
+        stop = threading.Event()  # set when this ends early: the jobs still running are aborted
         with ThreadPoolExecutor(max_workers=self.jobs_in_flight, thread_name_prefix="bulk2-job") as pool:
             try:
                 for data, keys in self._csv_jobs(rows, header, marked):
-                    in_flight.append((pool.submit(self._run_job, data), keys))
+                    in_flight.append((pool.submit(self._run_job, data, stop), keys))
                     del data
                     while len(in_flight) >= self.jobs_in_flight:
                         yield from self._settled(*in_flight.popleft(), with_written)
@@ -141,6 +162,7 @@ class SalesforceWriter:
             finally:
                 for future, _ in in_flight:  # a failure above: do not start jobs nobody will read
                     future.cancel()
+                stop.set()  # nor leave running the ones that started (they are aborted)
         if marked:
             pending = [(dict(zip(header, row, strict=True)), Outcome("")) for row in marked]
             yield from self._with_resends(pending, collections_only=True)
@@ -185,64 +207,33 @@ class SalesforceWriter:
                 return
             size = self.bulk_job_rows
 
-    def _run_job(self, data: bytes) -> dict:
-        """One Bulk 2.0 upsert job: create, upload, close, wait; the job's final info (retried whole).
+    def _run_job(self, data: bytes, stop: threading.Event | None = None) -> dict:
+        """One Bulk 2.0 upsert job, created, uploaded, closed and waited for; its final info.
 
-        simple_salesforce's ``bulk2.<object>.upsert`` takes a file or a list of dicts and blocks until
-        each job ends; its job-level client (create/upload/close/get) is used instead so that the CSV
-        is written once, by us, and the job runs while the next one is built.
+        simple_salesforce's ``bulk2.<object>.upsert`` takes a file or a list of dicts, blocks until
+        each job ends and retries nothing; :class:`BulkJob` runs the job's steps one call each, so the
+        CSV is written once, by us, and the job runs while the next one is built.
         """
-
-        def once(sf: Salesforce) -> dict:
-            started = time.perf_counter()
-            client = getattr(sf.bulk2, self.sobject)._client
-            job_id = client.create_job(Operation.upsert, external_id_field=self.external_id_field)["id"]
-            try:
-                # As client.upload_job_data, which takes str and encodes it twice; the CSV is bytes already.
-                call_salesforce(
-                    url=f"{client.bulk2_url}ingest/{job_id}/batches",
-                    method="PUT",
-                    session=client.session,
-                    headers={**client.headers, "Content-Type": "text/csv", "Accept": "application/json"},
-                    data=data,
-                )
-                client.close_job(job_id)
-                uploaded = time.perf_counter()
-                info = self._wait(client, job_id)
-                log.info(
-                    "Bulk job %s: %s records processed, %s failed; upload %.2f s, then %.2f s until complete",
-                    job_id,
-                    info.get("numberRecordsProcessed"),
-                    info.get("numberRecordsFailed"),
-                    uploaded - started,
-                    time.perf_counter() - uploaded,
-                )
-                return info
-            except Exception:
-                try:
-                    if client.get_job(job_id, False)["state"] in (JobState.open, JobState.upload_complete):
-                        client.abort_job(job_id, False)
-                except Exception:  # noqa: S110 - best effort; the original error is what matters
-                    pass
-                raise
-
-        return self.hook.call(once)
-
-    def _wait(self, client: Any, job_id: str) -> dict:
-        """Poll the job: soon at first, then half as late again each time, up to every ``poll_seconds``.
-
-        Small jobs end in well under a second, and a late look is time the next task waits; looking
-        more often than this costs the org more than it saves (measured with ``make bench``).
-        """
-        delay = min(0.05, self.poll_seconds)
-        while True:
-            time.sleep(delay)
-            info = client.get_job(job_id, False)
-            if info["state"] == JobState.job_complete:
-                return info
-            if info["state"] in (JobState.failed, JobState.aborted):
-                raise SalesforceOperationError(f"Bulk job {job_id} ended {info['state']}: {info.get('errorMessage')}")
-            delay = min(delay * 1.5, self.poll_seconds)
+        started = time.perf_counter()
+        job = BulkJob(
+            self.hook,
+            self.sobject,
+            self.external_id_field,
+            poll_seconds=self.poll_seconds,
+            timeout_seconds=self.job_timeout_seconds,
+            known=self.jobs_made,
+            stop=stop,
+        )
+        info = job.run(data)
+        log.info(
+            "Bulk job %s: %s, %s records processed, %s failed, in %.2f s",
+            job.id,
+            info.get("state"),
+            info.get("numberRecordsProcessed"),
+            info.get("numberRecordsFailed"),
+            time.perf_counter() - started,
+        )
+        return info
 
     def _settled(self, future: Future[dict], keys: list[str], with_written: bool) -> Iterator[Outcome]:
         """A job's outcomes once it has ended, with its transiently failed records resent."""
@@ -254,35 +245,88 @@ class SalesforceWriter:
     def _job_outcomes(
         self, info: dict, keys: list[str], with_written: bool = True
     ) -> tuple[list[Outcome], list[Retry]]:
-        """Outcomes of a finished job, and the records to send again (rebuilt from the org's CSV)."""
-        job_id = info["id"]
+        """Outcomes of a finished job, and the records to send again (rebuilt from the org's CSV).
+
+        Records the job processed are never sent again; those it did not (a job that ended ``Failed``
+        or ``Aborted`` early) are, from its ``unprocessedrecords``.
+        """
+        unprocessed: list[dict[str, str]] = []
+        if int(info.get("numberRecordsProcessed") or 0) < len(keys):
+            info, unprocessed = self._settled_figures(info, len(keys))
+        note = self._ended_early(info, len(keys))
         final: list[Outcome] = []
         transient: list[Retry] = []
         settled: set[str] = set()
-
-        def rows(kind: str) -> Iterator[dict[str, str]]:
-            text = self.hook.call(lambda sf: getattr(sf.bulk2, self.sobject)._client.get_ingest_results(job_id, kind))
-            yield from csv.DictReader(io.StringIO(text))
-
         if int(info.get("numberRecordsFailed") or 0):
-            for row in rows("failedResults"):
+            for row in self._result_rows(info["id"], "failedResults"):
                 key = row[self.external_id_field]
                 code, _, message = (row.get("sf__Error") or "UNKNOWN_ERROR:").partition(":")
                 outcome = Outcome(key, REJECTED, code, message.removesuffix("--").strip())
                 settled.add(key)
-                if code in TRANSIENT_RECORD_CODES:
+                if worth_resending(code, outcome.message, self.external_id_field):
                     transient.append((_record_from_csv(row), outcome))
                 else:
                     final.append(outcome)
-        if int(info.get("numberRecordsProcessed") or 0) < len(keys):
-            for row in rows("unprocessedrecords"):
-                key = row[self.external_id_field]
-                settled.add(key)
-                outcome = Outcome(key, REJECTED, "UNPROCESSED", "the Bulk job did not process this record")
-                transient.append((_record_from_csv(row), outcome))
+        for row in unprocessed:
+            key = row[self.external_id_field]
+            settled.add(key)
+            transient.append((_record_from_csv(row), Outcome(key, REJECTED, "UNPROCESSED", note)))
         if with_written:
             final.extend(Outcome(key) for key in keys if key not in settled)
         return final, transient
+
+    def _result_rows(self, job_id: str, kind: str) -> list[dict[str, str]]:
+        """``failedResults`` or ``unprocessedrecords`` of a job, as rows by column name."""
+        text = self.hook.call(lambda sf: getattr(sf.bulk2, self.sobject)._client.get_ingest_results(job_id, kind))
+        return list(csv.DictReader(io.StringIO(text)))
+
+    def _settled_figures(self, info: dict, records: int) -> tuple[dict, list[dict[str, str]]]:
+        """The job's figures and its unprocessed records, once they add up to the ``records`` sent.
+
+        An org stops an aborted job after the batch it is running, so for a while the job says
+        ``Aborted`` while that batch's records are neither counted as processed nor unprocessed, and
+        its failures are not in ``failedResults`` yet. Processed plus unprocessed is what was sent
+        once everything has settled; until then the writer looks again, as it polls a running job.
+        """
+        job_id = info["id"]
+        deadline = time.monotonic() + self.job_timeout_seconds
+        while True:
+            unprocessed = self._result_rows(job_id, "unprocessedrecords")
+            processed = int(info.get("numberRecordsProcessed") or 0)
+            if info.get("state") != "Aborted" or processed + len(unprocessed) >= records:
+                return info, unprocessed  # only an aborted job's figures may still move
+            if time.monotonic() >= deadline:
+                raise BulkJobFailed(
+                    f"Bulk job {job_id} ended {info.get('state')}, but its {processed} processed and "
+                    f"{len(unprocessed)} unprocessed records never added up to the {records} sent"
+                )
+            time.sleep(self.poll_seconds)
+            info = self.hook.call(lambda sf: getattr(sf.bulk2, self.sobject)._client.get_job(job_id, False))
+
+    def _ended_early(self, info: dict, records: int) -> str:
+        """What to say of the records a job did not process; :class:`BulkJobRefused` for a refused job.
+
+        A job the org failed for its data as a whole (:data:`PERMANENT_JOB_ERRORS`) ends the task
+        with the org's message: the same data would fail again. Any other ``Failed`` or ``Aborted``
+        (a batch out of retries, someone aborting it) leaves its unprocessed records to be resent.
+        """
+        state, message = info.get("state"), info.get("errorMessage") or "no message from the org"
+        if state == "JobComplete":
+            return "the Bulk job did not process this record"
+        if message.split(":", 1)[0].strip() in PERMANENT_JOB_ERRORS:
+            raise BulkJobRefused(
+                f"Salesforce failed Bulk job {info['id']} ({self.sobject}): {message}. Sent again, the same "
+                "records would fail the same way: compare the mapping's fields with the object in the org"
+            )
+        log.warning(
+            "Bulk job %s ended %s (%s) with %s of %d records processed; the rest is sent again",
+            info["id"],
+            state,
+            message,
+            info.get("numberRecordsProcessed") or 0,
+            records,
+        )
+        return f"the Bulk job ended {state} before this record: {message}"
 
     def _with_resends(
         self, pending: list[Retry], first_round: int = 0, collections_only: bool = False
@@ -322,7 +366,7 @@ class SalesforceWriter:
                 error = (result.get("errors") or [{}])[0]
                 code = error.get("statusCode") or "UNKNOWN_ERROR"
                 outcome = Outcome(key, REJECTED, code, error.get("message"))
-                if code in TRANSIENT_RECORD_CODES:
+                if worth_resending(code, outcome.message, self.external_id_field):
                     transient.append((record, outcome))
                 else:
                     final.append(outcome)

@@ -142,10 +142,22 @@ NO_FAULTS = {
     "lock_row_share": 0,
     "latency_ms": 0,
     "latency_share": 1.0,
+    "latency_after_ms": 0,
+    "latency_after_share": 0,
+    "latency_after_requests": 0,
+    "upsert_race_ms": 0,
     "outage_requests": 0,
     "invalid_session_requests": 0,
     "limit_403_requests": 0,
     "limit_403_burst": 1,
+    "queue_seconds": 0.1,  # Bulk jobs: the sandbox's default pace (docs/development.md), no failures
+    "batch_seconds": 0.05,
+    "batch_workers": 3,
+    "batch_fail_share": 0,
+    "fail_job_after_batches": 0,
+    "drop_after_share": 0,
+    "drop_after_requests": 0,
+    "drop_after_calls": "create,upload,close,abort,poll",
     "seed": 1,
 }
 
@@ -184,6 +196,15 @@ def salesforce_conn(org, monkeypatch):
     conn["extra"]["http_backoff"] = 0.01  # tests inject many faults; production keeps the default
     monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn))
     return "salesforce_default"
+
+
+@pytest.fixture
+def login_conns(org, tmp_root) -> dict[str, str]:
+    """``{"password": ..., "jwt": ...}``: connections (JSON) that log in to the sandbox, as `make up` exports them."""
+    from thrive_dev.services import sandbox_login_conns
+
+    conns = sandbox_login_conns(org, tmp_root / "sf")
+    return {"password": conns["SF_SANDBOX_PASSWORD_CONN"], "jwt": conns["SF_SANDBOX_JWT_CONN"]}
 
 
 @pytest.fixture(scope="session")

@@ -25,7 +25,6 @@ from dag_runs import (
     backfill,
     dags_test,
     failure_message,
-    latest_run_id,
     salesforce_conn_json,
     snapshot,
     standalone,
@@ -46,12 +45,12 @@ def fresh_org(org, db: str) -> None:
     seed_from_sample(org, db)
 
 
-def reference(db: str, org, sf) -> Snapshot:
+def reference(db: str, org, sf, pg_server) -> Snapshot:
     """The fault-free run of the day (once per session); the org is emptied and seeded again after."""
     if "clean" not in _REFERENCE:
         result = dags_test()
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-        _REFERENCE["clean"] = snapshot(db, sf, latest_run_id(db))
+        _REFERENCE["clean"] = snapshot(db, sf, airflow_run_id(pg_server))
         fresh_org(org, db)
     return _REFERENCE["clean"]
 
@@ -111,7 +110,7 @@ def run_case(
     env: dict[str, str] | None = None,
 ) -> CaseResult:
     """First run under the fault, then a fault-free rerun; both compared with the fault-free run."""
-    clean = reference(db, org, sf)
+    clean = reference(db, org, sf, pg_server)
     if faults:
         org.admin("PUT", "faults", json={**NO_FAULTS, **faults})
     watcher = during() if during else None
@@ -119,9 +118,11 @@ def run_case(
     if watcher:
         watcher.stop()
     org.admin("PUT", "faults", json=NO_FAULTS)
-    first_id = latest_run_id(db)
+    # Each run is found by Airflow's run id: a run that failed before any count was saved has no
+    # sync_runs row, and the newest one there would be an earlier run's.
+    first_id = airflow_run_id(pg_server)
     after_first = snapshot(db, sf, first_id)
-    states = task_states(pg_server, airflow_run_id(pg_server))
+    states = task_states(pg_server, first_id)
     retries = sum(tries - 1 for tries, _ in states.values() if tries > 1)
     exhausted = sum(1 for *_, reason in after_first.log if reason == "RETRIES_EXHAUSTED")
     notes: list[str] = []
@@ -140,7 +141,7 @@ def run_case(
     spurious_first = {row for row in after_first.log - clean.log if row[3] != "RETRIES_EXHAUSTED"}
 
     rerun = dags_test()
-    final = snapshot(db, sf, latest_run_id(db))
+    final = snapshot(db, sf, airflow_run_id(pg_server))
     converged = "converged" if final.records == clean.records else "DIFFERENT"
     if rerun.returncode != 0:
         notes.append(f"rerun: `{failure_message(rerun.stdout + rerun.stderr)}`")
@@ -173,7 +174,7 @@ def run_case(
 MATRIX = {
     "503": ("20% of API requests answered 503", {"error_503_share": 0.2}),
     "403 bursts": (
-        "403 REQUEST_LIMIT_EXCEEDED in bursts of 6 (3% of requests start one)",
+        "403 REQUEST_LIMIT_EXCEEDED, concurrency (ConcurrentPerOrgLongTxn), in bursts of 6 (3% of requests start one)",
         {"limit_403_share": 0.03, "limit_403_burst": 6},
     ),
     "row locks": ("10% of records answered UNABLE_TO_LOCK_ROW", {"lock_row_share": 0.1}),
@@ -215,7 +216,7 @@ def test_fault_expired_session_mid_run(wired, org, sf, pg_server):
 def test_fault_sandbox_down_then_back(wired, org, sf, pg_server, tmp_root):
     from thrive_dev import sandbox as sf_sandbox
 
-    reference(wired, org, sf)
+    reference(wired, org, sf, pg_server)
     sf_sandbox.stop(tmp_root / "sf")
 
     def during() -> threading.Thread:
@@ -293,7 +294,7 @@ def test_kill_mid_bulk_upload_then_airflow_retries(wired, org, sf, pg_server, tm
     """
     import psutil
 
-    clean = reference(wired, org, sf)
+    clean = reference(wired, org, sf, pg_server)
     sandbox_port = int(org.url.rsplit(":", 1)[1])
     killed: list[dict] = []
 
@@ -331,7 +332,7 @@ def test_kill_mid_bulk_upload_then_airflow_retries(wired, org, sf, pg_server, tm
     finally:
         org.admin("PUT", "faults", json=NO_FAULTS)
     run_state = states.get(DAY.isoformat(), "missing")
-    run_id = latest_run_id(wired)
+    run_id = airflow_run_id(pg_server)
     tries = task_states(pg_server, run_id)
     retried = sorted(task for task, (n, _) in tries.items() if n > 1)
     final = snapshot(wired, sf, run_id)

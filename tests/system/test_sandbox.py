@@ -346,6 +346,49 @@ def test_latency_and_row_lock_faults(sf, org):
     assert 50 < len(locked) < 150 and {r["errors"][0]["statusCode"] for r in locked} == {"UNABLE_TO_LOCK_ROW"}
 
 
+def test_latency_after_the_work_answers_late_what_is_already_done(sf, org):
+    """`latency_after_ms`: the write happens at once, its answer comes late; a client that gave up finds it done."""
+    org.admin("PUT", "faults", json={"latency_after_ms": 1000, "latency_after_requests": 1})
+    with pytest.raises(requests.ReadTimeout):
+        org.session().patch(
+            f"{org.url}/services/data/v59.0/sobjects/{TA}/{EXT}/late:1", json={"Activity__c": "Opened"}, timeout=0.3
+        )
+    started = time.perf_counter()
+    rows = sf.query(f"SELECT Activity__c FROM {TA} WHERE {EXT} = 'late:1'")["records"]
+    assert [r["Activity__c"] for r in rows] == ["Opened"]  # while the first answer is still on its way
+    assert time.perf_counter() - started < 0.5  # only the next request was late
+    org.admin("PUT", "faults", json={"latency_after_ms": 300, "latency_after_share": 1.0})
+    started = time.perf_counter()
+    assert sf.Thrive_Activity__c.upsert(f"{EXT}/late:1", {"Activity__c": "Clicked"}) == 200
+    assert time.perf_counter() - started >= 0.3
+
+
+def test_text_length_counts_utf16_code_units_on_every_path(sf):
+    """As in an org, a character beyond the BMP (an emoji) counts two: 128 of them overflow a Text(255).
+
+    Checked through REST, sObject Collections and Bulk 2.0 (whose clean chunks are screened a column
+    at a time); 255 ASCII characters, 255 BMP characters and 127 emoji plus one character still fit.
+    """
+    emoji = "\U0001f600"
+    fitting = {"ascii": "x" * 255, "bmp": "é" * 255, "edge": emoji * 127 + "x"}
+    values = {**fitting, "emoji": emoji * 128}
+    results = collection_upsert(sf, [{EXT: f"c:{k}", "Detail__c": v} for k, v in values.items()])
+    assert [r["success"] for r in results] == [True, True, True, False]
+    assert results[3]["errors"][0]["statusCode"] == "STRING_TOO_LONG"
+    with pytest.raises(SalesforceMalformedRequest) as err:
+        sf.Thrive_Activity__c.create({EXT: "r:emoji", "Detail__c": emoji * 128})
+    assert err.value.content[0]["errorCode"] == "STRING_TOO_LONG"
+    bulk = [{EXT: f"b:{k}:{i}", "Detail__c": v} for k, v in values.items() for i in range(50)]
+    [job] = sf.bulk2.Thrive_Activity__c.upsert(records=bulk, external_id_field=EXT, wait=0.1)
+    assert (job["numberRecordsProcessed"], job["numberRecordsFailed"]) == (200, 50)
+    failed = list(csv.DictReader(io.StringIO(sf.bulk2.Thrive_Activity__c.get_failed_records(job["job_id"]))))
+    assert {row[EXT].split(":")[1] for row in failed} == {"emoji"}
+    assert {row["sf__Error"].split(":")[0] for row in failed} == {"STRING_TOO_LONG"}
+    stored = sf.query_all(f"SELECT {EXT}, Detail__c FROM {TA}")["records"]
+    assert {r[EXT].split(":")[1]: r["Detail__c"] for r in stored} == fitting
+    assert len(stored) == 3 + 150
+
+
 def test_state_token_and_ca_survive_a_restart(tmp_path):
     from simple_salesforce import Salesforce
 

@@ -1,8 +1,10 @@
 """``python -m sf_sandbox serve``: run the sandbox in the foreground (``make up`` runs it detached).
 
 First start creates, under ``--dir``: a throwaway CA and a certificate for 127.0.0.1 (``trustme``),
-the session token, and the org's SQLite file. Later starts reuse them, so the CA bundle and token
-stay valid and the records survive restarts. ``server.json`` says where it listens.
+the static session token, the org's user and connected app (``credentials.json`` and the JWT key
+pair, :mod:`sf_sandbox.auth`), and the org's SQLite file. Later starts reuse them, so the CA bundle,
+token and credentials stay valid and the records and sessions survive restarts. ``server.json``
+says where it listens.
 """
 
 from __future__ import annotations
@@ -17,6 +19,7 @@ import sys
 import threading
 from pathlib import Path
 
+from sf_sandbox.auth import OrgAuth
 from sf_sandbox.server import Sandbox, SandboxServer
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -55,6 +58,7 @@ def serve(root: Path, port: int, metadata: Path) -> None:
     root.mkdir(parents=True, exist_ok=True)
     context = ensure_tls(root)
     sandbox = Sandbox(root, metadata, ensure_token(root))
+    sandbox.auth = OrgAuth(root, sandbox.token)  # the org's user, connected app and login sessions
     try:
         server = SandboxServer(("127.0.0.1", port), sandbox, context)
     except OSError as err:

@@ -10,26 +10,22 @@ records with given Ids and reset the org.
 
 from __future__ import annotations
 
-import csv
-import io
 import json
 import os
 import random
 import re
-import shutil
 import socket
-import sqlite3
 import ssl
 import threading
 import time
 import uuid
 from dataclasses import asdict, dataclass
 from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
-from itertools import islice
 from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
-from sf_sandbox import soql
+from sf_sandbox import logins, soql
+from sf_sandbox.jobs import JOBS_PAGE, JobBook, JobRunner, JobStateError, job_results
 from sf_sandbox.limits import DailyLimits, LimitExceeded
 from sf_sandbox.orgschema import SObject, load_org
 from sf_sandbox.store import Store, WriteResult, now_sf
@@ -37,12 +33,11 @@ from sf_sandbox.store import Store, WriteResult, now_sf
 API_VERSION = "59.0"
 MAX_UPLOAD_BYTES = 150 * 1024 * 1024
 QUERY_PAGE = 2000
-BULK_CHUNK = 10_000
 
 
 @dataclass
 class Faults:
-    """Fault injection, all off by default. Shares are probabilities per API request (or row)."""
+    """Fault injection, all off by default but the Bulk job pace. Shares are probabilities per API request (or row)."""
 
     error_503_share: float = 0.0
     limit_403_share: float = 0.0
@@ -51,10 +46,23 @@ class Faults:
     lock_row_share: float = 0.0
     latency_ms: int = 0
     latency_share: float = 1.0  # the share of requests that take latency_ms longer
+    latency_after_ms: int = 0  # how late an answer comes after its work is done
+    latency_after_share: float = 0.0  # the share of requests answered latency_after_ms late
+    latency_after_requests: int = 0  # the next N API requests are answered latency_after_ms late
+    upsert_race_ms: int = 0  # the pause between an upsert's lookup of its external IDs and its inserts
     limit_403_burst: int = 1  # a 403 drawn by limit_403_share comes with this many in a row
     outage_requests: int = 0  # the next N API requests are answered 503, then service resumes
     invalid_session_requests: int = 0  # the next N API requests are answered 401 INVALID_SESSION_ID
     limit_403_requests: int = 0  # the next N API requests are answered 403 REQUEST_LIMIT_EXCEEDED
+    # Bulk API 2.0 jobs (sf_sandbox.jobs): the org's pace, on by default, and failures, off by default.
+    queue_seconds: float = 0.1  # how long a closed job waits in the org's queue before its first batch
+    batch_seconds: float = 0.05  # the least time one internal batch (10,000 records) holds a worker
+    batch_workers: int = 3  # the org's batch workers, shared by all jobs
+    batch_fail_share: float = 0.0  # that share of batches fails its job (the rest is left unprocessed)
+    fail_job_after_batches: int = 0  # N > 0: every job fails at its batch N + 1
+    drop_after_share: float = 0.0  # that share of job requests does its work, then loses its answer
+    drop_after_requests: int = 0  # the next N job requests do their work, then lose their answer
+    drop_after_calls: str = "create,upload,close,abort,poll"  # which job requests the two above touch
     seed: int = 1
 
 
@@ -68,12 +76,7 @@ class Sandbox:
         self.store = Store(root / "org.sqlite3", self.objects)
         self.jobs_dir = root / "jobs"
         self.jobs_dir.mkdir(exist_ok=True)
-        # Jobs are kept apart from the records, with their own lock, so that creating, closing and
-        # polling a job never waits for another job's rows being written, as on an org.
-        self.jobs_db = sqlite3.connect(str(root / "jobs.sqlite3"), check_same_thread=False, isolation_level=None)
-        self.jobs_db.execute("PRAGMA synchronous=OFF")
-        self.jobs_db.execute("CREATE TABLE IF NOT EXISTS jobs (id TEXT PRIMARY KEY, info TEXT NOT NULL)")
-        self.jobs_lock = threading.Lock()
+        self.book = JobBook(root / "jobs.sqlite3")
         self.queries: dict[str, soql.Query] = {}
         self.faults = Faults()
         self.limits = DailyLimits(root / "limits.json")
@@ -81,15 +84,17 @@ class Sandbox:
         self.lock = threading.Lock()
         if os.environ.get("SF_SANDBOX_FAULTS"):
             self.set_faults(json.loads(os.environ["SF_SANDBOX_FAULTS"]))
+        self.runner = JobRunner(self.book, self.jobs_dir, self.store, self.limits, lambda: self.faults, self.draw)
         for info in self.all_jobs():  # a restart finishes what was in flight
             if info["state"] in ("UploadComplete", "InProgress"):
-                threading.Thread(target=self.process_job, args=(info["id"],), daemon=True).start()
+                self.runner.start(info["id"])
 
     def set_faults(self, values: dict) -> Faults:
         with self.lock:
             self.faults = Faults(**{**asdict(self.faults), **values})
             self.rng = random.Random(self.faults.seed)
             self.store.lock_row_share = self.faults.lock_row_share
+            self.store.upsert_race_seconds = self.faults.upsert_race_ms / 1000
             self.store.rng = random.Random(self.faults.seed + 1)
             return self.faults
 
@@ -126,97 +131,80 @@ class Sandbox:
                 return f.latency_ms / 1000
         return 0.0
 
-    # --- Bulk 2.0 jobs --------------------------------------------------------------------------
+    def late_seconds(self) -> float:
+        """How long this request's answer waits after its work is done (the effect happened; the answer is late)."""
+        with self.lock:
+            f = self.faults
+            if not f.latency_after_ms:
+                return 0.0
+            if f.latency_after_requests > 0:
+                f.latency_after_requests -= 1
+                return f.latency_after_ms / 1000
+            if f.latency_after_share and (f.latency_after_share >= 1 or self.rng.random() < f.latency_after_share):
+                return f.latency_after_ms / 1000
+        return 0.0
+
+    # --- Bulk 2.0 jobs (processed by sf_sandbox.jobs) --------------------------------------------
     def job(self, job_id: str) -> dict | None:
-        with self.jobs_lock:
-            row = self.jobs_db.execute("SELECT info FROM jobs WHERE id = ?", (job_id,)).fetchone()
-        return json.loads(row[0]) if row else None
+        return self.book.get(job_id)
 
     def all_jobs(self) -> list[dict]:
-        with self.jobs_lock:
-            rows = self.jobs_db.execute("SELECT info FROM jobs ORDER BY id").fetchall()
-        return [json.loads(r[0]) for r in rows]
+        return self.book.all()
 
     def save_job(self, info: dict) -> None:
-        info["systemModstamp"] = now_sf()
-        with self.jobs_lock:
-            self.jobs_db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?)", (info["id"], json.dumps(info)))
+        self.book.save(info)
 
     def delete_job(self, job_id: str) -> None:
-        with self.jobs_lock:
-            self.jobs_db.execute("DELETE FROM jobs WHERE id = ?", (job_id,))
-        shutil.rmtree(self.jobs_dir / job_id, ignore_errors=True)
+        self.book.delete(job_id, self.jobs_dir / job_id)
 
     def forget_jobs(self) -> None:
         """Drop every Bulk job and its files (a reset; benchmarks would otherwise fill the disk)."""
-        with self.jobs_lock:
-            self.jobs_db.execute("DELETE FROM jobs")
-        for folder in self.jobs_dir.iterdir():
-            shutil.rmtree(folder, ignore_errors=True)
+        self.book.clear(self.jobs_dir)
 
     def process_job(self, job_id: str) -> None:
-        info = self.job(job_id)
-        if info is None:
-            return
-        info["state"] = "InProgress"
-        self.save_job(info)
-        started = time.perf_counter()
-        folder = self.jobs_dir / job_id
-        data = folder / "data.csv"
-        obj = self.store.sobject(info["object"])
-        try:
-            with data.open(newline="", encoding="utf-8") as src:
-                reader = csv.reader(src)
-                header = next(reader, [])
-                unknown = [h for h in header if obj is None or obj.field(h) is None]
-                if unknown:
-                    raise ValueError(f"InvalidBatch : Field name not found : {unknown[0]}")
-                processed = failed = 0
-                # Successes are kept as one "id,created" line per input row (empty for a failure) and
-                # turned into successfulResults.csv only if asked for: most clients never ask.
-                with (
-                    (folder / "outcomes.txt").open("w", encoding="utf-8") as outcomes,
-                    (folder / "failedResults.csv").open("w", newline="", encoding="utf-8") as bad_file,
-                ):
-                    bad_out = csv.writer(bad_file, quoting=csv.QUOTE_ALL, lineterminator="\n")
-                    bad_out.writerow(["sf__Id", "sf__Error", *header])
-                    while True:
-                        rows = list(islice(reader, BULK_CHUNK))
-                        if not rows:
-                            break
-                        results = self.store.write_rows(
-                            obj,  # type: ignore[arg-type]
-                            header,
-                            rows,
-                            info["operation"],
-                            info.get("externalIdFieldName"),
-                        )
-                        lines = []
-                        for row, result in zip(rows, results, strict=True):
-                            if result.success:
-                                lines.append(f"{result.id},{'true' if result.created else 'false'}")
-                            else:
-                                first = result.errors[0]
-                                bad_out.writerow(["", f"{first['statusCode']}:{first['message']}", *row])
-                                lines.append("")
-                                failed += 1
-                        outcomes.write("\n".join(lines) + "\n")
-                        processed += len(rows)
-            (folder / "unprocessedrecords.csv").write_text(",".join(f'"{h}"' for h in header) + "\n")
-            info.update(state="JobComplete", numberRecordsProcessed=processed, numberRecordsFailed=failed)
-        except (ValueError, csv.Error, UnicodeDecodeError) as err:
-            info.update(state="Failed", errorMessage=str(err))
-        info["totalProcessingTime"] = int((time.perf_counter() - started) * 1000)
-        self.save_job(info)
-        self.store.bump("bulk2.rows", info.get("numberRecordsProcessed", 0))
-        batches = -(-info.get("numberRecordsProcessed", 0) // BULK_CHUNK)  # the job's internal batches
-        if batches:
-            self.limits.spend("DailyBulkApiBatches", batches, refuse=False)
+        """Run a closed job to its end, in this thread."""
+        self.runner.run(job_id)
+
+    def change_job_state(self, job_id: str, state: object) -> dict:
+        """A client's PATCH of a job's state: close it (and queue it), or abort it."""
+        if state == "UploadComplete":
+            info = self.book.close(job_id, has_data=(self.jobs_dir / job_id / "data.csv").exists())
+            if info["state"] == "UploadComplete":
+                self.runner.start(job_id)
+            return info
+        if state == "Aborted":
+            return self.book.abort(job_id)
+        raise JobStateError(f"Cannot change a job's state to {state}")
+
+    def draw(self, share: float) -> bool:
+        """True with probability ``share``, from the seeded generator (the same draws for the same seed)."""
+        if not share:
+            return False
+        with self.lock:
+            return share >= 1 or self.rng.random() < share
+
+    def drop_answer(self, call: str) -> bool:
+        """Whether this job request (``create``, ``upload``, ``close``, ``abort``, ``poll``) loses its answer.
+
+        Its work is done first: a client that resends it meets a job already created, uploaded or
+        closed, as after a real timeout (the ``drop_after_*`` knobs).
+        """
+        with self.lock:
+            f = self.faults
+            if call not in f.drop_after_calls.split(","):
+                return False
+            if f.drop_after_requests > 0:
+                f.drop_after_requests -= 1
+            elif not (f.drop_after_share and self.rng.random() < f.drop_after_share):
+                return False
+        self.store.tally(f"faults.drop_after.{call}")
+        return True
 
 
 class Handler(BaseHTTPRequestHandler):
     protocol_version = "HTTP/1.1"
     server: SandboxServer
+    late = 0.0  # seconds this request's answer waits once its work is done (``latency_after_ms``)
 
     # --- plumbing -------------------------------------------------------------------------------
     def setup(self) -> None:
@@ -247,6 +235,9 @@ class Handler(BaseHTTPRequestHandler):
                 else json.dumps(body).encode()
             )
         )
+        if self.late:  # the work is done, its effect visible; only the answer is late
+            late, self.late = self.late, 0.0
+            time.sleep(late)
         self.send_response(status)
         if payload or status not in (204, 304):
             self.send_header("Content-Type", content_type + ("; charset=UTF-8" if "json" in content_type else ""))
@@ -278,10 +269,10 @@ class Handler(BaseHTTPRequestHandler):
             raise _Reply(400, "JSON_PARSER_ERROR", f"Unexpected character: {err}") from None
 
     def authorized(self) -> bool:
-        token = self.server.sandbox.token
+        """The static token (``DIR/token``) or a live login session (:mod:`sf_sandbox.auth`)."""
         auth = self.headers.get("Authorization", "")
         given = auth[7:] if auth.startswith("Bearer ") else self.headers.get("X-SFDC-Session", "")
-        return bool(given) and given == token
+        return self.server.sandbox.auth.accepts(given)
 
     def do_GET(self) -> None:  # noqa: N802 - the stdlib's names
         self.dispatch("GET")
@@ -306,8 +297,15 @@ class Handler(BaseHTTPRequestHandler):
         if not (method == "PUT" and path.endswith("/batches")):  # uploads are streamed to disk instead
             self.body()
         try:
+            if method == "POST":  # logins take no session: answered before the check
+                instance_url = f"https://127.0.0.1:{self.server.server_address[1]}"
+                login = logins.answer(sandbox.auth, path, self.headers.get("Host", ""), self.body(), instance_url)
+                if login:
+                    sandbox.store.tally(f"logins.{login.outcome}")
+                    return self.send(login.status, login.body, login.content_type)
             if not self.authorized():
                 self.body()  # drain an upload
+                sandbox.store.tally("refused.INVALID_SESSION_ID")
                 return self.fail(401, "INVALID_SESSION_ID", "Session expired or invalid")
             if path.startswith("/__sandbox/"):
                 return self.admin(method, path[len("/__sandbox/") :])
@@ -325,6 +323,7 @@ class Handler(BaseHTTPRequestHandler):
             if fault:
                 self.body()  # drain an upload
                 return self.inject(fault)
+            self.late = sandbox.late_seconds()
             bulk1 = re.fullmatch(r"/services/async/[\d.]+/(job.*?)/?", path)
             if bulk1:
                 return self.bulk_v1(method, bulk1.group(1).split("/")[1:])
@@ -347,8 +346,8 @@ class Handler(BaseHTTPRequestHandler):
             self.connection.close()
         elif fault == "503":
             self.fail(503, "SERVER_UNAVAILABLE", "Service temporarily unavailable")
-        elif fault == "403":
-            self.fail(403, "REQUEST_LIMIT_EXCEEDED", "TotalRequests Limit exceeded.")
+        elif fault == "403":  # a concurrency refusal, which clears; a spent daily limit is DailyLimits'
+            self.fail(403, "REQUEST_LIMIT_EXCEEDED", "ConcurrentPerOrgLongTxn Limit exceeded.")
         else:
             self.fail(401, "INVALID_SESSION_ID", "Session expired or invalid")
 
@@ -365,7 +364,7 @@ class Handler(BaseHTTPRequestHandler):
         if head == "composite" and len(parts) >= 2 and parts[1] == "sobjects":
             return self.collections(method, parts[2:])
         if head == "jobs" and len(parts) >= 2 and parts[1] == "ingest":
-            return self.ingest(method, parts[2:])
+            return self.ingest(method, parts[2:], query)
         raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
 
     def sobject(self, name: str) -> SObject:
@@ -508,107 +507,123 @@ class Handler(BaseHTTPRequestHandler):
         self.send(200, body)
 
     # --- Bulk API 2.0 ---------------------------------------------------------------------------
-    def ingest(self, method: str, rest: list[str]) -> None:
+    def ingest(self, method: str, rest: list[str], query: dict[str, list[str]] | None = None) -> None:
+        """Bulk API 2.0 ingest: create, list, upload, close or abort, poll, results, delete.
+
+        A request the job's state does not allow is answered 400 ``INVALIDJOBSTATE`` (Bulk API's
+        status codes have no 409): a second close, an upload to a closed job, an abort of an ended one.
+        """
         sandbox = self.server.sandbox
         rest = [r for r in rest if r]
         if not rest and method == "POST":
-            spec = self.json_body()
-            if not isinstance(spec, dict):
-                raise _Reply(400, "JSON_PARSER_ERROR", "Expected a JSON object")
-            obj = self.sobject(str(spec.get("object")))
-            operation = spec.get("operation")
-            if operation not in ("insert", "upsert", "update"):
-                raise _Reply(400, "FEATURE_NOT_ENABLED", f"Operation {operation} is not supported by this sandbox")
-            ext = spec.get("externalIdFieldName")
-            if sandbox.limits.remaining("DailyBulkApiBatches") <= 0:
-                raise _Reply(403, "REQUEST_LIMIT_EXCEEDED", "Max Bulk API batches exceeded for the day.")
-            if operation == "upsert" and (not ext or obj.field(ext) is None or not obj.field(ext).external_id):  # type: ignore[union-attr]
-                raise _Reply(400, "INVALIDJOB", f"InvalidJob : Field name provided, {ext} is not an External ID")
-            job_id = "750" + uuid.uuid4().hex[:12].upper()
-            info = {
-                "id": job_id,
-                "operation": operation,
-                "object": obj.name,
-                "createdById": "005000000000001AAA",
-                "createdDate": now_sf(),
-                "state": "Open",
-                "externalIdFieldName": ext,
-                "concurrencyMode": "Parallel",
-                "contentType": "CSV",
-                "apiVersion": float(API_VERSION),
-                "jobType": "V2Ingest",
-                "lineEnding": spec.get("lineEnding", "LF"),
-                "columnDelimiter": spec.get("columnDelimiter", "COMMA"),
-                "numberRecordsProcessed": 0,
-                "numberRecordsFailed": 0,
-                "retries": 0,
-                "totalProcessingTime": 0,
-            }
-            (sandbox.jobs_dir / job_id).mkdir()
-            sandbox.save_job(info)
-            sandbox.store.tally("bulk2.jobs")
-            return self.send(200, info)
+            return self.job_answer("create", 200, self.create_job())
+        if not rest and method == "GET":
+            return self.send(200, self.list_jobs(int(((query or {}).get("queryLocator") or ["0"])[0] or 0)))
         info = sandbox.job(rest[0]) if rest else None
         if info is None:
             raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
-        folder = sandbox.jobs_dir / info["id"]
-        if rest[1:] == ["batches"] and method == "PUT":
-            length = int(self.headers.get("Content-Length") or 0)
-            if length > MAX_UPLOAD_BYTES:
-                self._body = b""  # not read: the connection is closed after the answer instead
-                self.close_connection = True
-                raise _Reply(400, "INVALIDBATCH", "InvalidBatch : The upload exceeds the 150 MB limit per job")
-            if info["state"] != "Open" or (folder / "data.csv").exists():
-                self.body()
-                raise _Reply(409, "INVALIDJOBSTATE", "Job is not open for uploads")
-            with (folder / "data.part").open("wb") as out:
-                remaining = length
-                while remaining:
-                    chunk = self.rfile.read(min(remaining, 1 << 20))
-                    self._body = b""  # consumed
-                    if not chunk:
-                        raise _Reply(400, "INVALIDBATCH", "InvalidBatch : upload ended early")
-                    out.write(chunk)
-                    remaining -= len(chunk)
-            (folder / "data.part").rename(folder / "data.csv")
-            return self.send(201)
-        if not rest[1:] and method == "PATCH":
-            state = (self.json_body() or {}).get("state")  # type: ignore[union-attr]
-            if state == "UploadComplete" and info["state"] == "Open":
-                if not (folder / "data.csv").exists():
-                    info.update(state="Failed", errorMessage="InvalidBatch : No data uploaded")
-                    sandbox.save_job(info)
-                else:
-                    info["state"] = "UploadComplete"
-                    sandbox.save_job(info)
-                    threading.Thread(target=sandbox.process_job, args=(info["id"],), daemon=True).start()
-                return self.send(200, info)
-            if state == "Aborted" and info["state"] in ("Open", "UploadComplete"):
-                info["state"] = "Aborted"
-                sandbox.save_job(info)
-                return self.send(200, info)
-            raise _Reply(400, "INVALIDJOBSTATE", f"Cannot change state from {info['state']} to {state}")
-        if not rest[1:] and method == "GET":
-            return self.send(200, info)
-        if not rest[1:] and method == "DELETE":
-            sandbox.delete_job(info["id"])
-            return self.send(204)
-        if len(rest) == 2 and method == "GET":
-            name = {
-                "successfulresults": "successfulResults",
-                "failedresults": "failedResults",
-                "unprocessedrecords": "unprocessedrecords",
-            }.get(rest[1].lower())
-            if name == "successfulResults" and info["state"] == "JobComplete":
-                return self.send(200, successful_results(folder), "text/csv")
-            if name and info["state"] in ("JobComplete", "Failed", "Aborted"):
-                path = folder / f"{name}.csv"
-                if not path.exists():  # a failed or aborted job: everything uploaded is unprocessed
-                    data = folder / "data.csv"
-                    return self.send(200, data.read_bytes() if data.exists() else b"", "text/csv")
-                return self.send(200, path.read_bytes(), "text/csv")
-            raise _Reply(400, "INVALIDJOBSTATE", "Job is not complete")
+        step = rest[1:]
+        try:
+            if step == ["batches"] and method == "PUT":
+                self.upload_job_data(info)
+                return self.job_answer("upload", 201)
+            if not step and method == "PATCH":
+                state = (self.json_body() or {}).get("state")  # type: ignore[union-attr]
+                changed = sandbox.change_job_state(info["id"], state)
+                return self.job_answer("close" if state == "UploadComplete" else "abort", 200, changed)
+            if not step and method == "GET":
+                return self.job_answer("poll", 200, info)
+            if not step and method == "DELETE":
+                sandbox.delete_job(info["id"])
+                return self.send(204)
+            if len(step) == 1 and method == "GET":
+                claimed = sandbox.runner.claimed.get(info["id"])
+                results = job_results(sandbox.jobs_dir / info["id"], info, step[0], claimed)
+                if results is not None:
+                    return self.send(200, results, "text/csv")
+        except JobStateError as err:
+            raise _Reply(400, "INVALIDJOBSTATE", str(err)) from None
         raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def job_answer(self, call: str, status: int, body: object = None) -> None:
+        """Answer a job request whose work is done, unless the ``drop_after_*`` knobs lose the answer."""
+        if self.server.sandbox.drop_answer(call):
+            self.close_connection = True
+            self.connection.close()
+            return
+        self.send(status, body)
+
+    def create_job(self) -> dict:
+        sandbox = self.server.sandbox
+        spec = self.json_body()
+        if not isinstance(spec, dict):
+            raise _Reply(400, "JSON_PARSER_ERROR", "Expected a JSON object")
+        obj = self.sobject(str(spec.get("object")))
+        operation = spec.get("operation")
+        if operation not in ("insert", "upsert", "update"):
+            raise _Reply(400, "FEATURE_NOT_ENABLED", f"Operation {operation} is not supported by this sandbox")
+        ext = spec.get("externalIdFieldName")
+        if sandbox.limits.remaining("DailyBulkApiBatches") <= 0:
+            raise _Reply(403, "REQUEST_LIMIT_EXCEEDED", "Max Bulk API batches exceeded for the day.")
+        if operation == "upsert" and (not ext or obj.field(ext) is None or not obj.field(ext).external_id):  # type: ignore[union-attr]
+            raise _Reply(400, "INVALIDJOB", f"InvalidJob : Field name provided, {ext} is not an External ID")
+        job_id = "750" + uuid.uuid4().hex[:12].upper()
+        info = {
+            "id": job_id,
+            "operation": operation,
+            "object": obj.name,
+            "createdById": "005000000000001AAA",
+            "createdDate": now_sf(),
+            "state": "Open",
+            "externalIdFieldName": ext,
+            "concurrencyMode": "Parallel",
+            "contentType": "CSV",
+            "apiVersion": float(API_VERSION),
+            "jobType": "V2Ingest",
+            "lineEnding": spec.get("lineEnding", "LF"),
+            "columnDelimiter": spec.get("columnDelimiter", "COMMA"),
+            "numberRecordsProcessed": 0,
+            "numberRecordsFailed": 0,
+            "retries": 0,
+            "totalProcessingTime": 0,
+        }
+        (sandbox.jobs_dir / job_id).mkdir()
+        sandbox.save_job(info)
+        sandbox.store.tally("bulk2.jobs")
+        return info
+
+    def list_jobs(self, start: int) -> dict:
+        """Get All Jobs (ingest), oldest first, in pages with a ``nextRecordsUrl``."""
+        jobs = [info for info in self.server.sandbox.all_jobs() if info.get("jobType") == "V2Ingest"]
+        page = jobs[start : start + JOBS_PAGE]
+        done = start + len(page) >= len(jobs)
+        after = f"/services/data/v{API_VERSION}/jobs/ingest?queryLocator={start + len(page)}"
+        return {"done": done, "records": page, "nextRecordsUrl": None if done else after}
+
+    def upload_job_data(self, info: dict) -> None:
+        """Stream the CSV to disk; one upload per job, to a job that is still ``Open``."""
+        folder = self.server.sandbox.jobs_dir / info["id"]
+        length = int(self.headers.get("Content-Length") or 0)
+        if length > MAX_UPLOAD_BYTES:
+            self._body = b""  # not read: the connection is closed after the answer instead
+            self.close_connection = True
+            raise _Reply(400, "INVALIDBATCH", "InvalidBatch : The upload exceeds the 150 MB limit per job")
+        if info["state"] != "Open":
+            self.body()
+            raise JobStateError(f"Job is {info['state']}: it takes no more data")
+        if (folder / "data.csv").exists():
+            self.body()
+            raise JobStateError("Job data was uploaded already: a job takes one upload")
+        with (folder / "data.part").open("wb") as out:
+            remaining = length
+            while remaining:
+                chunk = self.rfile.read(min(remaining, 1 << 20))
+                self._body = b""  # consumed
+                if not chunk:
+                    raise _Reply(400, "INVALIDBATCH", "InvalidBatch : upload ended early")
+                out.write(chunk)
+                remaining -= len(chunk)
+        (folder / "data.part").rename(folder / "data.csv")
 
     # --- Bulk API 1.0 (JSON), as far as the provider's SalesforceBulkOperator uses it -------------
     def bulk_v1(self, method: str, rest: list[str]) -> None:
@@ -712,9 +727,18 @@ class Handler(BaseHTTPRequestHandler):
                 return self.send(200, sandbox.limits.set(body if isinstance(body, dict) else {}))
             except ValueError as err:
                 raise _Reply(400, "INVALID_FIELD", str(err)) from None
+        if what == "sessions/expire" and method == "POST":
+            return self.send(200, {"expired": sandbox.auth.sessions.expire_all()})
+        if what == "sessions" and method in ("GET", "PUT"):
+            body = self.json_body() if method == "PUT" else {}
+            try:
+                return self.send(200, sandbox.auth.sessions.configure(body if isinstance(body, dict) else {}))
+            except (ValueError, TypeError) as err:
+                raise _Reply(400, "INVALID_FIELD", str(err)) from None
         if what == "reset" and method == "POST":
             sandbox.store.reset()
             sandbox.limits.reset()
+            sandbox.auth.sessions.reset()
             sandbox.forget_jobs()
             return self.send(200, {"ok": True})
         if what.startswith("seed/") and method == "PUT":
@@ -808,17 +832,3 @@ def write_whole(path: Path, text: str) -> None:
     part = path.with_name(path.name + ".part")
     part.write_text(text)
     os.replace(part, path)
-
-
-def successful_results(folder: Path) -> bytes:
-    """``successfulResults`` of a job: ``sf__Id``, ``sf__Created`` and the uploaded columns."""
-    out = io.StringIO()
-    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
-    with (folder / "data.csv").open(newline="", encoding="utf-8") as src, (folder / "outcomes.txt").open() as outcomes:
-        reader = csv.reader(src)
-        writer.writerow(["sf__Id", "sf__Created", *next(reader, [])])
-        for row, line in zip(reader, outcomes, strict=False):
-            if line.strip():
-                record_id, created = line.strip().split(",")
-                writer.writerow([record_id, created, *row])
-    return out.getvalue().encode()

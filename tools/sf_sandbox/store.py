@@ -2,8 +2,11 @@
 
 Writes go through :meth:`Store.write_many`, which validates every record the way an org does
 (per-record errors with real status codes), so REST, sObject Collections and Bulk ingest share
-one set of rules. A single lock serialises access: the server is a test double, and SQLite's
-own locking across threads is not worth the subtlety.
+one set of rules. A lock serialises each step's SQL on the one connection (SQLite's own locking
+across threads is not worth the subtlety), but not a whole write: as in an org, a write looks up
+the records it will update, lets go, then inserts the new ones, and another request can insert
+the same external ID in between; the unique index then refuses the later insert with
+``DUPLICATE_VALUE``, the answer an org gives the loser of that race.
 """
 
 from __future__ import annotations
@@ -11,6 +14,7 @@ from __future__ import annotations
 import random
 import sqlite3
 import threading
+import time
 from collections.abc import Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
@@ -35,6 +39,30 @@ class WriteResult:
 
 def error(code: str, message: str, fields: Iterable[str] = ()) -> dict:
     return {"statusCode": code, "message": message, "fields": list(fields)}
+
+
+def utf16_length(text: str) -> int:
+    """A text's length as Salesforce counts it: UTF-16 code units (a character beyond the BMP counts 2).
+
+    ``surrogatepass``: JSON may carry a lone surrogate, which counts one unit instead of failing the request.
+    """
+    return len(text) if text.isascii() else len(text.encode("utf-16-le", "surrogatepass")) // 2
+
+
+def fits(text: str, length: int) -> bool:
+    """Whether ``text`` fits a text field of ``length``; the usual short or ASCII text is decided without encoding."""
+    n = len(text)
+    return n <= length and (2 * n <= length or text.isascii() or utf16_length(text) <= length)
+
+
+def _any_too_long(cells: tuple[str, ...], length: int) -> bool:
+    """Whether a cell of a column exceeds ``length`` UTF-16 code units; C-speed checks decide most columns."""
+    longest = max(map(len, cells))
+    if 2 * longest <= length:
+        return False
+    if longest > length:
+        return True
+    return not all(map(str.isascii, cells)) and not all(fits(c, length) for c in set(cells))
 
 
 def now_sf() -> str:
@@ -91,6 +119,7 @@ class Store:
         self.tally_lock = threading.Lock()
         self.tallies: dict[str, int] = {}
         self.lock_row_share = 0.0  # fault injection: share of valid rows answered UNABLE_TO_LOCK_ROW
+        self.upsert_race_seconds = 0.0  # fault injection: the pause between an upsert's lookup and its inserts
         self.rng = random.Random(0)
 
     # --- counters -----------------------------------------------------------------------------
@@ -282,15 +311,30 @@ class Store:
         ext_field: str | None,
         all_or_none: bool,
     ) -> list[WriteResult]:
-        """The checks that need the org's data (lookups, duplicate keys), faults, then the write."""
+        """The checks that need the org's data (lookups, duplicate keys), faults, then the write.
+
+        Two steps under the lock, not one: what exists is looked up, then (after the race window)
+        the write; see the module docstring.
+        """
         with self.lock:
             self.bump("records.received", len(clean))
             self._check_references(obj, clean, results)
             if mode == "upsert":
                 self._check_duplicate_keys(clean, results, ext_field or "")
             self._inject_lock_failures(clean, results)
-            self._apply(obj, clean, results, mode, ext_field, all_or_none)
+            planned = self._plan(obj, clean, results, mode, ext_field, all_or_none)
+        if planned is None:
+            return results
+        existing, inserts = planned
+        self._race_window(mode == "upsert" and bool(inserts))
+        with self.lock:
+            self._apply(obj, clean, results, mode, ext_field, existing, inserts, all_or_none)
         return results
+
+    def _race_window(self, inserting: bool) -> None:
+        """The gap between an upsert's lookup and its inserts, widened by the ``upsert_race_ms`` fault."""
+        if inserting and self.upsert_race_seconds:
+            time.sleep(self.upsert_race_seconds)
 
     def _write_good_rows(
         self,
@@ -332,22 +376,8 @@ class Store:
         if key_column is not None and len(set(key_column)) != rows:
             return None  # duplicate keys: each of those rows gets its error the long way
         with self.lock:
-            if self.lock_row_share:
+            if self.lock_row_share or not self._lookups_exist(obj, names, columns, position):
                 return None
-            for f in (obj.field(n) for n in names):
-                if f is None or f.kind != "reference":
-                    continue
-                allowed = {t.key_prefix: t for t in map(self.sobject, f.reference_to) if t}
-                values = set(columns[position[f.name]])
-                values.discard(UNSET)
-                values.discard(None)  # #N/A: the lookup is cleared
-                by_prefix: dict[str, set[str]] = {}
-                for value in values:
-                    by_prefix.setdefault(value[:3], set()).add(value)
-                if any(p not in allowed for p in by_prefix) or sum(
-                    len(self.existing_ids(allowed[p], ids)) for p, ids in by_prefix.items()
-                ) != len(values):
-                    return None
             existing = self._ids_by_key(obj, ext_field, key_column) if key_column else {}
             if key_column is None:
                 inserts = list(range(rows))
@@ -357,58 +387,111 @@ class Store:
             if inserts and any(n not in position or UNSET in columns[position[n]] for n in required):
                 return None  # a required field missing somewhere: the long way says which row
             self.bump("records.received", rows)
-            results = [WriteResult(True) for _ in range(rows)]
+        self._race_window(key_column is not None and bool(inserts))
+        results = [WriteResult(True) for _ in range(rows)]
+        records = list(zip(*columns, strict=True))
+        gaps = any(UNSET in column for column in columns)
+        with self.lock:
             now = now_sf()
-            records = list(zip(*columns, strict=True))
-            gaps = any(UNSET in column for column in columns)
             self.db.execute("BEGIN")
             try:
                 if inserts:
-                    new_ids = self.new_ids(obj, len(inserts))
-                    extra = ["Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted"]
-                    rows_in = (
-                        [tuple(None if v is UNSET else v for v in records[i]) for i in inserts]
-                        if gaps
-                        else [records[i] for i in inserts]
-                    )  # an empty cell in a new record is simply no value
-                    auto_names = None if "Name" in position else self._autonumber_names(obj, len(inserts))
-                    if auto_names:
-                        extra.append("Name")
-                        values = [
-                            (*record, rid, now, now, now, "false", name)
-                            for record, rid, name in zip(rows_in, new_ids, auto_names, strict=True)
-                        ]
-                    else:
-                        values = [
-                            (*record, rid, now, now, now, "false") for record, rid in zip(rows_in, new_ids, strict=True)
-                        ]
-                    cols = ", ".join(f'"{c}"' for c in (*names, *extra))
-                    marks = ", ".join("?" * (len(names) + len(extra)))
-                    self.db.executemany(f'INSERT INTO "{obj.name}" ({cols}) VALUES ({marks})', values)
-                    for i, rid in zip(inserts, new_ids, strict=True):
-                        result = results[i]
-                        result.id, result.created = rid, True
+                    self._insert_records(obj, names, records, inserts, results, now, gaps)
                 if len(inserts) < rows:
-                    changing = [(n, position[n]) for n in names if n != "Id"]
-                    updates: dict[tuple[str, ...], list[tuple]] = {}
-                    for i, key in enumerate(key_column):  # type: ignore[arg-type]
-                        rid = existing.get(key)
-                        if rid is None:
-                            continue
-                        record = records[i]
-                        # An empty cell leaves the field as it is: rows are grouped by what they set.
-                        pairs = [(n, record[p]) for n, p in changing if record[p] is not UNSET]
-                        cols = tuple(n for n, _ in pairs)
-                        updates.setdefault(cols, []).append((*(v for _, v in pairs), now, now, rid))
-                        results[i].id = rid
-                    for cols, batch in updates.items():
-                        assignments = ", ".join(f'"{c}" = ?' for c in (*cols, "LastModifiedDate", "SystemModstamp"))
-                        self.db.executemany(f'UPDATE "{obj.name}" SET {assignments} WHERE "Id" = ?', batch)
+                    self._update_records(obj, names, records, key_column, existing, results, now)  # type: ignore[arg-type]
                 self.db.execute("COMMIT")
             except BaseException:
-                self.db.execute("ROLLBACK")
+                if self.db.in_transaction:
+                    self.db.execute("ROLLBACK")
                 raise
-            return results
+        return results
+
+    def _lookups_exist(self, obj: SObject, names: list[str], columns: list[list], position: dict[str, int]) -> bool:
+        """Whether every lookup of a chunk points at an existing record of an object its field references."""
+        for f in (obj.field(n) for n in names):
+            if f is None or f.kind != "reference":
+                continue
+            allowed = {t.key_prefix: t for t in map(self.sobject, f.reference_to) if t}
+            values = set(columns[position[f.name]])
+            values.discard(UNSET)
+            values.discard(None)  # #N/A: the lookup is cleared
+            by_prefix: dict[str, set[str]] = {}
+            for value in values:
+                by_prefix.setdefault(value[:3], set()).add(value)
+            if any(p not in allowed for p in by_prefix) or sum(
+                len(self.existing_ids(allowed[p], ids)) for p, ids in by_prefix.items()
+            ) != len(values):
+                return False
+        return True
+
+    def _insert_records(
+        self,
+        obj: SObject,
+        names: list[str],
+        records: list[tuple],
+        inserts: list[int],
+        results: list[WriteResult],
+        now: str,
+        gaps: bool,
+    ) -> None:
+        """The column path's inserts: new Ids (and auto-numbered Names); a row a unique value refuses fails alone."""
+        new_ids = self.new_ids(obj, len(inserts))
+        extra = ["Id", "CreatedDate", "LastModifiedDate", "SystemModstamp", "IsDeleted"]
+        rows_in = (
+            [tuple(None if v is UNSET else v for v in records[i]) for i in inserts]
+            if gaps
+            else [records[i] for i in inserts]
+        )  # an empty cell in a new record is simply no value
+        auto_names = None if "Name" in names else self._autonumber_names(obj, len(inserts))
+        if auto_names:
+            extra.append("Name")
+            values = [
+                (*record, rid, now, now, now, "false", name)
+                for record, rid, name in zip(rows_in, new_ids, auto_names, strict=True)
+            ]
+        else:
+            values = [(*record, rid, now, now, now, "false") for record, rid in zip(rows_in, new_ids, strict=True)]
+        refused = self._insert(obj, (*names, *extra), inserts, values)
+        for i, rid in zip(inserts, new_ids, strict=True):
+            if i in refused:
+                results[i] = WriteResult(False, errors=[refused[i]])
+            else:
+                result = results[i]
+                result.id, result.created = rid, True
+
+    def _update_records(
+        self,
+        obj: SObject,
+        names: list[str],
+        records: list[tuple],
+        key_column: list,
+        existing: dict[str, str],
+        results: list[WriteResult],
+        now: str,
+    ) -> None:
+        """The column path's updates; a record deleted since it was looked up gets ``ENTITY_IS_DELETED``."""
+        changing = [(n, p) for p, n in enumerate(names) if n != "Id"]
+        updates: dict[tuple[str, ...], list[tuple]] = {}
+        targets: dict[int, str] = {}
+        for i, key in enumerate(key_column):
+            rid = existing.get(key)
+            if rid is None:
+                continue
+            record = records[i]
+            # An empty cell leaves the field as it is: rows are grouped by what they set.
+            pairs = [(n, record[p]) for n, p in changing if record[p] is not UNSET]
+            cols = tuple(n for n, _ in pairs)
+            updates.setdefault(cols, []).append((*(v for _, v in pairs), now, now, rid))
+            targets[i] = rid
+        changed = 0
+        for cols, batch in updates.items():
+            assignments = ", ".join(f'"{c}" = ?' for c in (*cols, "LastModifiedDate", "SystemModstamp"))
+            changed += self.db.executemany(f'UPDATE "{obj.name}" SET {assignments} WHERE "Id" = ?', batch).rowcount
+        present = set(targets.values()) if changed == len(targets) else self.existing_ids(obj, set(targets.values()))
+        for i, rid in targets.items():
+            results[i].id = rid
+            if rid not in present:
+                results[i] = WriteResult(False, errors=[error("ENTITY_IS_DELETED", "entity is deleted")])
 
     @staticmethod
     def _screen_columns(
@@ -444,8 +527,8 @@ class Store:
                 parsed = {c: parse_datetime(c) for c in _values(cells)}
             elif f.kind == "reference":
                 parsed = {c: (to_18_or_same(c) if is_valid_id(c) else None) for c in _values(cells)}
-            elif f.length and max(map(len, cells)) > f.length:
-                parsed = {c: (c if len(c) <= f.length else None) for c in _values(cells)}
+            elif f.length and _any_too_long(cells, f.length):
+                parsed = {c: (c if fits(c, f.length) else None) for c in _values(cells)}
             else:
                 parsed = None
             if parsed is None and not empty and not marked:
@@ -530,7 +613,7 @@ class Store:
                 if normal is None:
                     return None, None, error("MALFORMED_ID", f"{label}: id value of incorrect type: {raw}", [name])
                 return name, normal, None
-            if length and len(raw) > length:
+            if length and not fits(raw, length):
                 more = "..." if len(raw) > 50 else ""
                 return (
                     None,
@@ -546,7 +629,9 @@ class Store:
         if kind == "text" and length:
 
             def check_text(raw: object) -> tuple[str | None, str | None, dict | None]:
-                if type(raw) is str and 0 < len(raw) <= length and raw != NULL_MARKER:  # the common case, fast
+                # The common case, fast: short (two UTF-16 units per character at most) or ASCII.
+                n = len(raw) if type(raw) is str else 0
+                if 0 < n <= length and (2 * n <= length or raw.isascii()) and raw != NULL_MARKER:  # type: ignore[union-attr]
                     return name, raw, None
                 return check(raw)
 
@@ -606,7 +691,7 @@ class Store:
                 )
                 clean[i] = None
 
-    def _apply(
+    def _plan(
         self,
         obj: SObject,
         clean: list[dict | None],
@@ -614,7 +699,8 @@ class Store:
         mode: str,
         ext_field: str | None,
         all_or_none: bool,
-    ) -> None:
+    ) -> tuple[dict[str, str], list[int]] | None:
+        """What exists (``{external key: Id}``) and which rows to insert; ``None``: all-or-none rolled back."""
         existing: dict[str, str] = {}
         if mode == "upsert" and ext_field:
             existing = self._ids_by_key(obj, ext_field, [v[ext_field] for v in clean if v])
@@ -638,24 +724,29 @@ class Store:
                 error("REQUIRED_FIELD_MISSING", f"Required fields are missing: [{', '.join(names)}]", names)
             )
             clean[i] = None
-        inserts = [i for i in inserts if clean[i]]
         if all_or_none and any(v is None for v in clean):
-            for i, values in enumerate(clean):
-                if values is not None:
-                    results[i].errors.append(
-                        error(
-                            "ALL_OR_NONE_OPERATION_ROLLED_BACK",
-                            "Record rolled back because not all records were valid and the "
-                            "request was using AllOrNone header",
-                        )
-                    )
-            return
+            _roll_back(results)
+            return None
+        return existing, [i for i in inserts if clean[i]]
+
+    def _apply(
+        self,
+        obj: SObject,
+        clean: list[dict | None],
+        results: list[WriteResult],
+        mode: str,
+        ext_field: str | None,
+        existing: dict[str, str],
+        inserts: list[int],
+        all_or_none: bool,
+    ) -> None:
+        """Insert and update as planned, in one transaction; an insert a unique value refuses fails alone."""
         now = now_sf()
         self.db.execute("BEGIN")
         try:
             new_ids = self.new_ids(obj, len(inserts)) if inserts else []
             auto_names = self._autonumber_names(obj, len(inserts))
-            by_columns: dict[tuple[str, ...], list[tuple]] = {}
+            by_columns: dict[tuple[str, ...], tuple[list[int], list[tuple]]] = {}
             for n, (i, record_id) in enumerate(zip(inserts, new_ids, strict=True)):
                 row = {
                     **clean[i],
@@ -667,31 +758,111 @@ class Store:
                 }
                 if auto_names:
                     row["Name"] = auto_names[n]
-                cols = tuple(row)
-                by_columns.setdefault(cols, []).append(tuple(row.values()))
-                result = results[i]
-                result.success, result.id, result.created = True, record_id, True
-            for cols, rows in by_columns.items():
-                names = ", ".join(f'"{c}"' for c in cols)
-                self.db.executemany(f'INSERT INTO "{obj.name}" ({names}) VALUES ({", ".join("?" * len(cols))})', rows)
-            updates: dict[tuple[str, ...], list[tuple]] = {}
-            for i, values in enumerate(clean):
-                if not values or results[i].success:
-                    continue
-                record_id = existing[values[ext_field]] if mode == "upsert" else to_18_or_same(values["Id"])
-                changes = {k: v for k, v in values.items() if k != "Id"}
-                changes.update(LastModifiedDate=now, SystemModstamp=now)
-                cols = tuple(changes)
-                updates.setdefault(cols, []).append((*changes.values(), record_id))
-                result = results[i]
-                result.success, result.id = True, record_id
-            for cols, rows in updates.items():
-                assignments = ", ".join(f'"{c}" = ?' for c in cols)
-                self.db.executemany(f'UPDATE "{obj.name}" SET {assignments} WHERE "Id" = ?', rows)
+                positions, rows = by_columns.setdefault(tuple(row), ([], []))
+                positions.append(i)
+                rows.append(tuple(row.values()))
+            refused: dict[int, dict] = {}
+            for cols, (positions, rows) in by_columns.items():
+                refused.update(self._insert(obj, cols, positions, rows))
+            if refused and all_or_none:
+                self.db.execute("ROLLBACK")
+                for i, err in refused.items():
+                    results[i].errors.append(err)
+                _roll_back(results)
+                return
+            for i, record_id in zip(inserts, new_ids, strict=True):
+                if i in refused:
+                    results[i].errors.append(refused[i])
+                    clean[i] = None
+                else:
+                    result = results[i]
+                    result.success, result.id, result.created = True, record_id, True
+            self._update(obj, clean, results, mode, ext_field, existing, now)
             self.db.execute("COMMIT")
         except BaseException:
-            self.db.execute("ROLLBACK")
+            if self.db.in_transaction:
+                self.db.execute("ROLLBACK")
             raise
+
+    def _update(
+        self,
+        obj: SObject,
+        clean: list[dict | None],
+        results: list[WriteResult],
+        mode: str,
+        ext_field: str | None,
+        existing: dict[str, str],
+        now: str,
+    ) -> None:
+        """The updates of :meth:`_apply`; a record deleted since it was looked up gets ``ENTITY_IS_DELETED``."""
+        updates: dict[tuple[str, ...], list[tuple]] = {}
+        targets: dict[int, str] = {}
+        for i, values in enumerate(clean):
+            if not values or results[i].success:
+                continue
+            record_id = existing[values[ext_field]] if mode == "upsert" else to_18_or_same(values["Id"])
+            changes = {k: v for k, v in values.items() if k != "Id"}
+            changes.update(LastModifiedDate=now, SystemModstamp=now)
+            updates.setdefault(tuple(changes), []).append((*changes.values(), record_id))
+            targets[i] = record_id
+        changed = 0
+        for cols, rows in updates.items():
+            assignments = ", ".join(f'"{c}" = ?' for c in cols)
+            changed += self.db.executemany(f'UPDATE "{obj.name}" SET {assignments} WHERE "Id" = ?', rows).rowcount
+        present = set(targets.values()) if changed == len(targets) else self.existing_ids(obj, set(targets.values()))
+        for i, record_id in targets.items():
+            if record_id in present:
+                results[i].success, results[i].id = True, record_id
+            else:
+                results[i].errors.append(error("ENTITY_IS_DELETED", "entity is deleted"))
+
+    def _insert(self, obj: SObject, cols: tuple[str, ...], positions: list[int], rows: list[tuple]) -> dict[int, dict]:
+        """Insert ``rows`` (values in ``cols`` order); ``{position: error}`` of those a unique value kept out.
+
+        ``INSERT OR IGNORE`` lets the unique index refuse a row without failing the others. A refused
+        row's value was taken by another record since this request looked (the race an org's loser
+        meets) or earlier in this very request; either way ``DUPLICATE_VALUE``, as an org answers.
+        """
+        names = ", ".join(f'"{c}"' for c in cols)
+        sql = f'INSERT OR IGNORE INTO "{obj.name}" ({names}) VALUES ({", ".join("?" * len(cols))})'
+        if self.db.executemany(sql, rows).rowcount == len(rows):
+            return {}
+        id_at = cols.index("Id")
+        kept = self.existing_ids(obj, {row[id_at] for row in rows})
+        return {
+            i: self._duplicate(obj, cols, row) for i, row in zip(positions, rows, strict=True) if row[id_at] not in kept
+        }
+
+    def _duplicate(self, obj: SObject, cols: tuple[str, ...], row: tuple) -> dict:
+        """The ``DUPLICATE_VALUE`` error of a refused row, worded as an org words it (15-character Id, no fields)."""
+        own_id = row[cols.index("Id")]
+        for f in obj.fields.values():
+            if f.unique and f.name in cols:
+                value = row[cols.index(f.name)]
+                holder = self.db.execute(
+                    f'SELECT "Id" FROM "{obj.name}" WHERE "{f.name}" = ? AND "Id" != ?', (value, own_id)
+                ).fetchone()
+                if holder:
+                    return error(
+                        "DUPLICATE_VALUE",
+                        f"duplicate value found: {f.name} duplicates value on record with id: {holder[0][:15]}",
+                    )
+        return error(
+            "DUPLICATE_VALUE", "duplicate value found: <unknown> duplicates value on record with id: <unknown>"
+        )
+
+
+def _roll_back(results: list[WriteResult]) -> None:
+    """All or none: every record not failing on its own is rolled back, and says so."""
+    for result in results:
+        if not result.errors:
+            result.success, result.id, result.created = False, None, False
+            result.errors.append(
+                error(
+                    "ALL_OR_NONE_OPERATION_ROLLED_BACK",
+                    "Record rolled back because not all records were valid and the request was using AllOrNone header",
+                )
+            )
 
 
 def _values(cells: tuple[str, ...]) -> set[str]:

@@ -66,6 +66,34 @@ def libpq_uri_from_airflow_conn(value: str) -> str:
     return f"postgresql://{netloc}/{quote(conn.schema or 'postgres', safe='')}" + (f"?{params}" if params else "")
 
 
+def sandbox_login_conns(sf: sandbox.SandboxInfo, root: Path) -> dict[str, str]:
+    """``SF_SANDBOX_PASSWORD_CONN`` and ``SF_SANDBOX_JWT_CONN``: Airflow connections (JSON form) that
+    log in to the sandbox serving ``root`` as its user (``root/credentials.json``), by password and
+    security token, and by a JWT signed with the connected app's key (``root/connected_app.key``).
+
+    The ``domain`` extra ``127.0.0.1:PORT/login`` makes simple_salesforce's login URL
+    ``https://{domain}.salesforce.com/...`` a path on the sandbox (``docs/salesforce-setup.md``).
+    """
+    user = json.loads((root / "credentials.json").read_text())
+    common = {"domain": sf.url.removeprefix("https://") + "/login", "ca_bundle": str(sf.ca)}
+    password = {
+        "conn_type": "salesforce",
+        "login": user["username"],
+        "password": user["password"],
+        "extra": {"security_token": user["security_token"], **common},
+    }
+    jwt = {
+        "conn_type": "salesforce",
+        "login": user["username"],
+        "extra": {
+            "consumer_key": user["consumer_key"],
+            "private_key_file_path": str(root / "connected_app.key"),
+            **common,
+        },
+    }
+    return {"SF_SANDBOX_PASSWORD_CONN": json.dumps(password), "SF_SANDBOX_JWT_CONN": json.dumps(jwt)}
+
+
 def _env_lines(
     server: localdb.LocalServer, thrive_conn: str, thrive_uri: str, sf: sandbox.SandboxInfo, salesforce_conn: str
 ) -> list[str]:
@@ -83,6 +111,8 @@ def _env_lines(
         "SF_SANDBOX_URL": sf.url,
         "SF_SANDBOX_TOKEN": sf.token,
         "SF_SANDBOX_CA": str(sf.ca),
+        "SF_SANDBOX_DIR": str(SANDBOX_DIR),
+        **sandbox_login_conns(sf, SANDBOX_DIR),
     }
     # .venv/bin for airflow and python; the embedded server's bin for psql on machines without one.
     bins = f"{Path(sys.executable).parent}:{localdb.bin_dir()}"
@@ -135,6 +165,9 @@ def up() -> list[str]:
         raise ServiceError(f"thrive_db ({where}): {err}") from None
     try:
         sf = sandbox.start(SANDBOX_DIR, int(os.environ.get("SF_SANDBOX_PORT") or 0))
+        if not (SANDBOX_DIR / "credentials.json").exists():  # started by a version without logins
+            sandbox.stop(SANDBOX_DIR)
+            sf = sandbox.start(SANDBOX_DIR, int(os.environ.get("SF_SANDBOX_PORT") or 0))
         seeded = sandbox.seed_from_sample(sf, thrive_uri)
     except sandbox.SandboxError as err:
         raise ServiceError(str(err)) from None
