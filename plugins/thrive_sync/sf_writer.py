@@ -21,7 +21,7 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from thrive_sync.bulk_job import BulkJob
+from thrive_sync.bulk_job import BulkJob, LostCreate, sweep_orphans
 from thrive_sync.core.reasons import REJECTED, RETRIES_EXHAUSTED
 from thrive_sync.errors import BulkJobFailed, BulkJobRefused
 from thrive_sync.hooks.salesforce import SalesforceApiHook
@@ -37,6 +37,7 @@ DUPLICATE_FIELD = re.compile(r"duplicate value found: (\S+) duplicates value on 
 # through sObject Collections, where it is text: both paths leave the org in the same state.
 NULL_MARKER = "#N/A"
 COLLECTION_SIZE = 200
+JOBS_IN_FLIGHT = 3  # Bulk jobs running at once per writer: the org overlaps them, memory holds their CSV
 # A Bulk job the org failed for one of these failed for its data as a whole: sent again, it fails again.
 PERMANENT_JOB_ERRORS = frozenset(
     {"InvalidBatch", "InvalidJob", "ClientInputError", "InvalidOperation", "InvalidUser", "FeatureNotEnabled"}
@@ -90,7 +91,7 @@ class SalesforceWriter:
         bulk_job_rows: int = WriterOptions.bulk_job_rows,
         poll_seconds: float = WriterOptions.poll_seconds,
         job_timeout_seconds: float = WriterOptions.job_timeout_seconds,
-        jobs_in_flight: int = 3,
+        jobs_in_flight: int = JOBS_IN_FLIGHT,
     ) -> None:
         self.hook = hook
         self.sobject = sobject
@@ -101,6 +102,7 @@ class SalesforceWriter:
         self.job_timeout_seconds = job_timeout_seconds
         self.jobs_in_flight = max(1, jobs_in_flight)
         self.jobs_made: set[str] = set()  # every Bulk job this writer made (see BulkJob)
+        self.lost_creates: list[LostCreate] = []  # its creates whose answers were lost, until swept
 
     # --- writing --------------------------------------------------------------------------------
     def write(self, records: Iterable[dict[str, Any]], *, only_failures: bool = False) -> Iterator[Outcome]:
@@ -146,23 +148,30 @@ class SalesforceWriter:
         return (o for o in outcomes if not o.written) if only_failures else outcomes
 
     def _bulk_pipeline(self, rows: Iterator[Sequence[Any]], header: list[str], with_written: bool) -> Iterator[Outcome]:
-        """Jobs of ``bulk_job_rows`` built while earlier ones run; outcomes in job order."""
+        """Jobs of ``bulk_job_rows`` built while earlier ones run; outcomes in job order.
+
+        Jobs left by lost create answers are swept once every job has ended: a job of ours whose
+        create is still on its way would look like one of them.
+        """
         in_flight: deque[tuple[Future[dict], list[str]]] = deque()
         marked: list[Sequence[Any]] = []  # rows whose text is the null marker: Collections takes them
         stop = threading.Event()  # set when this ends early: the jobs still running are aborted
-        with ThreadPoolExecutor(max_workers=self.jobs_in_flight, thread_name_prefix="bulk2-job") as pool:
-            try:
-                for data, keys in self._csv_jobs(rows, header, marked):
-                    in_flight.append((pool.submit(self._run_job, data, stop), keys))
-                    del data
-                    while len(in_flight) >= self.jobs_in_flight:
+        try:
+            with ThreadPoolExecutor(max_workers=self.jobs_in_flight, thread_name_prefix="bulk2-job") as pool:
+                try:
+                    for data, keys in self._csv_jobs(rows, header, marked):
+                        in_flight.append((pool.submit(self._run_job, data, stop), keys))
+                        del data
+                        while len(in_flight) >= self.jobs_in_flight:
+                            yield from self._settled(*in_flight.popleft(), with_written)
+                    while in_flight:
                         yield from self._settled(*in_flight.popleft(), with_written)
-                while in_flight:
-                    yield from self._settled(*in_flight.popleft(), with_written)
-            finally:
-                for future, _ in in_flight:  # a failure above: do not start jobs nobody will read
-                    future.cancel()
-                stop.set()  # nor leave running the ones that started (they are aborted)
+                finally:
+                    for future, _ in in_flight:  # a failure above: do not start jobs nobody will read
+                        future.cancel()
+                    stop.set()  # nor leave running the ones that started (they are aborted)
+        finally:
+            sweep_orphans(self.hook, self.sobject, self.external_id_field, self.jobs_made, self.lost_creates)
         if marked:
             pending = [(dict(zip(header, row, strict=True)), Outcome("")) for row in marked]
             yield from self._with_resends(pending, collections_only=True)
@@ -223,6 +232,7 @@ class SalesforceWriter:
             timeout_seconds=self.job_timeout_seconds,
             known=self.jobs_made,
             stop=stop,
+            lost=self.lost_creates,
         )
         info = job.run(data)
         log.info(

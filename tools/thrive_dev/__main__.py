@@ -69,6 +69,7 @@ def main(argv: list[str] | None = None) -> int:
     ben.add_argument("--timeout", type=float, default=3600, help="seconds each DAG run may take")
     ben.add_argument("--only", default="abc", help="which of a, b, c to run (default: abc)")
     ben.add_argument("--profile", action="store_true", help="sample a with py-spy (.local/bench/profile-a.txt)")
+    ben.add_argument("--no-slow-org", action="store_true", help="skip a and b again under the slow-org pace")
     args = parser.parse_args(argv)
     try:
         if args.command == "up":
@@ -87,6 +88,7 @@ def main(argv: list[str] | None = None) -> int:
                     only=args.only.replace("c", "") if args.no_baseline else args.only,
                     timeout=args.timeout,
                     profile=args.profile,
+                    slow_org=not args.no_slow_org,
                 )
             )
         elif args.command == "demo":

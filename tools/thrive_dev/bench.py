@@ -30,16 +30,14 @@ from typing import Any
 
 import psycopg
 
-from thrive_dev import sample_data, sandbox, services
+from sf_sandbox.jobs import SLOW_ORG
+from thrive_dev import bench_floor, sample_data, sandbox, services
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DAGS = PROJECT_ROOT / "tools" / "bench_dags"
 OURS_DAG = "thrive_tracking_sync"
 PEER_DAG = "bench_provider_bulk_baseline"
-OBJECT = "Thrive_Activity__c"
-EXTERNAL_ID = "Thrive_Event_Id__c"
 COUNT_SOQL = "SELECT COUNT() FROM Thrive_Activity__c"
-POLL_SECONDS = 0.1  # the floor polls its job as often as our writer does at first
 
 
 @dataclass
@@ -180,39 +178,20 @@ def run_ours(
     return measure
 
 
-def run_floor(env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_dir: Path) -> Measure:
-    from thrive_dev.sql_files import read_dev_sql
-    from thrive_sync.hooks.salesforce import SalesforceApiHook
-
-    window = {"window_start": datetime.combine(day, datetime.min.time(), UTC)}
-    window["window_end"] = window["window_start"] + timedelta(days=1)
-    csv_path = work_dir / "floor.csv"
+def run_floor(env: dict[str, str], info: sandbox.SandboxInfo, day: date) -> Measure:
+    """b: the records ours writes, moved as ours moves them (:mod:`thrive_dev.bench_floor`)."""
     started = time.perf_counter()
-    with psycopg.connect(env["THRIVE_DB_URI"]) as conn, csv_path.open("wb") as out:
-        with conn.cursor().copy(
-            f"COPY ({read_dev_sql('bench/mapped_day.sql')}) TO STDOUT WITH (FORMAT csv, HEADER)", window
-        ) as copy:
-            for chunk in copy:
-                out.write(chunk)
-    copied = time.perf_counter() - started
-    sf = SalesforceApiHook("salesforce_default").get_conn()
     try:
-        jobs = getattr(sf.bulk2, OBJECT).upsert(
-            csv_file=str(csv_path), external_id_field=EXTERNAL_ID, wait=POLL_SECONDS
-        )
-        seconds = time.perf_counter() - started
+        moved = bench_floor.run(env["THRIVE_DB_URI"], day)
     except Exception as exc:  # the floor failing is a result to report, not a crash
         return Measure(error=f"{type(exc).__name__}: {str(exc)[:500]}", api_calls=_api_calls(info))
-    finally:
-        csv_path.unlink()
-    written = sum(j["numberRecordsProcessed"] - j["numberRecordsFailed"] for j in jobs)
-    rows = sum(j["numberRecordsTotal"] for j in jobs)
-    return Measure(
-        seconds=seconds,
-        written=written,
-        api_calls=_api_calls(info),
-        extra={"rows_sent": rows, "copy_seconds": round(copied, 2), "jobs": len(jobs)},
-    )
+    seconds = time.perf_counter() - started
+    in_org = _org_count(info)
+    extra = {"jobs": moved["jobs"], "job_states": moved["states"], "records_in_org": in_org}
+    measure = Measure(seconds=seconds, written=moved["written"], api_calls=_api_calls(info), extra=extra)
+    if in_org != moved["written"]:
+        measure.error = f"the floor's jobs report {moved['written']:,} written but the org holds {in_org:,} records"
+    return measure
 
 
 def run_peer(env: dict[str, str], info: sandbox.SandboxInfo, day: date, log: Path, timeout: float) -> Measure:
@@ -288,7 +267,9 @@ def dag_parse_seconds(env: dict[str, str]) -> float:
     return float(out.stdout.strip().splitlines()[-1])
 
 
-def run(rows: int, day: date, only: str = "abc", timeout: float = 3600, profile: bool = False) -> dict[str, Any]:
+def run(
+    rows: int, day: date, only: str = "abc", timeout: float = 3600, profile: bool = False, slow_org: bool = True
+) -> dict[str, Any]:
     env = services.load_env()
     os.environ.update(env)  # the floor builds its Salesforce client from the same connections
     info = _sandbox()
@@ -301,39 +282,19 @@ def run(rows: int, day: date, only: str = "abc", timeout: float = 3600, profile:
     events = sum(stats.rows[f"thrive.{t}"] for t in sample_data.SOURCE_TABLE.values())
     print(f"bench: {events:,} events on {day} generated in {time.perf_counter() - started:.1f} s", flush=True)
 
-    results: dict[str, Measure] = {}
-    _fresh_org(info, env["THRIVE_DB_URI"])
-    print("bench: a (ours) running ...", flush=True)
-    profile_path = work_dir / "profile-a.txt" if profile else None
-    results["a"] = run_ours(env, info, day, work_dir / "a-ours.log", timeout, profile_path)
-    if profile_path and profile_path.exists():
-        results["a"].extra["profile_top"] = top_frames(profile_path)
-    if "b" in only:
-        _fresh_org(info, env["THRIVE_DB_URI"])
-        print("bench: b (the floor) running ...", flush=True)
-        results["b"] = run_floor(env, info, day, work_dir)
-    else:
-        results["b"] = Measure(error="not run")
-    if "c" in only:
-        _fresh_org(info, env["THRIVE_DB_URI"])
-        print("bench: c (the provider's SalesforceBulkOperator) running ...", flush=True)
-        results["c"] = run_peer(env, info, day, work_dir / "c-provider.log", timeout)
-    else:
-        results["c"] = Measure(error="not run")
-
-    a, b, c = results["a"], results["b"], results["c"]
+    results = _contenders(env, info, day, work_dir, only, timeout, profile)
+    if slow_org:
+        results.update(_slow_org_contenders(env, info, day, work_dir, only, timeout))
     report = {
         "rows": events,
         "day": day.isoformat(),
         "recipients": config.recipients_per_account * config.accounts,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": {k: _round(m.seconds) for k, m in results.items()},
-        "ratios": {
-            "a_over_b": _round(a.seconds / b.seconds) if a.seconds and b.seconds else None,
-            "c_over_a": _round(c.seconds / a.seconds) if a.seconds and c.seconds else None,
-        },
-        "api_calls_per_10k_written": {"a": a.calls_per_10k(), "c": c.calls_per_10k()},
-        "peak_rss_mb": {"a": _round(a.peak_rss_mb, 1), "c": _round(c.peak_rss_mb, 1)},
+        "ratios": _ratios(results),
+        "api_calls_per_10k_written": {k: m.calls_per_10k() for k, m in results.items()},
+        "peak_rss_mb": {k: _round(m.peak_rss_mb, 1) for k, m in results.items() if m.peak_rss_mb},
+        "slow_org_profile": SLOW_ORG if slow_org else None,
         "dag_parse_seconds": round(dag_parse_seconds(env), 3),
         "machine": machine(env),
         "runs": {k: m.as_json() for k, m in results.items()},
@@ -342,10 +303,62 @@ def run(rows: int, day: date, only: str = "abc", timeout: float = 3600, profile:
     return report
 
 
+def _contenders(
+    env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_dir: Path, only: str, timeout: float,
+    profile: bool, suffix: str = "",
+) -> dict[str, Measure]:  # fmt: skip
+    """a, then b and c as ``only`` says, each on an org emptied and seeded again; keys get ``suffix``."""
+    results: dict[str, Measure] = {}
+    label = f" ({suffix.strip('_').replace('_', ' ')})" if suffix else ""
+    _fresh_org(info, env["THRIVE_DB_URI"])
+    print(f"bench: a (ours){label} running ...", flush=True)
+    profile_path = work_dir / "profile-a.txt" if profile else None
+    results["a" + suffix] = run_ours(env, info, day, work_dir / f"a-ours{suffix}.log", timeout, profile_path)
+    if profile_path and profile_path.exists():
+        results["a"].extra["profile_top"] = top_frames(profile_path)
+    if "b" in only:
+        _fresh_org(info, env["THRIVE_DB_URI"])
+        print(f"bench: b (the floor){label} running ...", flush=True)
+        results["b" + suffix] = run_floor(env, info, day)
+    if "c" in only:
+        _fresh_org(info, env["THRIVE_DB_URI"])
+        print(f"bench: c (the provider's SalesforceBulkOperator){label} running ...", flush=True)
+        results["c" + suffix] = run_peer(env, info, day, work_dir / f"c-provider{suffix}.log", timeout)
+    for key in "abc":
+        results.setdefault(key + suffix, Measure(error="not run"))
+    return results
+
+
+def _slow_org_contenders(
+    env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_dir: Path, only: str, timeout: float
+) -> dict[str, Measure]:
+    """a and b again with the sandbox's Bulk jobs at :data:`SLOW_ORG`'s pace (c is not rerun)."""
+    before = info.admin("PUT", "faults", json={}).json()  # the knobs as they are (an empty body changes none)
+    info.admin("PUT", "faults", json=SLOW_ORG)
+    try:
+        return _contenders(env, info, day, work_dir, only.replace("c", ""), timeout, False, "_slow_org")
+    finally:
+        info.admin("PUT", "faults", json={k: before[k] for k in SLOW_ORG})
+
+
+def _ratios(results: dict[str, Measure]) -> dict[str, float | None]:
+    def ratio(top: str, bottom: str) -> float | None:
+        a, b = results.get(top), results.get(bottom)
+        return _round(a.seconds / b.seconds) if a and b and a.seconds and b.seconds else None
+
+    return {
+        "a_over_b": ratio("a", "b"),
+        "c_over_a": ratio("c", "a"),
+        "a_over_b_slow_org": ratio("a_slow_org", "b_slow_org"),
+    }
+
+
 def table(report: dict[str, Any]) -> list[str]:
     """The human summary of a bench report."""
     runs = report["runs"]
-    names = {"a": "a ours (DAG tasks)", "b": "b floor (COPY + Bulk 2.0)", "c": "c provider bulk operator"}
+    names = {"a": "a ours (DAG tasks)", "b": "b floor (COPY + our jobs)", "c": "c provider bulk operator",
+             "a_slow_org": "a ours, slow org", "b_slow_org": "b floor, slow org"}  # fmt: skip
+    keys = [key for key in names if key in runs and not (key.endswith("slow_org") and runs[key]["error"] == "not run")]
 
     def cell(value: Any, fmt: str) -> str:
         return "-" if value is None else format(value, fmt)
@@ -354,7 +367,7 @@ def table(report: dict[str, Any]) -> list[str]:
         f"bench: {report['rows']:,} events, {report['recipients']:,} recipients, day {report['day']}",
         f"{'':28}{'seconds':>9}{'written':>11}{'calls/10k':>11}{'peak RSS MB':>13}",
     ]
-    for key in ("a", "b", "c"):
+    for key in keys:
         r = runs[key]
         lines.append(
             f"{names[key]:28}{cell(r['seconds'], '.2f'):>9}{cell(r['written'], ','):>11}"
@@ -365,6 +378,11 @@ def table(report: dict[str, Any]) -> list[str]:
         f"a/b = {cell(ratios['a_over_b'], '.2f')}   c/a = {cell(ratios['c_over_a'], '.2f')}   "
         f"DAG file parse {report['dag_parse_seconds']:.3f} s"
     )
+    if report.get("slow_org_profile"):
+        lines.append(
+            f"slow org (sandbox Bulk pace {report['slow_org_profile']}): "
+            f"a/b = {cell(ratios.get('a_over_b_slow_org'), '.2f')}"
+        )
     m = report["machine"]
     lines.append(
         f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, PostgreSQL {m['postgresql']}"
@@ -372,7 +390,7 @@ def table(report: dict[str, Any]) -> list[str]:
     if runs["a"].get("profile_top"):
         lines.append("profile of a (py-spy, self time inside ValidateAndMapOperator.execute):")
         lines += [f"  {entry}" for entry in runs["a"]["profile_top"][:5]]
-    for key in ("a", "b", "c"):
+    for key in keys:
         if runs[key]["error"]:
             lines.append(f"{key} did not succeed: {runs[key]['error']}")
     lines.append(f"written to {services.LOCAL_DIR / 'bench.json'}")
