@@ -30,12 +30,17 @@ REMAKES = 2  # a job someone aborted before it was closed is made again, at most
 CLOCK_SLACK = timedelta(seconds=2)  # an org's createdDate is to the second, and its clock is not ours
 
 
+LostCreate = tuple[datetime, datetime]  # when a create whose answer was lost was sent, and when it gave up
+
+
 class BulkJob:
     """Create, upload, close, wait: one job, never left running once the writer stops caring about it.
 
     ``known`` holds the id of every job the writer made (shared by all its jobs). When a create's
-    answer was lost, the org may have made a job nobody will use; once this job has ended, any other
-    job still ``Open`` on our object that the org made in the meantime is aborted.
+    answer was lost, the org may have made a job nobody will use: such creates go to ``lost``. A
+    writer that passes its own ``lost`` (shared by all its jobs) sweeps them with
+    :func:`sweep_orphans` once all its jobs have ended; without one, the job sweeps its own when it
+    ends, and a sibling job whose create is still on its way can be taken for an orphan.
     """
 
     def __init__(
@@ -48,6 +53,7 @@ class BulkJob:
         timeout_seconds: float,
         known: set[str],
         stop: threading.Event | None = None,
+        lost: list[LostCreate] | None = None,
     ) -> None:
         self.hook = hook
         self.sobject = sobject
@@ -57,7 +63,8 @@ class BulkJob:
         self.known = known
         self.stop = stop or threading.Event()  # set: the caller went away, abort the job
         self.id: str | None = None
-        self.lost: list[tuple[datetime, datetime]] = []  # when creates whose answers were lost were sent
+        self.sweeps_itself = lost is None
+        self.lost: list[LostCreate] = [] if lost is None else lost
 
     def run(self, data: bytes) -> dict:
         """The job's final info: ``JobComplete``, or ``Failed`` / ``Aborted`` as the org reports it.
@@ -79,7 +86,8 @@ class BulkJob:
             self._abort_quietly()
             raise
         finally:
-            self._sweep()
+            if self.sweeps_itself:
+                sweep_orphans(self.hook, self.sobject, self.external_id_field, self.known, self.lost)
 
     def _client(self, sf: Salesforce) -> Any:
         return getattr(sf.bulk2, self.sobject)._client
@@ -198,47 +206,63 @@ class BulkJob:
             return
         log.warning("Aborted Bulk job %s: the writer gave up on it", self.id)
 
-    def _sweep(self) -> None:
-        """Abort the jobs the org made for creates whose answers were lost: open, ours, never used."""
-        if not self.lost:
-            return
-        low = min(sent for sent, _ in self.lost) - CLOCK_SLACK
-        high = max(answered for _, answered in self.lost) + CLOCK_SLACK
-        self.lost.clear()
+
+def sweep_orphans(
+    hook: SalesforceApiHook, sobject: str, external_id_field: str, known: set[str], lost: list[LostCreate]
+) -> None:
+    """Abort the jobs the org made for creates whose answers were lost: open, ours by shape and time, unused.
+
+    Sound only once no job of the caller's is between its create and the answer: a writer calls it
+    when its last job has ended, so that every job of its own is in ``known``. A job of someone else
+    that is still ``Open`` by then, made in the same moment, is taken for an orphan: aborted before
+    its close, its writer makes it again (``REMAKES``).
+    """
+    if not lost:
+        return
+    low = min(sent for sent, _ in lost) - CLOCK_SLACK
+    high = max(answered for _, answered in lost) + CLOCK_SLACK
+    lost.clear()
+    shape = (sobject, external_id_field, known, low, high)
+    try:
+        orphans = [info["id"] for info in hook.call(lambda sf: _all_jobs(sf, sobject)) if _orphan(info, *shape)]
+    except Exception as exc:  # noqa: BLE001 - an orphan is an empty job the org deletes in a week: warn only
+        log.warning("Could not look for Bulk jobs left by lost answers (%s)", type(exc).__name__)
+        return
+    for job_id in orphans:
         try:
-            orphans = [info["id"] for info in self.hook.call(self._all_jobs) if self._orphan(info, low, high)]
-        except Exception as exc:  # noqa: BLE001 - an orphan is an empty job the org deletes in a week: warn only
-            log.warning("Could not look for Bulk jobs left by lost answers (%s)", type(exc).__name__)
-            return
-        for job_id in orphans:
-            try:
-                self.hook.call(lambda sf, job_id=job_id: self._client(sf).abort_job(job_id, False))
-            except SalesforceMalformedRequest:
-                continue  # closed meanwhile: not an orphan after all
-            log.warning("Aborted Bulk job %s: the org made it for a create whose answer was lost", job_id)
+            hook.call(lambda sf, job_id=job_id: getattr(sf.bulk2, sobject)._client.abort_job(job_id, False))
+        except SalesforceMalformedRequest:
+            continue  # ended meanwhile: not an orphan after all
+        log.warning("Aborted Bulk job %s: the org made it for a create whose answer was lost", job_id)
 
-    def _orphan(self, info: dict, low: datetime, high: datetime) -> bool:
-        created = datetime.strptime(info.get("createdDate") or "1970-01-01T00:00:00.000+0000", "%Y-%m-%dT%H:%M:%S.%f%z")
-        return (
-            info.get("state") == "Open"
-            and info.get("object") == self.sobject
-            and info.get("operation") == "upsert"
-            and info.get("externalIdFieldName") == self.external_id_field
-            and info.get("id") not in self.known
-            and low <= created <= high
-        )
 
-    def _all_jobs(self, sf: Salesforce) -> list[dict]:
-        """Get All Jobs (ingest), every page."""
-        client = self._client(sf)
-        url: str | None = f"{client.bulk2_url}ingest"
-        jobs: list[dict] = []
-        while url:
-            page = call_salesforce(url=url, method="GET", session=client.session, headers=client.headers).json()
-            jobs += page.get("records") or []
-            following = page.get("nextRecordsUrl")
-            url = f"https://{sf.sf_instance}{following}" if following and not page.get("done") else None
-        return jobs
+def _orphan(info: dict, sobject: str, external_id_field: str, known: set[str], low: datetime, high: datetime) -> bool:
+    """Whether a job looks like one a lost create made: open, our object and key, not ours, made in the window.
+
+    Nothing in a job says who made it for which request: the shape and the time are all there is.
+    """
+    created = datetime.strptime(info.get("createdDate") or "1970-01-01T00:00:00.000+0000", "%Y-%m-%dT%H:%M:%S.%f%z")
+    return (
+        info.get("state") == "Open"
+        and info.get("object") == sobject
+        and info.get("operation") == "upsert"
+        and info.get("externalIdFieldName") == external_id_field
+        and info.get("id") not in known
+        and low <= created <= high
+    )
+
+
+def _all_jobs(sf: Salesforce, sobject: str) -> list[dict]:
+    """Get All Jobs (ingest), every page."""
+    client = getattr(sf.bulk2, sobject)._client
+    url: str | None = f"{client.bulk2_url}ingest"
+    jobs: list[dict] = []
+    while url:
+        page = call_salesforce(url=url, method="GET", session=client.session, headers=client.headers).json()
+        jobs += page.get("records") or []
+        following = page.get("nextRecordsUrl")
+        url = f"https://{sf.sf_instance}{following}" if following and not page.get("done") else None
+    return jobs
 
 
 def _sent_twice(answer: requests.Response) -> bool:

@@ -5,7 +5,7 @@ The DAG file wires these up; each takes the task's context, so tests and the DAG
 
 from __future__ import annotations
 
-from collections.abc import Callable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
@@ -30,14 +30,29 @@ def check_accounts(context: Context, thrive_conn_id: str) -> dict[str, dict[str,
         raise ConfigurationError("this run has no data interval: trigger it with a logical date")
     store = _thrive_store(thrive_conn_id)
     store.check_defined()
-    summary = gate_summary(settings.gates for settings in store.account_settings().values())
+    accounts = store.account_settings()
+    summary = gate_summary(settings.gates for settings in accounts.values())
     closed = {a: g[Category.MESSAGE_ACTIVITY] for a, g in summary.items() if g[Category.MESSAGE_ACTIVITY]}
     for account_id, gate in closed.items():
         print(f"Skipping account {account_id}: {gate}")
     if len(closed) == len(summary):
         print(f"No account has tracking enabled ({len(summary)} accounts): nothing to sync.")
         return False
+    check_salesforce_logins({accounts[a].salesforce_conn_id for a in summary if a not in closed})
     return summary
+
+
+def check_salesforce_logins(conn_ids: Iterable[str]) -> None:
+    """Each Salesforce connection of the open accounts exists and, if it logs in, its login is accepted.
+
+    Once per run, before the validate tasks: each of them would otherwise try a wrong password on
+    its own, five refused logins a run, and an org locks the user out after ten in a row.
+    """
+    from thrive_sync.hooks.salesforce import SalesforceApiHook  # deferred: see _thrive_store
+
+    for conn_id in sorted(conn_ids):
+        SalesforceApiHook(conn_id).check_login()
+        print(f"Salesforce connection {conn_id!r}: defined, its login (if any) accepted")
 
 
 def skip_unless_selected(category: Category) -> Callable[[Context], None]:

@@ -161,6 +161,33 @@ def test_an_aborted_job_stops_after_its_batch_and_leaves_the_rest(sf, org, cid):
     assert err.value.status == 400 and err.value.content[0]["errorCode"] == "INVALIDJOBSTATE"
 
 
+def test_an_aborted_jobs_results_hold_only_what_its_figures_count(sf, org, cid):
+    """Aborted during a batch: until that batch is done, its records are in none of the results, so
+    figures, results and ``unprocessedrecords`` never disagree (a client sees the gap and waits)."""
+    org.admin("PUT", "faults", json={"queue_seconds": 0, "batch_seconds": 1.5})
+    text = data(30_000, cid).replace(f"\nj:7,Delivered,{cid}\n", "\nj:7,Delivered,003ZZZZZZZZZZZZ\n")
+    job_id = open_job(sf, text)  # one record of the first batch fails
+    client(sf).close_job(job_id)
+    while client(sf).get_job(job_id, False)["state"] != "InProgress":
+        time.sleep(0.02)
+    time.sleep(0.4)  # the first batch's records are written; the batch still holds its worker
+    client(sf).abort_job(job_id, False)
+    before = client(sf).get_job(job_id, False)
+    succeeded = keys_of(client(sf).get_ingest_results(job_id, "successfulResults"))
+    failed = keys_of(client(sf).get_ingest_results(job_id, "failedResults"))
+    after = client(sf).get_job(job_id, False)
+    assert before["numberRecordsProcessed"] == 0, before  # the batch is still running
+    assert len(succeeded) + len(failed) <= after["numberRecordsProcessed"]
+    assert len(failed) <= after["numberRecordsFailed"]
+    time.sleep(1.5)  # the batch is done: everything adds up
+    settled = client(sf).get_job(job_id, False)
+    succeeded = keys_of(client(sf).get_ingest_results(job_id, "successfulResults"))
+    failed = keys_of(client(sf).get_ingest_results(job_id, "failedResults"))
+    unprocessed = keys_of(client(sf).get_ingest_results(job_id, "unprocessedRecords"))
+    assert (settled["numberRecordsProcessed"], settled["numberRecordsFailed"]) == (10_000, 1)
+    assert (len(succeeded), failed, len(unprocessed)) == (9_999, ["j:7"], 20_000)
+
+
 def test_a_second_close_and_a_late_upload_answer_400_invalid_job_state(sf, org, cid):
     job_id = open_job(sf, data(10, cid))
     with pytest.raises(SalesforceMalformedRequest) as twice:  # a job takes one upload
@@ -176,6 +203,15 @@ def test_a_second_close_and_a_late_upload_answer_400_invalid_job_state(sf, org, 
     for refused in (twice, second_close, after_complete, late_upload):
         assert refused.value.status == 400 and refused.value.content[0]["errorCode"] == "INVALIDJOBSTATE"
     assert [(j["id"], j["state"]) for j in all_jobs(org)] == [(job_id, "JobComplete")]  # Get All Jobs
+
+
+def test_a_jobs_dates_are_to_the_second_as_an_orgs(sf, org, cid):
+    """``createdDate`` and ``systemModstamp`` end ``.000+0000``: finding a job by time needs a second's slack."""
+    for _ in range(3):  # a millisecond clock shows .000 one time in a thousand
+        job_id = open_job(sf, data(10, cid))
+        client(sf).close_job(job_id)
+        info = client(sf).get_job(job_id, False)
+        assert info["createdDate"].endswith(".000+0000") and info["systemModstamp"].endswith(".000+0000"), info
 
 
 def test_jobs_in_flight_are_finished_after_a_restart(tmp_path, monkeypatch):
@@ -262,6 +298,34 @@ def test_a_create_whose_answer_was_lost_leaves_no_open_job(salesforce_conn, org,
     jobs = all_jobs(org)
     assert org.admin("GET", "stats").json()["faults.drop_after.create"] == 1 and len(jobs) == 2
     assert sorted((j["state"], j["numberRecordsProcessed"]) for j in jobs) == [("Aborted", 0), ("JobComplete", 3_000)]
+
+
+def test_the_sweep_for_a_lost_create_waits_for_the_writes_end(salesforce_conn, org, sf, cid):
+    """Another job made in the same moment, still open when the lost create's own job ends (another
+    task's, or a sibling whose create answer is on its way), is closed before the write ends: it runs."""
+    other = client(sf).create_job("upsert", external_id_field=EXT)["id"]  # made in the lost call's 2 s
+    org.admin("PUT", "faults", json={"drop_after_requests": 1, "drop_after_calls": "create"})
+
+    def rows():
+        yield from records(2_000, cid)  # the first job (a fifth of 10,000), whose create answer is lost
+        deadline = time.monotonic() + 10
+        while "JobComplete" not in {j["state"] for j in all_jobs(org)}:  # it has ended (and, once, swept)
+            assert time.monotonic() < deadline
+            time.sleep(0.05)
+        time.sleep(0.3)
+        client(sf).upload_job_data(other, data(10, cid, prefix="o"))
+        client(sf).close_job(other)
+        yield from records(10_000, cid, prefix="v")
+
+    outcomes = list(make_writer(salesforce_conn, bulk_threshold=1, bulk_job_rows=10_000).write(rows()))
+    assert len(outcomes) == 12_000 and all(o.written for o in outcomes)
+    assert follow(sf, other)[-1] == ("JobComplete", 10)
+    jobs = all_jobs(org)
+    assert sorted((j["state"], j["numberRecordsProcessed"]) for j in jobs if j["id"] != other) == [
+        ("Aborted", 0),  # the orphan, swept at the end
+        ("JobComplete", 2_000),
+        ("JobComplete", 10_000),
+    ]
 
 
 def test_a_job_aborted_in_the_org_has_only_its_unprocessed_records_resent(salesforce_conn, org, sf, cid):

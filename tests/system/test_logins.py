@@ -25,7 +25,7 @@ from simple_salesforce.exceptions import SalesforceAuthenticationFailed, Salesfo
 
 from dag_runs import airflow_run_id, dags_test, task_states
 from thrive_sync.core.mapping import load_mapping
-from thrive_sync.errors import CredentialsRefused, DailyLimitReached, LoginRefused
+from thrive_sync.errors import ConfigurationError, CredentialsRefused, DailyLimitReached, LoginRefused
 from thrive_sync.hooks.salesforce import RetryBudget, SalesforceApiHook
 from thrive_sync.preflight import check_org
 from thrive_sync.settings import DEFAULT_MAPPING
@@ -270,6 +270,18 @@ def test_preflight_fails_at_once_on_a_refused_login(org, login_conns, monkeypatc
     assert not any(s and s in message for s in secrets if s != "wrong")
 
 
+def test_a_connection_with_no_complete_set_of_credentials_fails_naming_it(org, login_conns, monkeypatch):
+    """A password without its security token fits no connection shape: a configuration error naming the
+    connection (not the ``TypeError`` simple_salesforce raises, which Airflow would retry), no login tried."""
+    conn = conn_with(login_conns["password"], security_token=None)
+    with pytest.raises(ConfigurationError) as incomplete:
+        check_org(hook_for(monkeypatch, conn, "salesforce_main"), load_mapping(DEFAULT_MAPPING))
+    message = str(incomplete.value)
+    assert "connection 'salesforce_main' holds no complete set of credentials" in message
+    assert "security_token" in message and conn["password"] not in message
+    assert stats(org).get("logins.refused", 0) == 0 and stats(org).get("logins.soap", 0) == 0
+
+
 def test_a_relogin_refused_mid_run_ends_the_call_at_once(org, login_conns, monkeypatch):
     """Mid-run, the session expires and the user has been locked out meanwhile (another client with a
     stale password): the fresh login is refused, which is final, not transient."""
@@ -285,6 +297,11 @@ def test_a_relogin_refused_mid_run_ends_the_call_at_once(org, login_conns, monke
 
 
 def test_a_wrong_password_fails_the_run_at_once_and_locks_no_one_out(wired, org, login_conns, pg_server, monkeypatch):
+    """``check_accounts`` logs in once for the run; refused, it fails alone and no validate task tries.
+
+    One refused login per run, not one per validate task (five): an org locks the user out after ten
+    in a row, so two failed runs would lock out a user every integration of the org may share.
+    """
     monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn_with(login_conns["password"], password="x")))
     result = dags_test()
     output = result.stdout + result.stderr
@@ -294,12 +311,14 @@ def test_a_wrong_password_fails_the_run_at_once_and_locks_no_one_out(wired, org,
     assert (
         "LoginRefused: Salesforce refused the credentials of connection 'salesforce_default' (INVALID_LOGIN" in output
     )
-    assert failed and set(failed.values()) == {1}, states  # no Airflow retry
-    assert stats(org)["logins.refused"] == len(failed) <= SYNC_TASKS  # one login per task, none repeated
+    assert failed == {"check_accounts": 1}, states  # the one task that logs in, and no Airflow retry
+    syncs = {task: state for task, (_, state) in states.items() if task.startswith("validate_and_map_")}
+    assert len(syncs) == SYNC_TASKS and set(syncs.values()) == {"upstream_failed"}, states
+    assert states["report"][1] == "failed" and "FAILED: check_accounts, " in output  # the report says why
+    assert stats(org)["logins.refused"] == 1  # one refused login for the run
     assert stats(org).get("records.received", 0) == 0
     assert json.loads(login_conns["password"])["password"] not in output
-    # 10 refused logins in a row lock the user out (an org's default): five did not.
-    assert hook_for(monkeypatch, conn_with(login_conns["password"])).get_conn().session_id
+    assert hook_for(monkeypatch, conn_with(login_conns["password"])).get_conn().session_id  # not locked out
 
 
 def test_a_spent_daily_api_allowance_fails_the_run_at_once(wired, org, pg_server):

@@ -58,9 +58,17 @@ def _id18(prefix: str) -> str:
 
 
 def _write_secret(path: Path, data: bytes) -> None:
+    """Replace ``path`` whole with ``data``, readable by its owner only from the first byte on.
+
+    The part file is made mode 600 (not written first and narrowed after, which would leave the
+    secrets readable by anyone for a moment), and renamed over the old file, so that a reader sees
+    the old or the new content, whole.
+    """
     part = path.with_name(path.name + ".part")
-    part.write_bytes(data)
-    part.chmod(0o600)
+    fd = os.open(part, os.O_WRONLY | os.O_CREAT | os.O_TRUNC, 0o600)
+    with os.fdopen(fd, "wb") as out:
+        os.fchmod(fd, 0o600)  # a part file left by a crash keeps its mode: set it again
+        out.write(data)
     os.replace(part, path)
 
 
@@ -168,27 +176,28 @@ class Sessions:
         with self.lock:
             return {**self.settings, "live": sum(ends > now for ends in self.live.values())}
 
-    def locked(self, username: str) -> bool:
-        with self.lock:
-            return self.failures.get(username, [0, 0.0])[1] > time.time()
+    def attempt(self, username: str, secret_ok: bool) -> bool:
+        """One login of an existing user: accepted unless the secret is wrong or the user is locked out.
 
-    def login_refused(self, username: str) -> None:
-        """Count a refused login of an existing user; lock it out at the limit."""
+        A refusal counts towards the lockout; an acceptance clears the count. Decided and counted
+        under one hold of the lock: two at once must not let an acceptance wipe out a lockout
+        that a concurrent refusal has just set.
+        """
         now = time.time()
         with self.lock:
             count, until = self.failures.get(username, [0, 0.0])
-            if until > now:  # locked: it stays locked until its time is up
-                return
+            if until > now:  # locked: refused, and it stays locked until its time is up
+                return False
+            if secret_ok:
+                if self.failures.pop(username, None) is not None:
+                    self._save()
+                return True
             if count + 1 >= self.settings["max_login_attempts"]:
                 self.failures[username] = [0, now + self.settings["lockout_seconds"]]
             else:
                 self.failures[username] = [count + 1, 0.0]
             self._save()
-
-    def login_accepted(self, username: str) -> None:
-        with self.lock:
-            if self.failures.pop(username, None) is not None:
-                self._save()
+            return False
 
     def _save(self) -> None:
         """Write the file (under the lock), dropping sessions that have ended."""
@@ -217,11 +226,7 @@ class OrgAuth:
         """Whether a login of ``username`` whose secret is ``secret_ok`` succeeds (counting refusals)."""
         if username != self.credentials.username:
             return False
-        if secret_ok and not self.sessions.locked(username):
-            self.sessions.login_accepted(username)
-            return True
-        self.sessions.login_refused(username)
-        return False
+        return self.sessions.attempt(username, secret_ok)
 
     def password_ok(self, given: str) -> bool:
         """Password and security token, concatenated, as the API expects them (no trusted IP ranges)."""

@@ -21,13 +21,14 @@ import threading
 import time
 from collections import deque
 from collections.abc import Callable, Iterator
+from datetime import UTC, datetime
 from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
 from sf_sandbox.limits import DailyLimits
 from sf_sandbox.orgschema import SObject
-from sf_sandbox.store import Store, WriteResult, now_sf
+from sf_sandbox.store import Store, WriteResult, format_datetime
 
 BULK_CHUNK = 10_000
 ABORTABLE = frozenset({"Open", "UploadComplete", "InProgress"})
@@ -37,6 +38,12 @@ JOBS_PAGE = 1000  # Get All Jobs answers in pages, as an org does
 BATCH_FAILED = "InternalServerError : a batch failed on each of its retries; the records left were not processed"
 # The pace of an org under load (what `make bench`'s slow-org figures and the reliability matrix use).
 SLOW_ORG = {"queue_seconds": 2.0, "batch_seconds": 2.0, "batch_workers": 3}
+
+
+def job_time() -> str:
+    """Now, as a job's ``createdDate`` and ``systemModstamp`` show it: to the second (``.000``), as an
+    org's do. A client that finds its jobs by time must allow for that (and for the org's clock)."""
+    return format_datetime(datetime.now(UTC).replace(microsecond=0))
 
 
 class Pace(Protocol):
@@ -78,7 +85,7 @@ class JobBook:
         return sorted((json.loads(r[0]) for r in rows), key=lambda info: (info.get("createdDate", ""), info["id"]))
 
     def save(self, info: dict) -> None:
-        info["systemModstamp"] = now_sf()
+        info["systemModstamp"] = job_time()
         with self.lock:
             self.db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?)", (info["id"], json.dumps(info)))
 
@@ -90,7 +97,7 @@ class JobBook:
                 raise JobStateError(f"Job {job_id} does not exist")
             info = json.loads(row[0])
             change(info)
-            info["systemModstamp"] = now_sf()
+            info["systemModstamp"] = job_time()
             self.db.execute("INSERT OR REPLACE INTO jobs VALUES (?, ?)", (job_id, json.dumps(info)))
         return info
 
@@ -339,8 +346,9 @@ def job_results(folder: Path, info: dict, which: str, claimed: int | None = None
 
     An aborted job may still be running the batch it had begun (an org stops after it): its
     unprocessed records are then those after the rows that batch holds (``claimed``, a line of the
-    upload), and its figures and other results catch up when the batch is done. ``None``: no such
-    results.
+    upload), and its figures and other results catch up when the batch is done. So the results hold
+    just the records the job's figures count: a batch's outcomes are on disk (for a restart) before
+    the figures take them in, and a client must not see them until then. ``None``: no such results.
     """
     name = {
         "successfulresults": "successfulResults",
@@ -352,12 +360,13 @@ def job_results(folder: Path, info: dict, which: str, claimed: int | None = None
     if info["state"] not in FINAL:
         raise JobStateError("Job is not complete")
     if name == "successfulResults":
-        return successful_results(folder)
+        return successful_results(folder, int(info.get("numberRecordsProcessed") or 0))
     path = folder / f"{name}.csv"
+    if name == "failedResults":
+        counted = _first_records(path, int(info.get("numberRecordsFailed") or 0)) if path.exists() else b""
+        return counted or _csv_line(["sf__Id", "sf__Error"])
     if path.exists():
         return path.read_bytes()
-    if name == "failedResults":
-        return _csv_line(["sf__Id", "sf__Error"])
     data = folder / "data.csv"
     if not data.exists():
         return b""  # aborted before anything was uploaded
@@ -366,8 +375,9 @@ def job_results(folder: Path, info: dict, which: str, claimed: int | None = None
     return "".join(_unprocessed_lines(folder, claimed or 1)).encode()
 
 
-def successful_results(folder: Path) -> bytes:
-    """``successfulResults`` of a job: ``sf__Id``, ``sf__Created`` and the uploaded columns."""
+def successful_results(folder: Path, processed: int) -> bytes:
+    """``successfulResults`` of a job: ``sf__Id``, ``sf__Created`` and the uploaded columns, of the first
+    ``processed`` rows (those the job's figures count)."""
     out = io.StringIO()
     writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
     data, outcomes = folder / "data.csv", folder / "outcomes.txt"
@@ -378,10 +388,20 @@ def successful_results(folder: Path) -> bytes:
         writer.writerow(["sf__Id", "sf__Created", *next(reader, [])])
         lines = outcomes.open() if outcomes.exists() else io.StringIO()
         with lines:
-            for row, line in zip(reader, lines, strict=False):  # processed rows only, in upload order
+            for row, line in islice(zip(reader, lines, strict=False), processed):  # processed, in upload order
                 if line.strip():
                     record_id, created = line.strip().split(",")
                     writer.writerow([record_id, created, *row])
+    return out.getvalue().encode()
+
+
+def _first_records(path: Path, count: int) -> bytes:
+    """The header and the first ``count`` records of a results CSV (written with ``QUOTE_ALL``, so
+    written again the same way they are the same bytes); empty if not even the header is there yet."""
+    out = io.StringIO()
+    writer = csv.writer(out, quoting=csv.QUOTE_ALL, lineterminator="\n")
+    with path.open(newline="", encoding="utf-8") as src:
+        writer.writerows(islice(csv.reader(src), count + 1))
     return out.getvalue().encode()
 
 

@@ -25,7 +25,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sf_sandbox import logins, soql
-from sf_sandbox.jobs import JOBS_PAGE, JobBook, JobRunner, JobStateError, job_results
+from sf_sandbox.jobs import JOBS_PAGE, JobBook, JobRunner, JobStateError, job_results, job_time
 from sf_sandbox.limits import DailyLimits, LimitExceeded
 from sf_sandbox.orgschema import SObject, load_org
 from sf_sandbox.store import Store, WriteResult, now_sf
@@ -573,7 +573,7 @@ class Handler(BaseHTTPRequestHandler):
             "operation": operation,
             "object": obj.name,
             "createdById": "005000000000001AAA",
-            "createdDate": now_sf(),
+            "createdDate": job_time(),
             "state": "Open",
             "externalIdFieldName": ext,
             "concurrencyMode": "Parallel",

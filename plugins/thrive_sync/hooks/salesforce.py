@@ -33,7 +33,13 @@ from tenacity.wait import wait_exponential
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util import Retry
 
-from thrive_sync.errors import CredentialsRefused, DailyLimitReached, LoginRefused, SalesforceUnavailable
+from thrive_sync.errors import (
+    ConfigurationError,
+    CredentialsRefused,
+    DailyLimitReached,
+    LoginRefused,
+    SalesforceUnavailable,
+)
 from thrive_sync.hooks import connection_must_exist
 
 log = logging.getLogger(__name__)
@@ -197,9 +203,24 @@ class SalesforceApiHook(SalesforceHook):
 
     @cached_property
     def conn(self) -> Salesforce:
-        """A logged-in client on a fresh HTTP session (the provider's client, our session settings)."""
+        """A logged-in client on a fresh HTTP session (the provider's client, our session settings).
+
+        A connection that fits none of the shapes (a password without its security token, say) is a
+        :class:`ConfigurationError` naming it: simple_salesforce says only ``TypeError``, which Airflow
+        would retry.
+        """
         self.configure()
-        return SalesforceHook.conn.func(self)  # type: ignore[attr-defined]
+        try:
+            return SalesforceHook.conn.func(self)  # type: ignore[attr-defined]
+        except TypeError as err:
+            if "must provide login information" not in str(err):
+                raise
+            raise ConfigurationError(
+                f"the Salesforce connection {self.conn_id!r} holds no complete set of credentials: give it a "
+                "login, password and security_token extra; or a login, consumer_key and private_key (JWT); or a "
+                "login, password (with the token appended), consumer_key and consumer_secret; or a session id as "
+                "password with the instance_url extra (docs/salesforce-setup.md)"
+            ) from None
 
     def configure(self) -> None:
         """Give the provider's hook a fresh HTTP session, and the session id of a direct connection."""
@@ -215,6 +236,18 @@ class SalesforceApiHook(SalesforceHook):
     def check_defined(self) -> None:
         """The connection exists in Airflow (``ConfigurationError`` naming where to add it)."""
         connection_must_exist(self.conn_id, "Salesforce")
+
+    def check_login(self) -> None:
+        """The connection exists and, when it logs in (password, JWT), the org accepts the login.
+
+        A run asks this once per connection before its five validate tasks each log in: a refused
+        login then costs one refused login per run, not five, and two failed runs no longer lock the
+        user out (10 in a row). :class:`LoginRefused` when refused, never asked again. A session
+        connection does not log in: there is no lockout to spare, and its tasks' preflight checks it.
+        """
+        self.check_defined()
+        if self.shape() != "session":
+            self.call(lambda sf: sf.session_id)
 
     def call(self, fn: Callable[[Salesforce], T]) -> T:
         """``fn(client)`` with transient failures retried; :class:`SalesforceUnavailable` when they outlast it."""
