@@ -80,7 +80,7 @@ class ThriveStoreHook(PostgresHook):
         """The two connections of one validate-and-map task."""
         with self.get_conn() as read_conn, self.get_conn() as write_conn:
             read_conn.autocommit = write_conn.autocommit = True
-            read_conn.execute("SELECT set_config('application_name', %s, false)", [STREAM_APPLICATION_NAME])
+            execute(read_conn, "sync/name_connection.sql", {"name": STREAM_APPLICATION_NAME})
             yield CategoryStore(read_conn, write_conn, run_id, category)
 
 
