@@ -374,6 +374,7 @@ class Handler(BaseHTTPRequestHandler):
         return obj
 
     def sobjects(self, method: str, obj: SObject, rest: list[str]) -> None:
+        """``/sobjects/X/...``: create, describe, and a record by Id or by external ID (each its own method)."""
         store = self.server.sandbox.store
         rest = [r for r in rest if r]
         if not rest and method == "POST":
@@ -383,48 +384,63 @@ class Handler(BaseHTTPRequestHandler):
         if rest == ["describe"] and method == "GET":
             return self.send(200, describe(obj))
         if len(rest) == 1:
-            record_id = rest[0]
-            if method == "GET":
-                found = store.get(obj, record_id)
-                if not found:
-                    raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
-                return self.send(200, record_json(obj, found))
-            if method == "PATCH":
-                record = self.json_body()
-                result = store.write_many(
-                    obj, [{**(record if isinstance(record, dict) else {}), "Id": record_id}], "update"
-                )[0]
-                if result.success:
-                    return self.send(204)
-                return self.result(result)
-            if method == "DELETE":
-                if store.delete(obj, record_id):
-                    return self.send(204)
-                raise _Reply(404, "ENTITY_IS_DELETED", "entity is deleted")
+            return self.record_by_id(method, obj, rest[0])
         if len(rest) == 2:
-            field = obj.field(rest[0])
-            if field is None:
-                raise _Reply(
-                    404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {rest[0]}"
+            return self.record_by_key(method, obj, rest[0], rest[1])
+        raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def record_by_id(self, method: str, obj: SObject, record_id: str) -> None:
+        """``/sobjects/X/{Id}``: read, update (``PATCH``: 204, no body) or delete one record."""
+        store = self.server.sandbox.store
+        if method == "GET":
+            found = store.get(obj, record_id)
+            if not found:
+                raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+            return self.send(200, record_json(obj, found))
+        if method == "PATCH":
+            record = self.json_body()
+            result = store.write_many(
+                obj, [{**(record if isinstance(record, dict) else {}), "Id": record_id}], "update"
+            )[0]
+            if result.success:
+                return self.send(204)
+            return self.result(result)
+        if method == "DELETE":
+            if store.delete(obj, record_id):
+                return self.send(204)
+            raise _Reply(404, "ENTITY_IS_DELETED", "entity is deleted")
+        raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def record_by_key(self, method: str, obj: SObject, field_name: str, key: str) -> None:
+        """``/sobjects/X/{external ID field}/{value}``: read the first match, or upsert on the key.
+
+        An upsert on a key several records share is refused with 300 and their URLs, as an org
+        answers (a non-unique external ID, such as Contact's ``Legacy_Id__c``).
+        """
+        store = self.server.sandbox.store
+        field = obj.field(field_name)
+        if field is None:
+            raise _Reply(
+                404, "NOT_FOUND", f"Provided external ID field does not exist or is not accessible: {field_name}"
+            )
+        if method == "GET":
+            ids = store.find_by(obj, field.name, key)
+            if not ids:
+                raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+            return self.send(200, record_json(obj, store.get(obj, ids[0]) or {}))
+        if method == "PATCH":
+            if len(store.find_by(obj, field.name, key)) > 1:
+                return self.send(
+                    300,
+                    [
+                        f"/services/data/v{API_VERSION}/sobjects/{obj.name}/{i}"
+                        for i in store.find_by(obj, field.name, key)
+                    ],
                 )
-            if method == "GET":
-                ids = store.find_by(obj, field.name, rest[1])
-                if not ids:
-                    raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
-                return self.send(200, record_json(obj, store.get(obj, ids[0]) or {}))
-            if method == "PATCH":
-                if len(store.find_by(obj, field.name, rest[1])) > 1:
-                    return self.send(
-                        300,
-                        [
-                            f"/services/data/v{API_VERSION}/sobjects/{obj.name}/{i}"
-                            for i in store.find_by(obj, field.name, rest[1])
-                        ],
-                    )
-                record = self.json_body()
-                record = {**(record if isinstance(record, dict) else {}), field.name: rest[1]}
-                result = store.write_many(obj, [record], "upsert", field.name)[0]
-                return self.result(result, created_status=201 if result.created else 200)
+            record = self.json_body()
+            record = {**(record if isinstance(record, dict) else {}), field.name: key}
+            result = store.write_many(obj, [record], "upsert", field.name)[0]
+            return self.result(result, created_status=201 if result.created else 200)
         raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
 
     def result(self, result: WriteResult, created_status: int = 200, with_created: bool = True) -> None:
@@ -627,30 +643,10 @@ class Handler(BaseHTTPRequestHandler):
 
     # --- Bulk API 1.0 (JSON), as far as the provider's SalesforceBulkOperator uses it -------------
     def bulk_v1(self, method: str, rest: list[str]) -> None:
+        """``/services/async/.../job[/{id}[/batch[/{id}[/result]]]]``: each resource its own method."""
         sandbox = self.server.sandbox
         if not rest and method == "POST":
-            spec = self.json_body()
-            if not isinstance(spec, dict):
-                raise _Reply(400, "InvalidJob", "Expected a JSON object")
-            obj = self.sobject(str(spec.get("object")))
-            job_id = "750V1" + uuid.uuid4().hex[:10].upper()
-            info = {
-                "id": job_id,
-                "operation": spec.get("operation"),
-                "object": obj.name,
-                "state": "Open",
-                "externalIdFieldName": spec.get("externalIdFieldName"),
-                "contentType": "JSON",
-                "concurrencyMode": "Parallel",
-                "createdDate": now_sf(),
-                "numberBatchesTotal": 0,
-                "numberRecordsProcessed": 0,
-                "numberRecordsFailed": 0,
-                "apiVersion": float(API_VERSION),
-            }
-            (sandbox.jobs_dir / job_id).mkdir()
-            sandbox.save_job(info)
-            return self.send(201, info)
+            return self.create_v1_job()
         info = sandbox.job(rest[0]) if rest else None
         if info is None:
             raise _Reply(400, "InvalidJob", "Unable to find job")
@@ -662,35 +658,74 @@ class Handler(BaseHTTPRequestHandler):
         if len(rest) == 1 and method == "GET":
             return self.send(200, info)
         if rest[1:] == ["batch"] and method == "POST":
-            records = self.json_body()
-            if info["state"] != "Open" or not isinstance(records, list):
-                raise _Reply(400, "InvalidBatch", "Job is not open, or the batch is not a JSON array")
-            try:
-                sandbox.limits.spend("DailyBulkApiBatches")
-            except LimitExceeded:
-                raise _Reply(403, "REQUEST_LIMIT_EXCEEDED", "Max Bulk API batches exceeded for the day.") from None
-            batch_id = "751" + uuid.uuid4().hex[:12].upper()
-            batch = {
-                "id": batch_id,
-                "jobId": info["id"],
-                "state": "Queued",
-                "createdDate": now_sf(),
-                "numberRecordsProcessed": 0,
-                "numberRecordsFailed": 0,
-            }
-            write_whole(folder / f"{batch_id}.json", json.dumps(batch))
-            info["numberBatchesTotal"] += 1
-            sandbox.save_job(info)
-            threading.Thread(target=self._run_v1_batch, args=(info, folder, batch, records), daemon=True).start()
-            return self.send(201, batch)
+            return self.add_v1_batch(info, folder)
         if len(rest) >= 3 and rest[1] == "batch" and method == "GET":
-            path = folder / f"{rest[2]}.json"
-            if not path.exists():
-                raise _Reply(400, "InvalidBatch", "Unable to find batch")
-            if rest[3:] == ["result"]:
-                return self.send(200, (folder / f"{rest[2]}.result.json").read_bytes())
-            return self.send(200, path.read_bytes())
+            return self.read_v1_batch(folder, rest[2], rest[3:] == ["result"])
         raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+
+    def create_v1_job(self) -> None:
+        """A new Bulk 1.0 job, ``Open`` for batches; JSON only, the content type the provider's operator sends."""
+        sandbox = self.server.sandbox
+        spec = self.json_body()
+        if not isinstance(spec, dict):
+            raise _Reply(400, "InvalidJob", "Expected a JSON object")
+        obj = self.sobject(str(spec.get("object")))
+        job_id = "750V1" + uuid.uuid4().hex[:10].upper()
+        info = {
+            "id": job_id,
+            "operation": spec.get("operation"),
+            "object": obj.name,
+            "state": "Open",
+            "externalIdFieldName": spec.get("externalIdFieldName"),
+            "contentType": "JSON",
+            "concurrencyMode": "Parallel",
+            "createdDate": now_sf(),
+            "numberBatchesTotal": 0,
+            "numberRecordsProcessed": 0,
+            "numberRecordsFailed": 0,
+            "apiVersion": float(API_VERSION),
+        }
+        (sandbox.jobs_dir / job_id).mkdir()
+        sandbox.save_job(info)
+        return self.send(201, info)
+
+    def add_v1_batch(self, info: dict, folder: Path) -> None:
+        """Queue a batch (a JSON array of records) and answer at once; a thread writes it, as an org does later.
+
+        Each batch spends one of the day's ``DailyBulkApiBatches``, checked before anything is queued.
+        """
+        sandbox = self.server.sandbox
+        records = self.json_body()
+        if info["state"] != "Open" or not isinstance(records, list):
+            raise _Reply(400, "InvalidBatch", "Job is not open, or the batch is not a JSON array")
+        try:
+            sandbox.limits.spend("DailyBulkApiBatches")
+        except LimitExceeded:
+            raise _Reply(403, "REQUEST_LIMIT_EXCEEDED", "Max Bulk API batches exceeded for the day.") from None
+        batch_id = "751" + uuid.uuid4().hex[:12].upper()
+        batch = {
+            "id": batch_id,
+            "jobId": info["id"],
+            "state": "Queued",
+            "createdDate": now_sf(),
+            "numberRecordsProcessed": 0,
+            "numberRecordsFailed": 0,
+        }
+        write_whole(folder / f"{batch_id}.json", json.dumps(batch))
+        info["numberBatchesTotal"] += 1
+        sandbox.save_job(info)
+        answer = dict(batch)  # as queued: the thread below changes its own copy, maybe before the answer leaves
+        threading.Thread(target=self._run_v1_batch, args=(info, folder, batch, records), daemon=True).start()
+        return self.send(201, answer)
+
+    def read_v1_batch(self, folder: Path, batch_id: str, result: bool) -> None:
+        """A batch's status, or (``result``) its per-record results, as the files the batch's thread wrote."""
+        path = folder / f"{batch_id}.json"
+        if not path.exists():
+            raise _Reply(400, "InvalidBatch", "Unable to find batch")
+        if result:
+            return self.send(200, (folder / f"{batch_id}.result.json").read_bytes())
+        return self.send(200, path.read_bytes())
 
     def _run_v1_batch(self, info: dict, folder: Path, batch: dict, records: list) -> None:
         sandbox = self.server.sandbox

@@ -15,13 +15,13 @@ import random
 import sqlite3
 import threading
 import time
-from collections.abc import Iterable
+from collections.abc import Callable, Iterable
 from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
 from sf_sandbox.ids import is_valid_id, mint_ids, to_18_or_same
-from sf_sandbox.orgschema import SObject
+from sf_sandbox.orgschema import Field, SObject
 
 UNSET = object()  # an empty Bulk cell: the field is left as it is
 NULL_MARKER = "#N/A"  # Bulk API: this value sets a field to null; an empty cell leaves it alone
@@ -569,73 +569,19 @@ class Store:
         return values, errors
 
     @staticmethod
-    def _checker(obj: SObject, key: str, mode: str, empty_is_unset: bool):  # noqa: C901 - one branch per type
-        """A function ``raw -> (field name or None, value, error or None)`` for column ``key``."""
+    def _checker(obj: SObject, key: str, mode: str, empty_is_unset: bool) -> Checker:
+        """A function ``raw -> (field name or None, value, error or None)`` for column ``key``.
+
+        Built once per column and batch (see ``plan`` in :meth:`_check_fields`), so that what a
+        column's field is gets decided once, not for each of a batch's rows.
+        """
         f = obj.field(key)
-        if key == "attributes":
-            return lambda raw: (None, None, None)
-        if f is None:
-            unknown = error("INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key])
-            return lambda raw: (None, None, unknown)
-        if f.name == "Id" and mode == "update":
-            return lambda raw: ("Id", raw, None)
-        if not f.createable:
-            locked = error(
-                "INVALID_FIELD_FOR_INSERT_UPDATE",
-                f"Unable to create/update fields: {f.name}. Please check the security settings of this field and "
-                "verify that it is read/write for your profile or permission set.",
-                [f.name],
-            )
-            return lambda raw: (None, None, locked)
-        name, kind, length, label = f.name, f.kind, f.length, f.label
-        ids: dict[str, str | None] = {}
-
-        def check(raw: object) -> tuple[str | None, str | None, dict | None]:
-            if raw is not None and not isinstance(raw, str):
-                raw = str(raw).lower() if isinstance(raw, bool) else str(raw)
-            if raw == "" and empty_is_unset:
-                return None, None, None
-            if raw is None or raw == "" or (empty_is_unset and raw == NULL_MARKER):
-                return name, None, None
-            if kind == "datetime":
-                parsed = parse_datetime(raw)
-                if parsed is None:
-                    return (
-                        None,
-                        None,
-                        error("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{label}: value not of required type: {raw}", [name]),
-                    )
-                return name, parsed, None
-            if kind == "reference":
-                normal = ids.get(raw, False)
-                if normal is False:
-                    normal = ids[raw] = to_18_or_same(raw) if is_valid_id(raw) else None
-                if normal is None:
-                    return None, None, error("MALFORMED_ID", f"{label}: id value of incorrect type: {raw}", [name])
-                return name, normal, None
-            if length and not fits(raw, length):
-                more = "..." if len(raw) > 50 else ""
-                return (
-                    None,
-                    None,
-                    error(
-                        "STRING_TOO_LONG",
-                        f"{label}: data value too large: {raw[:50]}{more} (max length={length})",
-                        [name],
-                    ),
-                )
-            return name, raw, None
-
-        if kind == "text" and length:
-
-            def check_text(raw: object) -> tuple[str | None, str | None, dict | None]:
-                # The common case, fast: short (two UTF-16 units per character at most) or ASCII.
-                n = len(raw) if type(raw) is str else 0
-                if 0 < n <= length and (2 * n <= length or raw.isascii()) and raw != NULL_MARKER:  # type: ignore[union-attr]
-                    return name, raw, None
-                return check(raw)
-
-            return check_text
+        fixed = _fixed_checker(obj, key, f, mode)
+        if fixed is not None:
+            return fixed
+        check = _value_checker(f, empty_is_unset)  # type: ignore[arg-type]
+        if f.kind == "text" and f.length:  # type: ignore[union-attr]
+            return _text_checker(f, check)  # type: ignore[arg-type]
         return check
 
     def _check_references(self, obj: SObject, clean: list[dict | None], results: list[WriteResult]) -> None:
@@ -744,26 +690,7 @@ class Store:
         now = now_sf()
         self.db.execute("BEGIN")
         try:
-            new_ids = self.new_ids(obj, len(inserts)) if inserts else []
-            auto_names = self._autonumber_names(obj, len(inserts))
-            by_columns: dict[tuple[str, ...], tuple[list[int], list[tuple]]] = {}
-            for n, (i, record_id) in enumerate(zip(inserts, new_ids, strict=True)):
-                row = {
-                    **clean[i],
-                    "Id": record_id,
-                    "CreatedDate": now,
-                    "LastModifiedDate": now,
-                    "SystemModstamp": now,
-                    "IsDeleted": "false",
-                }
-                if auto_names:
-                    row["Name"] = auto_names[n]
-                positions, rows = by_columns.setdefault(tuple(row), ([], []))
-                positions.append(i)
-                rows.append(tuple(row.values()))
-            refused: dict[int, dict] = {}
-            for cols, (positions, rows) in by_columns.items():
-                refused.update(self._insert(obj, cols, positions, rows))
+            new_ids, refused = self._insert_planned(obj, clean, inserts, now)
             if refused and all_or_none:
                 self.db.execute("ROLLBACK")
                 for i, err in refused.items():
@@ -783,6 +710,36 @@ class Store:
             if self.db.in_transaction:
                 self.db.execute("ROLLBACK")
             raise
+
+    def _insert_planned(
+        self, obj: SObject, clean: list[dict | None], inserts: list[int], now: str
+    ) -> tuple[list[str], dict[int, dict]]:
+        """The inserts of :meth:`_apply`: their new Ids, and ``{position: error}`` of those a unique value refused.
+
+        Records are grouped by the fields they set, one ``INSERT`` per group, since the records of
+        a REST or Bulk 1.0 batch need not all carry the same fields.
+        """
+        new_ids = self.new_ids(obj, len(inserts)) if inserts else []
+        auto_names = self._autonumber_names(obj, len(inserts))
+        by_columns: dict[tuple[str, ...], tuple[list[int], list[tuple]]] = {}
+        for n, (i, record_id) in enumerate(zip(inserts, new_ids, strict=True)):
+            row = {
+                **clean[i],  # type: ignore[dict-item]
+                "Id": record_id,
+                "CreatedDate": now,
+                "LastModifiedDate": now,
+                "SystemModstamp": now,
+                "IsDeleted": "false",
+            }
+            if auto_names:
+                row["Name"] = auto_names[n]
+            positions, rows = by_columns.setdefault(tuple(row), ([], []))
+            positions.append(i)
+            rows.append(tuple(row.values()))
+        refused: dict[int, dict] = {}
+        for cols, (positions, rows) in by_columns.items():
+            refused.update(self._insert(obj, cols, positions, rows))
+        return new_ids, refused
 
     def _update(
         self,
@@ -863,6 +820,97 @@ def _roll_back(results: list[WriteResult]) -> None:
                     "Record rolled back because not all records were valid and the request was using AllOrNone header",
                 )
             )
+
+
+Checker = Callable[[object], tuple[str | None, str | None, dict | None]]
+
+
+def _fixed_checker(obj: SObject, key: str, f: Field | None, mode: str) -> Checker | None:
+    """The checker of a column whose every value gets the same answer, or ``None`` if values matter.
+
+    A column that is no field, or one the API may not write, fails every row alike (and an
+    update's ``Id`` is taken as it is: :meth:`Store._plan` checks that it exists); deciding that
+    here keeps those answers out of the per-value checks.
+    """
+    if key == "attributes":
+        return lambda raw: (None, None, None)
+    if f is None:
+        unknown = error("INVALID_FIELD", f"No such column '{key}' on sobject of type {obj.name}", [key])
+        return lambda raw: (None, None, unknown)
+    if f.name == "Id" and mode == "update":
+        return lambda raw: ("Id", raw, None)
+    if not f.createable:
+        locked = error(
+            "INVALID_FIELD_FOR_INSERT_UPDATE",
+            f"Unable to create/update fields: {f.name}. Please check the security settings of this field and "
+            "verify that it is read/write for your profile or permission set.",
+            [f.name],
+        )
+        return lambda raw: (None, None, locked)
+    return None
+
+
+def _value_checker(f: Field, empty_is_unset: bool) -> Checker:
+    """The full check of one value of a writable field, by the field's kind: every cell rule in one place.
+
+    A closure over the field's attributes rather than a method: it runs once per cell of a batch,
+    and local lookups are what keeps the REST and Bulk long path quick.
+    """
+    name, kind, length, label = f.name, f.kind, f.length, f.label
+    ids: dict[str, str | None] = {}
+
+    def check(raw: object) -> tuple[str | None, str | None, dict | None]:
+        if raw is not None and not isinstance(raw, str):
+            raw = str(raw).lower() if isinstance(raw, bool) else str(raw)
+        if raw == "" and empty_is_unset:
+            return None, None, None
+        if raw is None or raw == "" or (empty_is_unset and raw == NULL_MARKER):
+            return name, None, None
+        if kind == "datetime":
+            parsed = parse_datetime(raw)
+            if parsed is None:
+                return None, None, _not_of_type(label, raw, name)
+            return name, parsed, None
+        if kind == "reference":
+            normal = ids.get(raw, False)
+            if normal is False:
+                normal = ids[raw] = to_18_or_same(raw) if is_valid_id(raw) else None
+            if normal is None:
+                return None, None, error("MALFORMED_ID", f"{label}: id value of incorrect type: {raw}", [name])
+            return name, normal, None
+        if length and not fits(raw, length):
+            return None, None, _too_long(label, raw, length, name)
+        return name, raw, None
+
+    return check
+
+
+def _text_checker(f: Field, check: Checker) -> Checker:
+    """``check`` behind a shortcut for the common text value: short (two UTF-16 units per character at most) or ASCII.
+
+    Most cells of a text column are plainly valid; they are answered without the general
+    checker's conversions and UTF-16 counting, which is most of a long-path batch's time.
+    """
+    name, length = f.name, f.length
+
+    def check_text(raw: object) -> tuple[str | None, str | None, dict | None]:
+        n = len(raw) if type(raw) is str else 0
+        if 0 < n <= length and (2 * n <= length or raw.isascii()) and raw != NULL_MARKER:  # type: ignore[union-attr,operator]
+            return name, raw, None  # type: ignore[return-value]
+        return check(raw)
+
+    return check_text
+
+
+def _not_of_type(label: str, raw: str, name: str) -> dict:
+    """The error of a value that is not of its field's type (a datetime that does not parse)."""
+    return error("INVALID_TYPE_ON_FIELD_IN_RECORD", f"{label}: value not of required type: {raw}", [name])
+
+
+def _too_long(label: str, raw: str, length: int, name: str) -> dict:
+    """The error of a text value over its field's length; the value is quoted to 50 characters, as an org does."""
+    more = "..." if len(raw) > 50 else ""
+    return error("STRING_TOO_LONG", f"{label}: data value too large: {raw[:50]}{more} (max length={length})", [name])
 
 
 def _values(cells: tuple[str, ...]) -> set[str]:

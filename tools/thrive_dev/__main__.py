@@ -43,7 +43,8 @@ def _generate(args: argparse.Namespace) -> list[str]:
     return lines
 
 
-def main(argv: list[str] | None = None) -> int:
+def _parser() -> argparse.ArgumentParser:
+    """The commands and their options, apart from running them, so that each reads on its own."""
     parser = argparse.ArgumentParser(prog="python -m thrive_dev", description=__doc__)
     commands = parser.add_subparsers(dest="command", required=True)
     commands.add_parser("up", help="start the local services, apply schemas, write .local/env.sh")
@@ -70,31 +71,40 @@ def main(argv: list[str] | None = None) -> int:
     ben.add_argument("--only", default="abc", help="which of a, b, c to run (default: abc)")
     ben.add_argument("--profile", action="store_true", help="sample a with py-spy (.local/bench/profile-a.txt)")
     ben.add_argument("--no-slow-org", action="store_true", help="skip a and b again under the slow-org pace")
-    args = parser.parse_args(argv)
-    try:
-        if args.command == "up":
-            lines = services.up()
-        elif args.command == "down":
-            stopped = airflow_ui.stop(services.AIRFLOW_HOME)
-            lines = [f"airflow: {'stopped ' + ', '.join(stopped) if stopped else 'was not running'}"]
-            lines += services.down()
-        elif args.command == "airflow":
-            lines = airflow_ui.up()
-        elif args.command == "bench":
-            lines = bench.table(
-                bench.run(
-                    args.rows,
-                    args.date,
-                    only=args.only.replace("c", "") if args.no_baseline else args.only,
-                    timeout=args.timeout,
-                    profile=args.profile,
-                    slow_org=not args.no_slow_org,
-                )
+    return parser
+
+
+def _run(args: argparse.Namespace) -> list[str]:
+    """Run the chosen command; its lines to print. An expected failure raises, for :func:`main` to report."""
+    if args.command == "up":
+        return services.up()
+    if args.command == "down":
+        stopped = airflow_ui.stop(services.AIRFLOW_HOME)
+        lines = [f"airflow: {'stopped ' + ', '.join(stopped) if stopped else 'was not running'}"]
+        return lines + services.down()
+    if args.command == "airflow":
+        return airflow_ui.up()
+    if args.command == "bench":
+        return bench.table(
+            bench.run(
+                args.rows,
+                args.date,
+                only=args.only.replace("c", "") if args.no_baseline else args.only,
+                timeout=args.timeout,
+                profile=args.profile,
+                slow_org=not args.no_slow_org,
             )
-        elif args.command == "demo":
-            lines = demo.run(args.date, args.events)
-        else:
-            lines = _generate(args)
+        )
+    if args.command == "demo":
+        return demo.run(args.date, args.events)
+    return _generate(args)
+
+
+def main(argv: list[str] | None = None) -> int:
+    """Parse, run, print; the failures a developer can fix (services down, no DB URI) are one line and status 2."""
+    args = _parser().parse_args(argv)
+    try:
+        lines = _run(args)
     except (localdb.LocalDbError, services.ServiceError, sample_data.SampleDataError) as err:
         print(f"thrive_dev {args.command}: {err}", file=sys.stderr)
         return 2
