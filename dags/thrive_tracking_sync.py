@@ -80,6 +80,9 @@ def category_group(category: Category) -> tuple[SQLExecuteQueryOperator, Validat
             dry_run="{{ params.dry_run }}",
             mapping_path=DEPLOYMENT.mapping_path,
             bulk_threshold=DEPLOYMENT.bulk_threshold,
+            bulk_job_rows=DEPLOYMENT.bulk_job_rows,
+            poll_seconds=DEPLOYMENT.poll_seconds,
+            job_timeout_seconds=DEPLOYMENT.job_timeout_seconds,
             doc_md=f"Validates the staged `{category.value}` events, upserts the good ones into Salesforce and "
             "records every failure in `thrive_sync.tracking_log`.",
         )

@@ -35,6 +35,8 @@ class ValidateAndMapOperator(BaseOperator):
         record), and each job costs about eight API calls.
     :param xcom_log_cap: how many log rows to push to XCom at most.
     :param poll_seconds: the longest wait between two looks at a running Bulk job.
+    :param job_timeout_seconds: how long a Bulk job may take from its close to its end before it is
+        aborted and the task fails (to be retried): waiting is outside the calls' retry budget.
     """
 
     template_fields: Sequence[str] = ("dry_run",)
@@ -52,6 +54,7 @@ class ValidateAndMapOperator(BaseOperator):
         bulk_job_rows: int = WriterOptions.bulk_job_rows,
         xcom_log_cap: int = 100,
         poll_seconds: float = WriterOptions.poll_seconds,
+        job_timeout_seconds: float = WriterOptions.job_timeout_seconds,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -63,6 +66,7 @@ class ValidateAndMapOperator(BaseOperator):
         self.bulk_job_rows = bulk_job_rows
         self.xcom_log_cap = xcom_log_cap
         self.poll_seconds = poll_seconds
+        self.job_timeout_seconds = job_timeout_seconds
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Deferred: the hooks bring psycopg, simple_salesforce and the providers' hooks, about a
@@ -75,7 +79,7 @@ class ValidateAndMapOperator(BaseOperator):
         thrive = ThriveStoreHook(self.thrive_conn_id)
         thrive.check_defined()
         mapping = load_mapping(self.mapping_path or DEFAULT_MAPPING)
-        options = WriterOptions(self.bulk_threshold, self.bulk_job_rows, self.poll_seconds)
+        options = WriterOptions(self.bulk_threshold, self.bulk_job_rows, self.poll_seconds, self.job_timeout_seconds)
         started_at = datetime.now(UTC)
         with thrive.category_session(context["run_id"], category) as store:
             run = CategorySync(

@@ -7,6 +7,7 @@ variable (the DAG then shows as an import error in the UI).
 
 from __future__ import annotations
 
+import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -51,6 +52,9 @@ class Deployment:
     retry_delay_seconds: float = 120.0
     mapping_path: str | None = None  # None: DEFAULT_MAPPING
     bulk_threshold: int = WriterOptions.bulk_threshold
+    bulk_job_rows: int = WriterOptions.bulk_job_rows
+    poll_seconds: float = WriterOptions.poll_seconds
+    job_timeout_seconds: float = WriterOptions.job_timeout_seconds
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> Deployment:
@@ -60,10 +64,16 @@ class Deployment:
             retry_delay_seconds=_number(env, "THRIVE_SYNC_RETRY_DELAY_SECONDS", float, cls.retry_delay_seconds),
             mapping_path=env.get("THRIVE_SYNC_MAPPING") or None,
             bulk_threshold=_number(env, "THRIVE_SYNC_BULK_THRESHOLD", int, cls.bulk_threshold),
+            # A job of no rows, a wait of no time and a timeout at once cannot work: refused at parse.
+            bulk_job_rows=_number(env, "THRIVE_SYNC_BULK_JOB_ROWS", int, cls.bulk_job_rows, positive=True),
+            poll_seconds=_number(env, "THRIVE_SYNC_POLL_SECONDS", float, cls.poll_seconds, positive=True),
+            job_timeout_seconds=_number(
+                env, "THRIVE_SYNC_JOB_TIMEOUT_SECONDS", float, cls.job_timeout_seconds, positive=True
+            ),
         )
 
 
-def _number(env: Mapping[str, str], name: str, kind: Callable[[str], N], default: N) -> N:
+def _number(env: Mapping[str, str], name: str, kind: Callable[[str], N], default: N, *, positive: bool = False) -> N:
     raw = env.get(name)
     if not raw:
         return default
@@ -71,6 +81,10 @@ def _number(env: Mapping[str, str], name: str, kind: Callable[[str], N], default
         value = kind(raw)
     except ValueError:
         raise ConfigurationError(f"{name}={raw!r} is not a{'n integer' if kind is int else ' number'}") from None
+    if not math.isfinite(value):  # float() takes "nan" and "inf"
+        raise ConfigurationError(f"{name}={raw!r} is not a finite number")
+    if positive and value <= 0:
+        raise ConfigurationError(f"{name}={raw!r} must be more than 0")
     if value < 0:
         raise ConfigurationError(f"{name}={raw!r} must not be negative")
     return value

@@ -47,7 +47,12 @@ class Snapshot:
 
 def salesforce_conn_json(org, **extra: object) -> str:
     """The sandbox connection with a test-sized retry budget (production keeps the defaults)."""
-    conn = json.loads(org.salesforce_conn())
+    return with_test_budget(org.salesforce_conn(), **extra)
+
+
+def with_test_budget(conn_json: str, **extra: object) -> str:
+    """A connection (JSON form) with a test-sized retry budget and ``extra`` added to its extras."""
+    conn = json.loads(conn_json)
     conn["extra"].update(
         http_backoff=0.01, retry_initial_seconds=0.2, retry_max_seconds=1.0, retry_budget_seconds=60, **extra
     )
@@ -108,7 +113,11 @@ def failure_message(output: str) -> str:
     """The first line naming why a task failed, as a user would look for it in the output."""
     for marker in (  # the cause first: a failed sync also fails the report (UpstreamFailed)
         "ThresholdBreached: ",
+        "DailyLimitReached: ",
+        "LoginRefused: ",
         "CredentialsRefused: ",
+        "BulkJobRefused: ",
+        "BulkJobFailed: ",
         "MappingError: ",
         "ConfigurationError: ",
         "AirflowFailException: ",
@@ -123,11 +132,36 @@ def failure_message(output: str) -> str:
     return "(no error line found)"
 
 
-def airflow_run_id(pg_server) -> str:
+def airflow_run_id(pg_server, logical_date: str | None = None) -> str:
+    """The newest run's id, or that of the run with ``logical_date`` (ISO 8601, with its offset)."""
     with psycopg.connect(pg_server.uri("airflow")) as meta:
+        if logical_date is not None:
+            return meta.execute(
+                "SELECT run_id FROM dag_run WHERE dag_id = 'thrive_tracking_sync' AND logical_date = %s::timestamptz"
+                " ORDER BY id DESC LIMIT 1",
+                [logical_date],
+            ).fetchone()[0]
         return meta.execute(
             "SELECT run_id FROM dag_run WHERE dag_id = 'thrive_tracking_sync' ORDER BY id DESC LIMIT 1"
         ).fetchone()[0]
+
+
+def forget_run(pg_server, run_id: str) -> None:
+    """Delete a run, and its task instances, from Airflow's metadata database (shared by the session)."""
+    with psycopg.connect(pg_server.uri("airflow")) as meta:
+        meta.execute("DELETE FROM dag_run WHERE dag_id = 'thrive_tracking_sync' AND run_id = %s", [run_id])
+
+
+def bulk_jobs(sf) -> list[dict]:
+    """Every Bulk API 2.0 ingest job the org knows (Get All Jobs, every page), oldest first."""
+    jobs: list[dict] = []
+    path: str | None = "jobs/ingest"
+    while path:
+        page = sf.restful(path)
+        jobs += page.get("records") or []
+        following = page.get("nextRecordsUrl")
+        path = following.split(f"/v{sf.sf_version}/", 1)[1] if following and not page.get("done") else None
+    return jobs
 
 
 # --- a scheduler: `airflow standalone` with LocalExecutor -----------------------------------------
@@ -143,14 +177,6 @@ def airflow_cli(*args: str, env: dict[str, str]) -> str:
     result = subprocess.run([AIRFLOW, *args], env=env, capture_output=True, text=True, timeout=300)
     assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
     return result.stdout
-
-
-def json_out(text: str) -> list[dict]:
-    """The JSON document in a CLI's output (Airflow may print warnings before it)."""
-    import re
-
-    start = re.search(r"^\[\s*[{\]]", text, re.M)
-    return json.loads(text[start.start() :]) if start else []
 
 
 @contextmanager
@@ -178,9 +204,9 @@ def standalone(log_path: Path) -> Iterator[tuple[dict[str, str], subprocess.Pope
         )
         try:
             deadline = time.monotonic() + 180
-            while "thrive_tracking_sync" not in airflow_cli("dags", "list", "-o", "plain", env=env):
+            while not _serialized(env):  # read from the metadata DB: each `airflow` command costs seconds of CPU
                 assert time.monotonic() < deadline, "the DAG processor did not serialize the DAG"
-                time.sleep(3)
+                time.sleep(1)
             airflow_cli("dags", "unpause", "thrive_tracking_sync", env=env)
             yield env, process
         finally:
@@ -197,18 +223,37 @@ def backfill(env: dict[str, str], first: str, last: str, timeout: float = 600) -
         (date.fromisoformat(last) - date.fromisoformat(first)).days + 1)}  # fmt: skip
     deadline = time.monotonic() + timeout
     while True:
-        runs = json_out(airflow_cli("dags", "list-runs", "thrive_tracking_sync", "-o", "json", env=env))
-        states = {r["logical_date"][:10]: r["state"] for r in runs if r["run_id"].startswith("backfill__")}
+        states = _backfill_states(env)
         if days <= set(states) and all(states[d] in ("success", "failed") for d in days) and not _open_backfills(env):
             return {d: states[d] for d in sorted(days)}
         assert time.monotonic() < deadline, f"backfill runs did not finish: {states}"
-        time.sleep(3)
+        time.sleep(1)
+
+
+def _meta(env: dict[str, str]) -> psycopg.Connection:
+    """The scheduler's metadata database (the tests watch it there: an `airflow` command costs seconds of CPU)."""
+    uri = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"]
+    return psycopg.connect(uri.replace("postgresql+psycopg://", "postgresql://", 1))
+
+
+def _serialized(env: dict[str, str]) -> bool:
+    with _meta(env) as conn:
+        return conn.execute("SELECT 1 FROM serialized_dag WHERE dag_id = 'thrive_tracking_sync'").fetchone() is not None
+
+
+def _backfill_states(env: dict[str, str]) -> dict[str, str]:
+    """``{logical day: state}`` of the DAG's backfill runs."""
+    with _meta(env) as conn:
+        rows = conn.execute(
+            "SELECT to_char(logical_date AT TIME ZONE 'UTC', 'YYYY-MM-DD'), state FROM dag_run"
+            " WHERE dag_id = 'thrive_tracking_sync' AND run_type = 'backfill'"
+        ).fetchall()
+    return dict(rows)
 
 
 def _open_backfills(env: dict[str, str]) -> int:
     """Backfills the scheduler has not closed yet: Airflow allows one per DAG, so wait for it to close."""
-    meta = env["AIRFLOW__DATABASE__SQL_ALCHEMY_CONN"].replace("postgresql+psycopg://", "postgresql://", 1)
-    with psycopg.connect(meta) as conn:
+    with _meta(env) as conn:
         return conn.execute(
             "SELECT count(*) FROM backfill WHERE dag_id = 'thrive_tracking_sync' AND completed_at IS NULL"
         ).fetchone()[0]

@@ -16,6 +16,7 @@ from __future__ import annotations
 import argparse
 import json
 import sys
+import textwrap
 from dataclasses import asdict, dataclass, field
 from pathlib import Path
 
@@ -58,6 +59,23 @@ class ConfigResult:
 
 
 @dataclass
+class MatrixSetup:
+    """How the fault matrix's first runs meet the org: the slow-org pace and the deployment's Bulk
+    settings, with what they made of the fault-free day (rendered into the matrix's intro)."""
+
+    queue_seconds: float  # a closed Bulk job's wait in the org's queue
+    batch_seconds: float  # the least time an internal batch (10,000 records) holds a worker
+    batch_workers: int  # the org's batch workers, shared by every job
+    bulk_threshold: int  # THRIVE_SYNC_BULK_THRESHOLD
+    bulk_job_rows: int  # THRIVE_SYNC_BULK_JOB_ROWS
+    poll_seconds: float  # THRIVE_SYNC_POLL_SECONDS
+    job_timeout_seconds: float  # THRIVE_SYNC_JOB_TIMEOUT_SECONDS
+    big_category: str  # the category that goes through Bulk
+    big_records: int  # the records it sends through Bulk in the fault-free run
+    big_jobs: int  # the Bulk jobs they take
+
+
+@dataclass
 class Outcome:
     """How one test ended: passed, failed (setup, call or teardown) or skipped; why, if it failed."""
 
@@ -69,6 +87,7 @@ class Outcome:
 FAULTS: dict[str, CaseResult] = {}
 CONFIG: dict[str, ConfigResult] = {}
 OTHER: dict[str, list[str]] = {}  # section title -> lines (hostile input, secrets)
+SETUP: dict[str, MatrixSetup] = {}  # "matrix" -> the fault matrix's setup, once its fault-free run is done
 
 # Every case the document lists, in its order, with the test (node id, or a whole module) whose
 # outcome is the case's. A case with no measurement is listed as failed or not run.
@@ -78,12 +97,17 @@ EXPECTED_FAULTS: dict[str, str] = {
     "503": _S + "test_reliability.py::test_fault[503]",
     "403 bursts": _S + "test_reliability.py::test_fault[403 bursts]",
     "row locks": _S + "test_reliability.py::test_fault[row locks]",
-    "locks that never clear": _S + "test_reliability.py::test_fault[locks that never clear]",
+    "locks that never clear": _S + "test_reliability.py::test_fault_locks_that_never_clear",
     "401 mid-run": _S + "test_reliability.py::test_fault_expired_session_mid_run",
+    "sessions expire (password)": _S + "test_reliability.py::test_fault_sessions_expire_password_connection",
+    "sessions expire (JWT)": _S + "test_reliability.py::test_fault_sessions_expire_jwt_connection",
+    "daily limit spent": _S + "test_reliability.py::test_fault_daily_limit_spent_mid_run",
     "sandbox down": _S + "test_reliability.py::test_fault_sandbox_down_then_back",
     "PostgreSQL dropped": _S + "test_reliability.py::test_fault_postgresql_connection_dropped",
     "slow sandbox": _S + "test_reliability.py::test_fault_slow_sandbox",
-    "kill": _S + "test_reliability.py::test_kill_mid_bulk_upload_then_airflow_retries",
+    "late answers": _S + "test_reliability.py::test_fault_late_answers",
+    "upsert race": _S + "test_reliability.py::test_fault_upsert_race",
+    "kill": _S + "test_reliability.py::test_kill_while_a_bulk_job_is_in_progress_then_airflow_retries",
 }
 EXPECTED_CONFIG: dict[str, str] = {
     **{
@@ -116,6 +140,7 @@ class Results:
     config: dict[str, ConfigResult] = field(default_factory=dict)
     other: dict[str, list[str]] = field(default_factory=dict)
     outcomes: dict[str, Outcome] = field(default_factory=dict)  # test node id -> outcome
+    setup: MatrixSetup | None = None  # how the fault matrix met the org (None: its fault-free run did not end)
 
     def to_json(self) -> str:
         return json.dumps(asdict(self), indent=2, ensure_ascii=False) + "\n"
@@ -128,6 +153,7 @@ class Results:
             config={k: ConfigResult(**v) for k, v in data.get("config", {}).items()},
             other={k: list(v) for k, v in data.get("other", {}).items()},
             outcomes={k: Outcome(**v) for k, v in data.get("outcomes", {}).items()},
+            setup=MatrixSetup(**data["setup"]) if data.get("setup") else None,
         )
 
     def ran_any(self) -> bool:
@@ -139,7 +165,9 @@ class Results:
 
 def collected(outcomes: dict[str, Outcome]) -> Results:
     """This session's measurements (the module-level dicts) with the tests' outcomes."""
-    return Results(dict(FAULTS), dict(CONFIG), {k: list(v) for k, v in OTHER.items()}, dict(outcomes))
+    return Results(
+        dict(FAULTS), dict(CONFIG), {k: list(v) for k, v in OTHER.items()}, dict(outcomes), SETUP.get("matrix")
+    )
 
 
 # --- test outcomes --------------------------------------------------------------------------------
@@ -223,6 +251,26 @@ def _state(test: str | None, outcomes: dict[str, Outcome], measured: bool) -> tu
     return state, reasons
 
 
+def _setup_lines(setup: MatrixSetup | None) -> list[str]:
+    """The slow org and the deployment the matrix ran with, in figures, as a wrapped paragraph."""
+    if setup is None:
+        return ["How the matrix met the org was not recorded: its fault-free run did not end."]
+    text = (
+        "**The slow org.** Every first run, and the kill case's run, meets an org under load "
+        "(`sf_sandbox.jobs.SLOW_ORG`; its seconds stand for an org's minutes): a closed Bulk job waits "
+        f"{setup.queue_seconds:g} s in the org's queue, then each internal batch of up to 10,000 records holds "
+        f"one of {setup.batch_workers} batch workers, shared by every job, for at least {setup.batch_seconds:g} s. "
+        f"The deployment (`THRIVE_SYNC_*`) sends an org's records through Bulk API 2.0 from "
+        f"{setup.bulk_threshold:,} in a task, in jobs of {setup.bulk_job_rows:,} (a task's first job a fifth of "
+        f"that), up to three in flight; it looks at a running job at most every {setup.poll_seconds:g} s and "
+        f"aborts one after {setup.job_timeout_seconds:g} s. So the day's `{setup.big_category}` "
+        f"({setup.big_records:,} records) goes in {setup.big_jobs} Bulk jobs side by side, and the four smaller "
+        "categories through sObject Collections. The fault-free run and the reruns go at the sandbox's default "
+        "pace (0.1 s in the queue, 0.05 s a batch)."
+    )
+    return textwrap.wrap(text, 100, break_on_hyphens=False, break_long_words=False)
+
+
 def render(results: Results) -> str:
     outcomes = results.outcomes
     not_passed: dict[str, list[str]] = {}  # state -> cases
@@ -293,7 +341,10 @@ def render(results: Results) -> str:
         "reruns it without the fault, and compares with a fault-free run of the same day: Salesforce's",
         "records and field values, the record count (no duplicates), `extracted = written + failed +",
         "skipped` for every account and category, and the tracking log row for row. The first run's",
-        "log may only differ by honest `RETRIES_EXHAUSTED` rows.",
+        "log may only differ by honest `RETRIES_EXHAUSTED` rows, and what it wrote must hold the fault-free",
+        "values.",
+        "",
+        *_setup_lines(results.setup),
         "",
         "| case | fault | first run | Airflow task retries | `RETRIES_EXHAUSTED` rows | rerun "
         "| final state = fault-free | conservation | spurious log rows |",

@@ -1,41 +1,78 @@
-"""Reliability: the fault matrix and the kill test, against the running sandbox and PostgreSQL.
+"""Reliability: the fault matrix and the kill test, on a slow org, against the running sandbox and PostgreSQL.
 
 Every case runs the real DAG (`airflow dags test`, or a scheduler for the kill) on one generated day
-under one fault, then reruns it without the fault, and compares with a fault-free run of the same
-day: the same records with the same field values in Salesforce, no duplicates, counts that add up,
-and no tracking-log row that the fault-free run does not have. What each case measured is recorded
-before it is asserted (``tests/system/reliability_report.py``); ``make reliability`` renders it into
+under one fault, on a slow org: Bulk jobs wait in the org's queue and hold its few batch workers for
+seconds that stand for an org's minutes, several jobs in flight. Then it reruns the day without the
+fault and compares with a fault-free run of the same day: the same records with the same field
+values in Salesforce, no duplicates, counts that add up, and no tracking-log row that the fault-free
+run does not have. What each case measured is recorded before it is asserted
+(``tests/system/reliability_report.py``); ``make reliability`` renders it into
 ``docs/reliability.md``, failing cases included.
 """
 
 from __future__ import annotations
 
+import subprocess
 import threading
 import time
+from collections import Counter
 from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass, field
 
 import psycopg
 import pytest
 
 from conftest import NO_FAULTS
 from dag_runs import (
+    DAG_ID,
     DAY,
+    FIELDS,
+    RUN_DATE,
     Snapshot,
     airflow_run_id,
     backfill,
+    bulk_jobs,
     dags_test,
     failure_message,
+    forget_run,
     salesforce_conn_json,
     snapshot,
     standalone,
     task_states,
+    with_test_budget,
 )
 from reliability_report import FAULTS as RESULTS
-from reliability_report import CaseResult
+from reliability_report import SETUP, CaseResult, MatrixSetup
+from sf_sandbox.jobs import SLOW_ORG
 from thrive_dev.sandbox import seed_from_sample
 from thrive_sync.hooks.thrive_store import STREAM_APPLICATION_NAME
 
+# The deployment every run of this module has: the day's big category (message_activity, about 3,100
+# records to write) goes through Bulk API 2.0 in three jobs (300, 1,500 and the rest: a task's first
+# job is a fifth of the others), up to three in flight; the small ones (under 300) through Collections.
+DEPLOYMENT = {
+    "THRIVE_SYNC_BULK_THRESHOLD": "1000",
+    "THRIVE_SYNC_BULK_JOB_ROWS": "1500",
+    "THRIVE_SYNC_POLL_SECONDS": "0.5",
+    "THRIVE_SYNC_JOB_TIMEOUT_SECONDS": "120",
+}
+BIG = "message_activity"
+SLOW = {**NO_FAULTS, **SLOW_ORG}  # the first run of every case meets the slow org
+LOGICAL_DATE = f"{RUN_DATE}T00:00:00+00:00"
+# Another logical date whose manual run syncs the same day (the last complete day before it).
+OTHER_LOGICAL_DATE = f"{RUN_DATE}T01:00:00+00:00"
+CATEGORY = FIELDS.index("Category__c")
+CREATES = "api_calls.POST jobs/ingest"
+UPLOADS = "api_calls.PUT jobs/ingest"
+
 _REFERENCE: dict[str, Snapshot] = {}
+
+
+@pytest.fixture(autouse=True)
+def deployment(monkeypatch) -> None:
+    for name, value in DEPLOYMENT.items():
+        monkeypatch.setenv(name, value)
 
 
 # --- helpers --------------------------------------------------------------------------------------
@@ -45,18 +82,49 @@ def fresh_org(org, db: str) -> None:
     seed_from_sample(org, db)
 
 
+def counters(org) -> dict[str, int]:
+    return org.admin("GET", "stats").json()
+
+
 def reference(db: str, org, sf, pg_server) -> Snapshot:
-    """The fault-free run of the day (once per session); the org is emptied and seeded again after."""
+    """The fault-free run of the day (once per session, with the sandbox's own connection and pace);
+    the org is emptied and seeded again after."""
     if "clean" not in _REFERENCE:
-        result = dags_test()
+        org.admin("PUT", "faults", json=NO_FAULTS)
+        result = dags_test(env={"AIRFLOW_CONN_SALESFORCE_DEFAULT": salesforce_conn_json(org)})
         assert result.returncode == 0, (result.stdout + result.stderr)[-3000:]
-        _REFERENCE["clean"] = snapshot(db, sf, airflow_run_id(pg_server))
+        clean = snapshot(db, sf, airflow_run_id(pg_server))
+        jobs = bulk_jobs(sf)
+        SETUP["matrix"] = MatrixSetup(
+            queue_seconds=SLOW_ORG["queue_seconds"],
+            batch_seconds=SLOW_ORG["batch_seconds"],
+            batch_workers=SLOW_ORG["batch_workers"],
+            bulk_threshold=int(DEPLOYMENT["THRIVE_SYNC_BULK_THRESHOLD"]),
+            bulk_job_rows=int(DEPLOYMENT["THRIVE_SYNC_BULK_JOB_ROWS"]),
+            poll_seconds=float(DEPLOYMENT["THRIVE_SYNC_POLL_SECONDS"]),
+            job_timeout_seconds=float(DEPLOYMENT["THRIVE_SYNC_JOB_TIMEOUT_SECONDS"]),
+            big_category=BIG,
+            big_records=sum(int(job["numberRecordsProcessed"]) for job in jobs),
+            big_jobs=len(jobs),
+        )
+        # THRIVE_SYNC_BULK_JOB_ROWS reached the writer (the DAG file passes it): the big category took 3+ jobs.
+        assert len(jobs) >= 3, f"{len(jobs)} Bulk job(s) for {BIG}: THRIVE_SYNC_BULK_JOB_ROWS did not reach the writer"
+        _REFERENCE["clean"] = clean
         fresh_org(org, db)
     return _REFERENCE["clean"]
 
 
 def conservation_holds(snap: Snapshot) -> bool:
     return bool(snap.counts) and all(x == w + f + s for x, w, f, s in snap.counts.values())
+
+
+def only(snap: Snapshot, categories: list[str] | None) -> Snapshot:
+    """What ``snap`` holds of ``categories`` (all of it for ``None``)."""
+    if categories is None:
+        return snap
+    records = {k: v for k, v in snap.records.items() if v[CATEGORY] in categories}
+    counts = {k: v for k, v in snap.counts.items() if k[1] in categories}
+    return Snapshot(records, len(records), counts, {row for row in snap.log if row[1] in categories})
 
 
 class Watcher(threading.Thread):
@@ -97,73 +165,142 @@ def watch(
     return watcher
 
 
-def run_case(
-    case: str,
-    fault: str,
-    *,
-    db: str,
-    org,
-    sf,
-    pg_server,
-    faults: dict | None = None,
-    during: Callable[[], Watcher] | None = None,
-    env: dict[str, str] | None = None,
-) -> CaseResult:
-    """First run under the fault, then a fault-free rerun; both compared with the fault-free run."""
-    clean = reference(db, org, sf, pg_server)
-    if faults:
-        org.admin("PUT", "faults", json={**NO_FAULTS, **faults})
-    watcher = during() if during else None
-    first = dags_test(env=env)
-    if watcher:
-        watcher.stop()
-    org.admin("PUT", "faults", json=NO_FAULTS)
-    # Each run is found by Airflow's run id: a run that failed before any count was saved has no
-    # sync_runs row, and the newest one there would be an earlier run's.
-    first_id = airflow_run_id(pg_server)
-    after_first = snapshot(db, sf, first_id)
-    states = task_states(pg_server, first_id)
-    retries = sum(tries - 1 for tries, _ in states.values() if tries > 1)
-    exhausted = sum(1 for *_, reason in after_first.log if reason == "RETRIES_EXHAUSTED")
+@dataclass
+class Case:
+    """One row of the matrix: what the first run meets, and what a user does before running the day again."""
+
+    name: str
+    fault: str
+    faults: dict = field(default_factory=dict)  # sandbox knobs of the first run, over the slow org
+    prepare: Callable[[], None] | None = None  # just before the first run (after its knobs are set)
+    during: Callable[[], Watcher] | None = None  # a fault that comes mid-run
+    categories: list[str] | None = None  # the first run's categories (None: the whole day)
+    alongside: bool = False  # a second run of the same day, started at the same moment
+    recover: Callable[[], None] | None = None  # after the first run: the user's remedy, before the rerun
+    evidence: Callable[[dict[str, int]], list[str]] | None = None  # notes from the sandbox's counters
+    completes: bool = False  # the writer must carry the first run through: fully written, no Airflow retry
+
+
+@dataclass
+class FirstRun:
+    """A first run (or two side by side): each run's process, snapshot and task states."""
+
+    results: list[subprocess.CompletedProcess]
+    snaps: list[Snapshot]
+    states: list[dict[str, tuple[int, str]]]
+
+    @property
+    def output(self) -> str:
+        return "".join(r.stdout + r.stderr for r in self.results)
+
+    @property
+    def succeeded(self) -> bool:
+        return all(r.returncode == 0 for r in self.results)
+
+    def failed_tasks(self) -> list[str]:
+        return sorted({task for states in self.states for task, (_, state) in states.items() if state == "failed"})
+
+    def retries(self) -> int:
+        return sum(tries - 1 for states in self.states for tries, _ in states.values() if tries > 1)
+
+    def exhausted(self) -> int:
+        return sum(1 for snap in self.snaps for *_, reason in snap.log if reason == "RETRIES_EXHAUSTED")
+
+
+def run_first(case: Case) -> list[subprocess.CompletedProcess]:
+    """The case's first run, or its two runs side by side (different logical dates, the same day)."""
+    conf = {"delay_minutes": 0, **({"categories": case.categories} if case.categories else {})}
+    dates = [LOGICAL_DATE, OTHER_LOGICAL_DATE] if case.alongside else [LOGICAL_DATE]
+    with ThreadPoolExecutor(len(dates)) as pool:
+        return list(pool.map(lambda date: dags_test(conf, run_date=date), dates))
+
+
+def measure_first(results: list[subprocess.CompletedProcess], db: str, sf, pg_server) -> FirstRun:
+    """What the first run(s) left. A run that failed before any count was saved has no sync_runs row,
+    and the newest one there would be an earlier run's: each run is found by Airflow's run id."""
+    run_ids = [airflow_run_id(pg_server, date) for date in [LOGICAL_DATE, OTHER_LOGICAL_DATE][: len(results)]]
+    first = FirstRun(results, [snapshot(db, sf, r) for r in run_ids], [task_states(pg_server, r) for r in run_ids])
+    for run_id in run_ids[1:]:  # the rerun replaces the first run; the other one would stay for later tests
+        forget_run(pg_server, run_id)
+    return first
+
+
+def describe_first(first: FirstRun, expected: Snapshot) -> tuple[str, bool, list[str]]:
+    """The first-run cell, whether a run that claims success left the org incomplete, and notes.
+
+    A first run that claims success is complete; one that is not complete must have said so.
+    """
+    exhausted = first.exhausted()
+    incomplete = first.succeeded and not exhausted and first.snaps[0].records != expected.records
+    runs = "both runs " if len(first.results) > 1 else ""
     notes: list[str] = []
-    # Everything is measured and recorded first, then asserted: a failing case still leaves its row.
-    # A first run that claims success is complete; one that is not complete must have said so.
-    first_incomplete = first.returncode == 0 and not exhausted and after_first.records != clean.records
-    if first.returncode == 0:
-        first_run = "succeeded" + (f", {exhausted} rows RETRIES_EXHAUSTED" if exhausted else ", fully written")
-        if first_incomplete:
-            first_run = "succeeded, but NOT fully written: the org differs from the fault-free run"
+    if first.succeeded:
+        text = f"{runs}succeeded" + (f", {exhausted} rows RETRIES_EXHAUSTED" if exhausted else ", fully written")
+        if incomplete:
+            text = f"{runs}succeeded, but NOT fully written: the org differs from the fault-free run"
     else:
-        failed = sorted(task for task, (_, state) in states.items() if state == "failed")
-        first_run = f"failed loudly: {', '.join(failed)}" if failed else "failed, but no task is marked failed"
-        notes.append(f"first run: `{failure_message(first.stdout + first.stderr)}`")
-    # Whatever the first run logged is either what the clean run logs or an honest RETRIES_EXHAUSTED.
-    spurious_first = {row for row in after_first.log - clean.log if row[3] != "RETRIES_EXHAUSTED"}
+        failed = first.failed_tasks()
+        text = f"failed loudly: {', '.join(failed)}" if failed else "failed, but no task is marked failed"
+        notes.append(f"first run: `{failure_message(first.output)}`")
+    return text, incomplete, notes
+
+
+def run_case(case: Case, *, db: str, org, sf, pg_server) -> CaseResult:
+    """First run under the fault on the slow org, then a fault-free rerun; both compared with the fault-free run."""
+    clean = reference(db, org, sf, pg_server)
+    expected = only(clean, case.categories)
+    before = counters(org)
+    org.admin("PUT", "faults", json={**SLOW, **case.faults})
+    if case.prepare:
+        case.prepare()
+    watcher = case.during() if case.during else None
+    try:
+        results = run_first(case)
+    finally:
+        if watcher:
+            watcher.stop()
+        org.admin("PUT", "faults", json=NO_FAULTS)
+        if case.recover:
+            case.recover()
+    first = measure_first(results, db, sf, pg_server)
+    after = counters(org)
+    first_run, first_incomplete, notes = describe_first(first, expected)
+    if case.evidence:
+        notes += case.evidence({k: v - before.get(k, 0) for k, v in after.items()})
+    # What the first run wrote is right, whatever it did not get to; what it logged is what the
+    # fault-free run logs, or an honest RETRIES_EXHAUSTED.
+    wrong = sorted(k for k, v in first.snaps[0].records.items() if clean.records.get(k) != v)
+    if wrong:
+        notes.append(f"the first run left {len(wrong)} records unlike the fault-free run's, e.g. {wrong[0]}")
+    spurious_first = {row for snap in first.snaps for row in snap.log - clean.log if row[3] != "RETRIES_EXHAUSTED"}
 
     rerun = dags_test()
-    final = snapshot(db, sf, airflow_run_id(pg_server))
+    final = snapshot(db, sf, airflow_run_id(pg_server, LOGICAL_DATE))
     converged = "converged" if final.records == clean.records else "DIFFERENT"
     if rerun.returncode != 0:
         notes.append(f"rerun: `{failure_message(rerun.stdout + rerun.stderr)}`")
     if final.counts != clean.counts:
         notes.append("the rerun's counts differ from the fault-free run's")
     result = CaseResult(
-        case=case,
-        fault=fault,
+        case=case.name,
+        fault=case.fault,
         first_run=first_run,
-        airflow_retries=retries,
-        retries_exhausted=exhausted,
+        airflow_retries=first.retries(),
+        retries_exhausted=first.exhausted(),
         rerun=converged if rerun.returncode == 0 else f"FAILED ({converged})",
         same_state=final.records == clean.records and final.record_count == len(final.records),
-        conservation=conservation_holds(final) and (not after_first.counts or conservation_holds(after_first)),
+        conservation=conservation_holds(final) and all(not s.counts or conservation_holds(s) for s in first.snaps),
         spurious_log_rows=len(spurious_first) + len(final.log ^ clean.log),
         notes=notes,
     )
-    RESULTS[case] = result
-    assert first.returncode == 0 or "failed loudly" in first_run, "a failed run must have a failed task"
-    assert not first_incomplete, f"{case}: a successful run left a different org"
+    RESULTS[case.name] = result
+    assert first.succeeded or "failed loudly" in first_run, "a failed run must have a failed task"
+    assert not first_incomplete, f"{case.name}: a successful run left a different org"
+    if case.completes:
+        assert first.succeeded and not first.exhausted() and not first.retries(), f"{case.name}: {first_run}"
+    assert not wrong, f"{case.name}: the first run wrote wrong values: {wrong[:5]}"
     assert rerun.returncode == 0, (rerun.stdout + rerun.stderr)[-3000:]
-    assert result.same_state, f"{case}: Salesforce differs from the fault-free run after the rerun"
+    assert result.same_state, f"{case.name}: Salesforce differs from the fault-free run after the rerun"
     assert final.counts == clean.counts
     assert result.conservation
     assert result.spurious_log_rows == 0, sorted(spurious_first | (final.log ^ clean.log))[:10]
@@ -178,63 +315,128 @@ MATRIX = {
         {"limit_403_share": 0.03, "limit_403_burst": 6},
     ),
     "row locks": ("10% of records answered UNABLE_TO_LOCK_ROW", {"lock_row_share": 0.1}),
-    "locks that never clear": (
-        "every record answered UNABLE_TO_LOCK_ROW (the retry budget runs out)",
-        {"lock_row_share": 1.0},
-    ),
 }
 
 
 @pytest.mark.parametrize("case", list(MATRIX))
 def test_fault(case, wired, org, sf, pg_server):
     fault, faults = MATRIX[case]
-    result = run_case(case, fault, db=wired, org=org, sf=sf, pg_server=pg_server, faults=faults)
-    if case == "locks that never clear":
-        assert result.retries_exhausted > 0 and result.first_run.startswith("failed loudly")
+    run_case(Case(case, fault, faults), db=wired, org=org, sf=sf, pg_server=pg_server)
+
+
+def test_fault_locks_that_never_clear(wired, org, sf, pg_server, monkeypatch):
+    """Every record is refused; the writer resends each once (``record_retry_rounds`` 1: each round of
+    the big category is three Bulk jobs one after another, 13 s on the slow org), then gives up on them."""
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", salesforce_conn_json(org, record_retry_rounds=1))
+    case = Case(
+        "locks that never clear",
+        "every record answered UNABLE_TO_LOCK_ROW; each is resent once (record_retry_rounds 1), then given up",
+        {"lock_row_share": 1.0},
+    )
+    result = run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
+    assert result.retries_exhausted > 0 and result.first_run.startswith("failed loudly")
 
 
 def test_fault_expired_session_mid_run(wired, org, sf, pg_server):
-    def during() -> threading.Thread:
-        calls = lambda: org.admin("GET", "stats").json().get("api_calls", 0)  # noqa: E731
-        start = calls()
+    def during() -> Watcher:
+        start = counters(org).get("api_calls", 0)
         return watch(
-            lambda: calls() >= start + 15,
-            lambda: org.admin("PUT", "faults", json={**NO_FAULTS, "invalid_session_requests": 3}),
+            lambda: counters(org).get("api_calls", 0) >= start + 15,
+            lambda: org.admin("PUT", "faults", json={**SLOW, "invalid_session_requests": 3}),
         )
 
-    run_case(
+    case = Case(
         "401 mid-run",
-        "3 requests answered 401 INVALID_SESSION_ID after the run's 15th API call",
-        db=wired,
-        org=org,
-        sf=sf,
-        pg_server=pg_server,
+        "3 requests answered 401 INVALID_SESSION_ID after the run's 15th API call, on a session that stays "
+        "valid (sessions that really end: the password and JWT cases)",
         during=during,
     )
+    run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
+
+
+def sessions_expire(shape: str, org, login_conns, monkeypatch, seen: dict[str, int]) -> Case:
+    """The run logs in (a password or JWT connection) to sessions that end 2 s after each login."""
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", with_test_budget(login_conns[shape]))
+    logins = "logins.soap" if shape == "password" else "logins.oauth"
+
+    def evidence(delta: dict[str, int]) -> list[str]:
+        seen.update(refused=delta.get("refused.INVALID_SESSION_ID", 0), logins=delta.get(logins, 0))
+        return [f"first run: {seen['refused']} calls refused INVALID_SESSION_ID, {seen['logins']} logins ({logins})"]
+
+    return Case(
+        f"sessions expire ({'password' if shape == 'password' else 'JWT'})",
+        f"a {'SOAP login with password and security token' if shape == 'password' else 'JWT bearer login'}"
+        "; every session ends 2 s after its login, mid-task",
+        prepare=lambda: org.admin("PUT", "sessions", json={"lifetime_seconds": 2}),
+        recover=lambda: org.admin("PUT", "sessions", json={"lifetime_seconds": 7200}),
+        evidence=evidence,
+        completes=True,
+    )
+
+
+def test_fault_sessions_expire_password_connection(wired, org, sf, pg_server, login_conns, monkeypatch):
+    seen: dict[str, int] = {}
+    case = sessions_expire("password", org, login_conns, monkeypatch, seen)
+    run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
+    assert seen["refused"] >= 1 and seen["logins"] >= 2, seen  # sessions ended mid-run, and logins followed
+
+
+def test_fault_sessions_expire_jwt_connection(wired, org, sf, pg_server, login_conns, monkeypatch):
+    seen: dict[str, int] = {}
+    case = sessions_expire("jwt", org, login_conns, monkeypatch, seen)
+    run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
+    assert seen["refused"] >= 1 and seen["logins"] >= 2, seen
+
+
+def test_fault_daily_limit_spent_mid_run(wired, org, sf, pg_server):
+    """The day's API allowance runs out during the big category's Bulk jobs: that task, and every one
+    after it, fails at once with the org's message (no Airflow retry); once the allowance is back,
+    the rerun writes what the first run did not."""
+    jobs_left: list[str] = []
+
+    def evidence(delta: dict[str, int]) -> list[str]:
+        states = Counter(job["state"] for job in bulk_jobs(sf))
+        jobs_left.append(", ".join(f"{n} {state}" for state, n in sorted(states.items())))
+        return [
+            f"first run: {delta.get(CREATES, 0)} Bulk job(s) created before the allowance ran out; the org's jobs "
+            f"right after the run: {jobs_left[0]} (an abort is refused too once the allowance is spent)"
+        ]
+
+    case = Case(
+        "daily limit spent",
+        "DailyApiRequests set to 8 left when the first Bulk job is created; raised again before the rerun",
+        during=lambda: watch(
+            lambda: counters(org).get(CREATES, 0) >= 1,
+            lambda: org.admin("PUT", "limits", json={"DailyApiRequests": {"Max": 15_000, "Remaining": 8}}),
+        ),
+        recover=lambda: org.admin("PUT", "limits", json={"DailyApiRequests": {"Max": 15_000}}),
+        evidence=evidence,
+    )
+    result = run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
+    assert result.first_run.startswith("failed loudly") and f"validate_and_map_{BIG}" in result.first_run
+    assert "DailyLimitReached: " in result.notes[0] and "TotalRequests Limit exceeded" in result.notes[0]
+    assert result.airflow_retries == 0
 
 
 def test_fault_sandbox_down_then_back(wired, org, sf, pg_server, tmp_root):
     from thrive_dev import sandbox as sf_sandbox
 
-    reference(wired, org, sf, pg_server)
-    sf_sandbox.stop(tmp_root / "sf")
+    def back() -> None:
+        sf_sandbox.start(tmp_root / "sf")
+        org.admin("PUT", "faults", json=SLOW)  # a restarted sandbox comes back with its default pace
 
-    def during() -> threading.Thread:
+    def during() -> Watcher:
         started = time.monotonic()
-        return watch(
-            lambda: time.monotonic() > started + 8, lambda: sf_sandbox.start(tmp_root / "sf"), stop_with_run=False
-        )
+        return watch(lambda: time.monotonic() > started + 8, back, stop_with_run=False)
 
+    case = Case(
+        "sandbox down",
+        "the sandbox stopped when the run starts, started again 8 s later",
+        prepare=lambda: sf_sandbox.stop(tmp_root / "sf"),
+        during=during,
+    )
     try:
-        run_case(
-            "sandbox down",
-            "the sandbox stopped when the run starts, started again 8 s later",
-            db=wired,
-            org=org,
-            sf=sf,
-            pg_server=pg_server,
-            during=during,
-        )
+        run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
     finally:
         sf_sandbox.start(tmp_root / "sf")
 
@@ -258,73 +460,109 @@ def test_fault_postgresql_connection_dropped(wired, org, sf, pg_server):
                 terminated.append(row[0])
         return bool(row)
 
-    result = run_case(
+    case = Case(
         "PostgreSQL dropped",
         "the validate task's reading PostgreSQL connection terminated before it read a row (org answers 200 ms late)",
-        db=wired,
-        org=org,
-        sf=sf,
-        pg_server=pg_server,
-        faults={"latency_ms": 200},
+        {"latency_ms": 200},
         during=lambda: watch(streaming_backend, lambda: None),
     )
+    result = run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
     assert terminated, "no streaming connection was seen to terminate"
     assert result.airflow_retries >= 1
 
 
 def test_fault_slow_sandbox(wired, org, sf, pg_server, monkeypatch):
     monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", salesforce_conn_json(org, timeout=1.0))
-    run_case(
+    case = Case(
         "slow sandbox",
-        "15% of requests take 1.5 s, past the connection's 1 s request timeout",
-        db=wired,
-        org=org,
-        sf=sf,
-        pg_server=pg_server,
-        faults={"latency_ms": 1500, "latency_share": 0.15},
+        "15% of requests take 1.5 s, past the connection's 1 s request timeout, before their work",
+        {"latency_ms": 1500, "latency_share": 0.15},
     )
+    run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
 
 
-def test_kill_mid_bulk_upload_then_airflow_retries(wired, org, sf, pg_server, tmp_path):
-    """SIGKILL the task process while it uploads a Bulk job; Airflow's own retry finishes the day.
+def test_fault_late_answers(wired, org, sf, pg_server, monkeypatch):
+    """The work is done, the answer comes after the client gave up, and the client sends the request
+    again: a second job made (an orphan, to be aborted), an upload or close answered INVALIDJOBSTATE,
+    records that exist already. Besides 10% of all requests, the six after the first job's create."""
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", salesforce_conn_json(org, timeout=1.0))
+    late = {"latency_after_ms": 1500, "latency_after_share": 0.1}
 
-    A scheduler (``airflow standalone``, LocalExecutor) runs a one-day backfill, so the killed
-    task is retried by Airflow in the same run, as in production. Requests are slowed to 400 ms
-    so that the kill lands while the upload request is in flight.
+    left_open: list[int] = []
+
+    def evidence(delta: dict[str, int]) -> list[str]:
+        jobs = bulk_jobs(sf)
+        empty = sum(1 for job in jobs if job["state"] == "Aborted" and not int(job["numberRecordsProcessed"]))
+        left_open.append(sum(1 for job in jobs if job["state"] == "Open"))
+        sent = "/".join(str(delta.get(k, 0)) for k in (CREATES, UPLOADS, "api_calls.PATCH jobs/ingest"))
+        return [
+            f"first run: creates/uploads/closes sent {sent} for the {SETUP['matrix'].big_jobs} jobs the day needs; "
+            f"{len(jobs)} jobs made, {empty} of them aborted empty (orphans of resent creates), "
+            f"{left_open[0]} left open"
+        ]
+
+    case = Case(
+        "late answers",
+        "10% of requests, and the 6 after the first Bulk job's create, answered 1.5 s late after their work is "
+        "done, past the connection's 1 s request timeout",
+        late,
+        during=lambda: watch(
+            lambda: counters(org).get(CREATES, 0) >= 1,
+            lambda: org.admin("PUT", "faults", json={**SLOW, **late, "latency_after_requests": 6}),
+        ),
+        evidence=evidence,
+        completes=True,
+    )
+    run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
+    assert left_open == [0], "a resent create left an open job behind"
+
+
+def test_fault_upsert_race(wired, org, sf, pg_server):
+    """Two runs of the day's message activity at once (`airflow dags test` from a shell beside another
+    run: a manual run ignores max_active_runs), both inserting the same new records: the loser of each
+    insert race gets DUPLICATE_VALUE, which must end as an update, not a REJECTED row."""
+
+    lost: list[int] = []
+
+    def evidence(_: dict[str, int]) -> list[str]:
+        lost.append(
+            sum(
+                sf.bulk2.Thrive_Activity__c.get_failed_records(job["id"]).count('"DUPLICATE_VALUE:')
+                for job in bulk_jobs(sf)
+                if int(job["numberRecordsFailed"])
+            )
+        )
+        return [f"first runs: {lost[0]} records lost an insert race (DUPLICATE_VALUE in the jobs' failedResults)"]
+
+    case = Case(
+        "upsert race",
+        f"two runs of the day's {BIG} at once, inserting the same new records; 3 s between an upsert's "
+        "lookup of its keys and its inserts; 6 batch workers, room for both runs' jobs at once",
+        {"upsert_race_ms": 3000, "batch_workers": 6},
+        categories=[BIG],
+        alongside=True,
+        evidence=evidence,
+        completes=True,
+    )
+    run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
+    assert lost[0] > 0, "no insert race happened: the two runs' jobs never overlapped"
+
+
+def test_kill_while_a_bulk_job_is_in_progress_then_airflow_retries(wired, org, sf, pg_server, tmp_path):
+    """SIGKILL the task process while one of its Bulk jobs is ``InProgress``; Airflow's retry finishes the day.
+
+    A scheduler (``airflow standalone``, LocalExecutor) runs a one-day backfill on the slow org, so the
+    killed task is retried by Airflow in the same run, as in production. The job's state is read from
+    the org (Get All Jobs) just before and just after the kill.
     """
-    import psutil
-
     clean = reference(wired, org, sf, pg_server)
-    sandbox_port = int(org.url.rsplit(":", 1)[1])
     killed: list[dict] = []
-
-    def uploading_task() -> psutil.Process | None:
-        """The process running ``validate_and_map_message_activity`` (the category big enough for Bulk)."""
-        with psycopg.connect(pg_server.uri("airflow")) as meta:
-            row = meta.execute(
-                "SELECT pid FROM task_instance WHERE dag_id = 'thrive_tracking_sync' AND state = 'running'"
-                " AND task_id = 'validate_and_map_message_activity' AND pid IS NOT NULL"
-            ).fetchone()
-        if row is None:
-            return None
-        proc = psutil.Process(row[0])
-        talking = any(c.raddr and c.raddr.port == sandbox_port for c in proc.net_connections(kind="tcp"))
-        return proc if talking else None
-
-    def kill() -> None:
-        stats = org.admin("GET", "stats").json()
-        proc = uploading_task()
-        assert proc is not None, "no process was talking to the sandbox"
-        proc.send_signal(9)
-        killed.append({"pid": proc.pid, "jobs": stats.get("bulk2.jobs", 0), "uploads": stats.get(UPLOADS, 0)})
-        org.admin("PUT", "faults", json=NO_FAULTS)
-
     try:
         with standalone(tmp_path / "standalone.log") as (env, _):
-            org.admin("PUT", "faults", json={**NO_FAULTS, "latency_ms": 400})
+            org.admin("PUT", "faults", json=SLOW)
             watcher = watch(
-                lambda: org.admin("GET", "stats").json().get(UPLOADS, 0) >= 1 and uploading_task() is not None,
-                kill,
+                lambda: in_progress(sf) is not None and writing_task(org, pg_server) is not None,
+                lambda: kill(org, sf, pg_server, killed),
                 timeout=300,
             )
             states = backfill(env, DAY.isoformat(), DAY.isoformat())
@@ -335,24 +573,16 @@ def test_kill_mid_bulk_upload_then_airflow_retries(wired, org, sf, pg_server, tm
     run_id = airflow_run_id(pg_server)
     tries = task_states(pg_server, run_id)
     retried = sorted(task for task, (n, _) in tries.items() if n > 1)
+    forget_run(pg_server, run_id)  # its retried task must not count in a later test of backfills
     final = snapshot(wired, sf, run_id)
     # Recorded before the asserts: a failing kill test still leaves its row.
-    notes = (
-        [
-            f"killed pid {killed[0]['pid']} after {killed[0]['jobs']} Bulk job(s) created and "
-            f"{killed[0]['uploads']} upload(s) begun; the retry (try 2) ran the task again in the same run"
-        ]
-        if killed
-        else ["the watcher never saw an upload to kill: no task was killed"]
-    )
+    notes = [kill_note(killed[0], sf)] if killed else ["the watcher never saw a job InProgress: no task was killed"]
     if final.counts != clean.counts:
         notes.append("the run's counts differ from the fault-free run's")
     RESULTS["kill"] = CaseResult(
         case="kill",
-        fault="SIGKILL of the task process while its Bulk upload request is in flight (requests slowed to 400 ms)",
-        first_run=f"task killed: {', '.join(retried)}"
-        if killed
-        else f"not killed; retried: {', '.join(retried) or 'none'}",
+        fault=f"SIGKILL of validate_and_map_{BIG}'s process while one of its Bulk jobs is InProgress",
+        first_run=f"task killed: {', '.join(retried)}" if killed else f"not killed; retried: {retried or 'none'}",
         airflow_retries=sum(n - 1 for n, _ in tries.values() if n > 1),
         retries_exhausted=sum(1 for *_, reason in final.log if reason == "RETRIES_EXHAUSTED"),
         rerun="Airflow's retry completed the run" if run_state == "success" else f"the run ended {run_state}",
@@ -361,11 +591,73 @@ def test_kill_mid_bulk_upload_then_airflow_retries(wired, org, sf, pg_server, tm
         spurious_log_rows=len(final.log ^ clean.log),
         notes=notes,
     )
-    assert killed, "the watcher never saw an upload to kill"
+    assert killed, "the watcher never saw a job InProgress"
+    assert killed[0]["before"] == "InProgress", killed[0]
     assert run_state == "success", (tmp_path / "standalone.log").read_text()[-3000:]
-    assert retried == ["validate_and_map_message_activity"]
+    assert retried == [f"validate_and_map_{BIG}"]
     assert RESULTS["kill"].same_state and RESULTS["kill"].conservation
     assert final.counts == clean.counts and RESULTS["kill"].spurious_log_rows == 0
 
 
-UPLOADS = "api_calls.PUT jobs/ingest"
+def in_progress(sf) -> dict | None:
+    """A Bulk job the org is processing, if any (in a fresh org, only the big category makes jobs)."""
+    return next((job for job in bulk_jobs(sf) if job["state"] == "InProgress"), None)
+
+
+def writing_task(org, pg_server):
+    """The live process of ``validate_and_map_<BIG>``'s first try, talking to the sandbox."""
+    import psutil
+
+    with psycopg.connect(pg_server.uri("airflow")) as meta:
+        row = meta.execute(
+            "SELECT pid FROM task_instance WHERE dag_id = %s AND state = 'running' AND task_id = %s"
+            " AND try_number = 1 AND pid IS NOT NULL",
+            [DAG_ID, f"validate_and_map_{BIG}"],
+        ).fetchone()
+    if row is None:
+        return None
+    port = int(org.url.rsplit(":", 1)[1])
+    try:
+        proc = psutil.Process(row[0])
+        talking = any(c.raddr and c.raddr.port == port for c in proc.net_connections(kind="tcp"))
+    except psutil.NoSuchProcess:
+        return None
+    return proc if talking else None
+
+
+def kill(org, sf, pg_server, killed: list[dict]) -> None:
+    """SIGKILL the writing task, reading its job's state from the org just before and just after."""
+    proc = writing_task(org, pg_server)
+    job = in_progress(sf)
+    assert proc is not None and job is not None, "the task or its job ended between the look and the kill"
+    proc.send_signal(9)
+    jobs = bulk_jobs(sf)
+    after = next(j for j in jobs if j["id"] == job["id"])
+    killed.append(
+        {
+            "pid": proc.pid,
+            "job": job["id"],
+            "before": job["state"],
+            "processed": int(job["numberRecordsProcessed"]),
+            "after": after["state"],
+            "jobs": {j["id"] for j in jobs},
+            "running": {j["id"] for j in jobs if j["state"] in ("UploadComplete", "InProgress")},
+        }
+    )
+
+
+def kill_note(k: dict, sf) -> str:
+    """What the kill hit, and whether the try it killed left jobs running beside the retry's."""
+    jobs = bulk_jobs(sf)
+    retry_created = min((j["createdDate"] for j in jobs if j["id"] not in k["jobs"]), default=None)
+    orphans_ended = max((j["systemModstamp"] for j in jobs if j["id"] in k["running"]), default=None)
+    beside = (
+        "ran on in the org and ended before the retry made its first job"
+        if retry_created is None or (orphans_ended or "") < retry_created
+        else "ran on in the org beside the retry's own jobs (the same records, upserted twice)"
+    )
+    return (
+        f"killed pid {k['pid']} while Bulk job {k['job']} was {k['before']} ({k['processed']} records processed) "
+        f"by the org's job list read just before the kill, and {k['after']} just after; the killed try's "
+        f"{len(k['running'])} job(s) still queued or running {beside}; the retry (try 2) wrote the day in the same run"
+    )
