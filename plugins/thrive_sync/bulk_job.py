@@ -13,11 +13,15 @@ import logging
 import threading
 import time
 from datetime import UTC, datetime, timedelta
-from typing import Any
+from typing import Any, Protocol
 
 import requests
 from simple_salesforce import Salesforce
-from simple_salesforce.exceptions import SalesforceGeneralError, SalesforceMalformedRequest
+from simple_salesforce.exceptions import (
+    SalesforceGeneralError,
+    SalesforceMalformedRequest,
+    SalesforceResourceNotFound,
+)
 from simple_salesforce.util import call_salesforce
 
 from thrive_sync.errors import BulkJobFailed
@@ -31,6 +35,34 @@ CLOCK_SLACK = timedelta(seconds=2)  # an org's createdDate is to the second, and
 
 
 LostCreate = tuple[datetime, datetime]  # when a create whose answer was lost was sent, and when it gave up
+
+
+class JobLedger(Protocol):
+    """Where jobs are recorded as they are made, outside the process that makes them.
+
+    A try of a task that is killed (SIGKILL, a lost worker) cannot abort its own jobs; the next try
+    reads the ones never seen to end and aborts them (:func:`abort_left_over`) before it sends the
+    same rows again, so no stale copy runs beside (or after) the new one.
+    """
+
+    def record(self, job_id: str) -> None: ...
+
+    def ended(self, job_id: str, state: str) -> None: ...
+
+    def unfinished(self) -> list[str]: ...
+
+
+class Unrecorded:
+    """No ledger: a writer used outside a task (tests, benchmarks) remembers its jobs in memory only."""
+
+    def record(self, job_id: str) -> None:
+        return None
+
+    def ended(self, job_id: str, state: str) -> None:
+        return None
+
+    def unfinished(self) -> list[str]:
+        return []
 
 
 class BulkJob:
@@ -54,6 +86,7 @@ class BulkJob:
         known: set[str],
         stop: threading.Event | None = None,
         lost: list[LostCreate] | None = None,
+        ledger: JobLedger | None = None,
     ) -> None:
         self.hook = hook
         self.sobject = sobject
@@ -65,6 +98,7 @@ class BulkJob:
         self.id: str | None = None
         self.sweeps_itself = lost is None
         self.lost: list[LostCreate] = [] if lost is None else lost
+        self.ledger = ledger or Unrecorded()
 
     def run(self, data: bytes) -> dict:
         """The job's final info: ``JobComplete``, or ``Failed`` / ``Aborted`` as the org reports it.
@@ -75,8 +109,12 @@ class BulkJob:
         try:
             for _ in range(REMAKES + 1):
                 self.id = self._create()
+                self.ledger.record(self.id)  # before the data goes: from here on a later try can abort it
                 if self._upload(data) and self._close():
-                    return self._wait()
+                    info = self._wait()
+                    self.ledger.ended(self.id, info["state"])
+                    return info
+                self.ledger.ended(self.id, "Aborted")
                 log.warning("Bulk job %s was aborted in the org before it was closed; making it again", self.id)
             raise BulkJobFailed(
                 f"Bulk job {self.id} and its {REMAKES} remakes were aborted in the org before they could be "
@@ -90,7 +128,7 @@ class BulkJob:
                 sweep_orphans(self.hook, self.sobject, self.external_id_field, self.known, self.lost)
 
     def _client(self, sf: Salesforce) -> Any:
-        return getattr(sf.bulk2, self.sobject)._client
+        return ingest_client(sf, self.sobject)
 
     def _create(self) -> str:
         payload = json.dumps(
@@ -202,9 +240,39 @@ class BulkJob:
             return
         try:
             self._client(self.hook.get_conn()).abort_job(self.id, False)
+            self.ledger.ended(self.id, "Aborted")
         except Exception:  # noqa: BLE001 - it had ended (400), or the org is out of reach: the first error matters
-            return
+            return  # left unfinished in the ledger: the next try looks at it again
         log.warning("Aborted Bulk job %s: the writer gave up on it", self.id)
+
+
+def abort_left_over(hook: SalesforceApiHook, sobject: str, ledger: JobLedger) -> list[str]:
+    """Abort the jobs an earlier try of the task made and never saw end; the ones it aborted.
+
+    Called before the try sends anything: a killed try's job may still be queued or running, and
+    would upsert the same records beside the new copy, or after it with the older values. A job
+    that has ended meanwhile answers ``400 INVALIDJOBSTATE`` and is recorded with its final state.
+    Records the aborted job processed stay written; the new try sends them again, upserts that
+    change nothing. The org finishes a batch it had started, so the new try can meet a lock or an
+    insert race on a few records, which it resends (``worth_resending``).
+    """
+    aborted = []
+    for job_id in ledger.unfinished():
+        try:
+            hook.call(lambda sf, job_id=job_id: ingest_client(sf, sobject).abort_job(job_id, False))
+        except SalesforceResourceNotFound:
+            ledger.ended(job_id, "Deleted")  # the org deletes jobs a week after they ended
+            continue
+        except SalesforceMalformedRequest as err:
+            if _error_code(err) != "INVALIDJOBSTATE":
+                raise
+            info = hook.call(lambda sf, job_id=job_id: ingest_client(sf, sobject).get_job(job_id, False))
+            ledger.ended(job_id, info["state"])
+            continue
+        ledger.ended(job_id, "Aborted")
+        aborted.append(job_id)
+        log.warning("Aborted Bulk job %s: an earlier try of this task made it and never saw it end", job_id)
+    return aborted
 
 
 def sweep_orphans(
@@ -230,7 +298,7 @@ def sweep_orphans(
         return
     for job_id in orphans:
         try:
-            hook.call(lambda sf, job_id=job_id: getattr(sf.bulk2, sobject)._client.abort_job(job_id, False))
+            hook.call(lambda sf, job_id=job_id: ingest_client(sf, sobject).abort_job(job_id, False))
         except SalesforceMalformedRequest:
             continue  # ended meanwhile: not an orphan after all
         log.warning("Aborted Bulk job %s: the org made it for a create whose answer was lost", job_id)
@@ -254,7 +322,7 @@ def _orphan(info: dict, sobject: str, external_id_field: str, known: set[str], l
 
 def _all_jobs(sf: Salesforce, sobject: str) -> list[dict]:
     """Get All Jobs (ingest), every page."""
-    client = getattr(sf.bulk2, sobject)._client
+    client = ingest_client(sf, sobject)
     url: str | None = f"{client.bulk2_url}ingest"
     jobs: list[dict] = []
     while url:
@@ -263,6 +331,12 @@ def _all_jobs(sf: Salesforce, sobject: str) -> list[dict]:
         following = page.get("nextRecordsUrl")
         url = f"https://{sf.sf_instance}{following}" if following and not page.get("done") else None
     return jobs
+
+
+def ingest_client(sf: Salesforce, sobject: str) -> Any:
+    """simple_salesforce's Bulk 2.0 client of ``sobject``: its calls one at a time (``bulk2.<object>``
+    offers only whole upserts, which block until the job ends and retry nothing)."""
+    return getattr(sf.bulk2, sobject)._client
 
 
 def _sent_twice(answer: requests.Response) -> bool:

@@ -21,7 +21,15 @@ from dataclasses import dataclass
 from itertools import chain
 from typing import Any
 
-from thrive_sync.bulk_job import BulkJob, LostCreate, sweep_orphans
+from thrive_sync.bulk_job import (
+    BulkJob,
+    JobLedger,
+    LostCreate,
+    Unrecorded,
+    abort_left_over,
+    ingest_client,
+    sweep_orphans,
+)
 from thrive_sync.core.reasons import REJECTED, RETRIES_EXHAUSTED
 from thrive_sync.errors import BulkJobFailed, BulkJobRefused
 from thrive_sync.hooks.salesforce import SalesforceApiHook
@@ -92,6 +100,7 @@ class SalesforceWriter:
         poll_seconds: float = WriterOptions.poll_seconds,
         job_timeout_seconds: float = WriterOptions.job_timeout_seconds,
         jobs_in_flight: int = JOBS_IN_FLIGHT,
+        job_ledger: JobLedger | None = None,
     ) -> None:
         self.hook = hook
         self.sobject = sobject
@@ -103,6 +112,11 @@ class SalesforceWriter:
         self.jobs_in_flight = max(1, jobs_in_flight)
         self.jobs_made: set[str] = set()  # every Bulk job this writer made (see BulkJob)
         self.lost_creates: list[LostCreate] = []  # its creates whose answers were lost, until swept
+        self.job_ledger = job_ledger or Unrecorded()  # where its jobs are recorded for a later try
+
+    def abort_left_over(self) -> list[str]:
+        """Abort the Bulk jobs an earlier try made and never saw end (see :func:`abort_left_over`)."""
+        return abort_left_over(self.hook, self.sobject, self.job_ledger)
 
     # --- writing --------------------------------------------------------------------------------
     def write(self, records: Iterable[dict[str, Any]], *, only_failures: bool = False) -> Iterator[Outcome]:
@@ -233,6 +247,7 @@ class SalesforceWriter:
             known=self.jobs_made,
             stop=stop,
             lost=self.lost_creates,
+            ledger=self.job_ledger,
         )
         info = job.run(data)
         log.info(
@@ -287,7 +302,7 @@ class SalesforceWriter:
 
     def _result_rows(self, job_id: str, kind: str) -> list[dict[str, str]]:
         """``failedResults`` or ``unprocessedrecords`` of a job, as rows by column name."""
-        text = self.hook.call(lambda sf: getattr(sf.bulk2, self.sobject)._client.get_ingest_results(job_id, kind))
+        text = self.hook.call(lambda sf: ingest_client(sf, self.sobject).get_ingest_results(job_id, kind))
         return list(csv.DictReader(io.StringIO(text)))
 
     def _settled_figures(self, info: dict, records: int) -> tuple[dict, list[dict[str, str]]]:
@@ -311,7 +326,7 @@ class SalesforceWriter:
                     f"{len(unprocessed)} unprocessed records never added up to the {records} sent"
                 )
             time.sleep(self.poll_seconds)
-            info = self.hook.call(lambda sf: getattr(sf.bulk2, self.sobject)._client.get_job(job_id, False))
+            info = self.hook.call(lambda sf: ingest_client(sf, self.sobject).get_job(job_id, False))
 
     def _ended_early(self, info: dict, records: int) -> str:
         """What to say of the records a job did not process; :class:`BulkJobRefused` for a refused job.

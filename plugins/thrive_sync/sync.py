@@ -108,7 +108,14 @@ class CategorySync:
         hook = self.hooks.get(conn_id) or SalesforceApiHook(conn_id)
         writer = None
         if not self.dry_run:
-            writer = SalesforceWriter(hook, self.mapping.object, self.mapping.external_id_field, **asdict(self.options))
+            writer = SalesforceWriter(
+                hook,
+                self.mapping.object,
+                self.mapping.external_id_field,
+                **asdict(self.options),
+                job_ledger=self.store.job_ledger(conn_id),
+            )
+            writer.abort_left_over()  # a killed earlier try's jobs must not run beside this try's
         pipeline = EventPipeline(category, self.mapping, gates, self.tally)
         org = OrgSync(hook, pipeline, self.log_rows, list(self.mapping.fields), writer)
         org.prefetch(self.store, [a for a, gate in gates.items() if not gate])

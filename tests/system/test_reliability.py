@@ -576,7 +576,10 @@ def test_kill_while_a_bulk_job_is_in_progress_then_airflow_retries(wired, org, s
     forget_run(pg_server, run_id)  # its retried task must not count in a later test of backfills
     final = snapshot(wired, sf, run_id)
     # Recorded before the asserts: a failing kill test still leaves its row.
-    notes = [kill_note(killed[0], sf)] if killed else ["the watcher never saw a job InProgress: no task was killed"]
+    note, settled = (
+        kill_note(killed[0], sf, wired, run_id) if killed else ("the watcher never saw a job InProgress", False)
+    )
+    notes = [note]
     if final.counts != clean.counts:
         notes.append("the run's counts differ from the fault-free run's")
     RESULTS["kill"] = CaseResult(
@@ -595,6 +598,7 @@ def test_kill_while_a_bulk_job_is_in_progress_then_airflow_retries(wired, org, s
     assert killed[0]["before"] == "InProgress", killed[0]
     assert run_state == "success", (tmp_path / "standalone.log").read_text()[-3000:]
     assert retried == [f"validate_and_map_{BIG}"]
+    assert settled, note  # no job of the killed try ran beside the retry's
     assert RESULTS["kill"].same_state and RESULTS["kill"].conservation
     assert final.counts == clean.counts and RESULTS["kill"].spurious_log_rows == 0
 
@@ -646,18 +650,33 @@ def kill(org, sf, pg_server, killed: list[dict]) -> None:
     )
 
 
-def kill_note(k: dict, sf) -> str:
-    """What the kill hit, and whether the try it killed left jobs running beside the retry's."""
-    jobs = bulk_jobs(sf)
-    retry_created = min((j["createdDate"] for j in jobs if j["id"] not in k["jobs"]), default=None)
-    orphans_ended = max((j["systemModstamp"] for j in jobs if j["id"] in k["running"]), default=None)
-    beside = (
-        "ran on in the org and ended before the retry made its first job"
-        if retry_created is None or (orphans_ended or "") < retry_created
-        else "ran on in the org beside the retry's own jobs (the same records, upserted twice)"
+def kill_note(k: dict, sf, db: str, run_id: str) -> tuple[str, bool]:
+    """What the kill hit, and what became of the killed try's jobs; whether none ran beside the retry's.
+
+    The ledger (``thrive_sync.bulk_jobs``) says when the retry marked each left-over job ended and when
+    it made its own first job; the org says each job's final state.
+    """
+    states = {j["id"]: j["state"] for j in bulk_jobs(sf)}
+    with psycopg.connect(db) as conn:
+        ended = dict(conn.execute("SELECT job_id, ended_at FROM thrive_sync.bulk_jobs").fetchall())
+        first_new = conn.execute(
+            "SELECT min(created_at) FROM thrive_sync.bulk_jobs WHERE dag_run_id = %s AND NOT job_id = ANY(%s)",
+            [run_id, list(k["jobs"])],
+        ).fetchone()[0]
+    left = sorted(k["running"])
+    aborted = [j for j in left if states.get(j) == "Aborted"]
+    settled = all(ended.get(j) is not None and first_new is not None and ended[j] <= first_new for j in left)
+    fate = (
+        f"{len(aborted)} aborted by the retry and {len(left) - len(aborted)} ended by themselves, all before the "
+        "retry made its first job"
+        if settled
+        else "not all ended before the retry made its first job (the same records, upserted twice): "
+        + "; ".join(f"{j} {states.get(j)}, marked ended {ended.get(j, 'never')}" for j in left)
+        + f"; the retry's first job made {first_new}"
     )
-    return (
+    note = (
         f"killed pid {k['pid']} while Bulk job {k['job']} was {k['before']} ({k['processed']} records processed) "
-        f"by the org's job list read just before the kill, and {k['after']} just after; the killed try's "
-        f"{len(k['running'])} job(s) still queued or running {beside}; the retry (try 2) wrote the day in the same run"
+        f"by the org's job list read just before the kill, and {k['after']} just after; of the killed try's "
+        f"{len(left)} job(s) still queued or running, {fate}; the retry (try 2) wrote the day in the same run"
     )
+    return note, settled

@@ -256,3 +256,55 @@ def test_no_transaction_stays_open_while_the_writer_waits_on_salesforce(day, org
         watcher.join()
     assert org.admin("GET", "stats").json().get("records.received", 0) > 0  # the writer did wait on the org
     assert not seen, seen[:3]
+
+
+def test_a_retry_aborts_the_bulk_jobs_a_killed_try_left_in_the_org(day, org, sf):
+    """A try killed outright cannot abort its Bulk jobs; the ledger lets the next try abort them first.
+
+    The killed try's job (closed, still in the org's queue) would upsert the day's records with older
+    values after the retry wrote them. The retry runs the operator as Airflow would, in the same run.
+    """
+    from thrive_sync.bulk_job import ingest_client
+    from thrive_sync.core.catalog import Category
+    from thrive_sync.hooks.thrive_store import ThriveStoreHook
+    from thrive_sync.operators import ValidateAndMapOperator
+    from thrive_sync.sql import read_sql
+
+    run_id, start = "manual__killed_try", datetime(2026, 11, 26, tzinfo=UTC)
+    thrive = ThriveStoreHook()
+    window = {"run_id": run_id, "window_start": start, "window_end": start + timedelta(days=1)}
+    thrive.run(read_sql("extract/message_activity.sql"), parameters=window, split_statements=True)
+    with psycopg.connect(day) as conn:  # 50 events the day writes
+        keys = [f"{a}:message_activity:{e}" for a, e in conn.execute(
+            "SELECT account_id, event_id FROM thrive_sync.staged_events JOIN thrive_sample.expected_outcomes"
+            " USING (account_id, category, event_id) WHERE dag_run_id = %s AND outcome = 'written'"
+            " ORDER BY 1, 2 LIMIT 50", [run_id])]  # fmt: skip
+    with thrive.category_session(run_id, Category.MESSAGE_ACTIVITY) as store:
+        org.admin("PUT", "faults", json={"queue_seconds": 300})  # the killed try's job waits in the queue
+        client = ingest_client(sf, TA)
+        stale = client.create_job("upsert", external_id_field=EXT)["id"]
+        client.upload_job_data(stale, f"{EXT},Activity__c\n" + "".join(f"{k},Stale\n" for k in keys))
+        client.close_job(stale)
+        org.admin("PUT", "faults", json={"queue_seconds": 0.1})  # the sandbox's default again
+        store.job_ledger("salesforce_default").record(stale)  # as the killed try did before its upload
+
+    sync = ValidateAndMapOperator(task_id="validate_and_map_message_activity", category="message_activity",
+                                  bulk_threshold=100, bulk_job_rows=500, poll_seconds=0.2)  # fmt: skip
+    summary = sync.execute({"run_id": run_id, **{f"data_interval_{k}": v for k, v in zip(
+        ("start", "end"), (window["window_start"], window["window_end"]), strict=True)}})  # fmt: skip
+
+    job = client.get_job(stale, False)
+    assert (job["state"], int(job["numberRecordsProcessed"])) == ("Aborted", 0), job
+    with psycopg.connect(day) as conn:
+        ledger = conn.execute(
+            "SELECT job_id = %s, state, count(*) FROM thrive_sync.bulk_jobs WHERE dag_run_id = %s"
+            " AND ended_at IS NOT NULL GROUP BY 1, 2 ORDER BY 1",
+            [stale, run_id],
+        ).fetchall()
+        unfinished = conn.execute("SELECT count(*) FROM thrive_sync.bulk_jobs WHERE ended_at IS NULL").fetchone()[0]
+    assert ledger[-1] == (True, "Aborted", 1) and ledger[0][:2] == (False, "JobComplete") and ledger[0][2] >= 2
+    assert unfinished == 0
+    written = sum(counts["written"] for counts in summary["accounts"].values())
+    listed = ",".join(f"'{key}'" for key in keys)
+    found = sf.query_all(f"SELECT {EXT}, Activity__c FROM {TA} WHERE {EXT} IN ({listed})")["records"]
+    assert written > len(keys) and len(found) == len(keys) and all(r["Activity__c"] != "Stale" for r in found)

@@ -85,3 +85,20 @@ CREATE UNLOGGED TABLE IF NOT EXISTS thrive_sync.member_matches (
     found              boolean NOT NULL,
     PRIMARY KEY (dag_run_id, salesforce_conn_id, sf_id)
 );
+
+-- Every Bulk API 2.0 job a validate-and-map task made, recorded before its data is sent: a try of the
+-- task killed outright (SIGKILL, a lost worker) cannot abort its own jobs, so the next try aborts
+-- the ones not marked ended here before it sends the same rows again. A few rows a day per org, kept
+-- as the record of which jobs in the org's Bulk Data Load Jobs page a run made.
+CREATE TABLE IF NOT EXISTS thrive_sync.bulk_jobs (
+    salesforce_conn_id text        NOT NULL,
+    job_id             text        NOT NULL,
+    dag_run_id         text        NOT NULL,
+    category           text        NOT NULL,
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    ended_at           timestamptz,  -- null: not seen to end by the try that made it
+    state              text,         -- the job's last known state: JobComplete, Failed or Aborted
+    PRIMARY KEY (salesforce_conn_id, job_id)
+);
+
+CREATE INDEX IF NOT EXISTS bulk_jobs_run_idx ON thrive_sync.bulk_jobs (dag_run_id, category);

@@ -126,6 +126,9 @@ class CategoryStore:
     def member_store(self, salesforce_conn_id: str) -> RunMemberStore:
         return RunMemberStore(self, salesforce_conn_id)
 
+    def job_ledger(self, salesforce_conn_id: str) -> RunJobLedger:
+        return RunJobLedger(self, salesforce_conn_id)
+
     def clear_failures(self) -> None:
         """A (re)started task logs its category's failures for the run from scratch."""
         self.execute("sync/clear_failures.sql", self.params)
@@ -181,3 +184,25 @@ class RunMemberStore:
             self._store.execute(
                 "sync/save_members.sql", {**self._params, "sf_ids": list(answers), "found": list(answers.values())}
             )
+
+
+class RunJobLedger:
+    """The Bulk jobs this run's task made for its category in one org, in ``thrive_sync.bulk_jobs``.
+
+    The writer's :class:`~thrive_sync.bulk_job.JobLedger`. Its job threads call it, through the
+    task's autocommit connection (psycopg serialises their statements): one row per job, a statement
+    when it is made and one when it ends.
+    """
+
+    def __init__(self, store: CategoryStore, salesforce_conn_id: str) -> None:
+        self._store = store
+        self._params = {**store.params, "conn_id": salesforce_conn_id}
+
+    def record(self, job_id: str) -> None:
+        self._store.execute("sync/record_bulk_job.sql", {**self._params, "job_id": job_id})
+
+    def ended(self, job_id: str, state: str) -> None:
+        self._store.execute("sync/bulk_job_ended.sql", {**self._params, "job_id": job_id, "state": state})
+
+    def unfinished(self) -> list[str]:
+        return [row[0] for row in self._store.execute("sync/unfinished_bulk_jobs.sql", self._params)]
