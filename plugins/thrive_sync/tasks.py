@@ -30,6 +30,7 @@ def check_accounts(context: Context, thrive_conn_id: str) -> dict[str, dict[str,
         raise ConfigurationError("this run has no data interval: trigger it with a logical date")
     store = _thrive_store(thrive_conn_id)
     store.check_defined()
+    store.check_tables()
     accounts = store.account_settings()
     summary = gate_summary(settings.gates for settings in accounts.values())
     closed = {a: g[Category.MESSAGE_ACTIVITY] for a, g in summary.items() if g[Category.MESSAGE_ACTIVITY]}

@@ -122,6 +122,8 @@ EXPECTED_CONFIG: dict[str, str] = {
         )
     },
     "bad param value": _S + "test_configuration.py::test_a_bad_param_value_is_refused_before_the_run_is_created",
+    "package tables missing": _S
+    + "test_configuration.py::test_a_database_without_the_package_tables_fails_at_once_naming_the_setup_dag",
 }
 EXPECTED_OTHER: dict[str, str] = {  # a section stands for every test of its module
     "Hostile input": _S + "test_hostile_input.py",

@@ -132,3 +132,41 @@ def test_a_bad_param_value_is_refused_before_the_run_is_created(wired, org):
     assert result.returncode != 0
     assert refused, output[-3000:]
     assert sent == 0
+
+
+def test_a_database_without_the_package_tables_fails_at_once_naming_the_setup_dag(
+    fresh_db, pg_server, org, monkeypatch, airflow_metadata
+):
+    """A new deployment whose setup DAG never ran (or an upgrade that added a table): ``check_accounts``
+    fails before any extract, saying which DAG to trigger, not with a missing-relation error mid-run."""
+    from conftest import airflow_conn_for
+    from dag_runs import salesforce_conn_json
+    from thrive_dev.schema import apply_schema
+
+    with psycopg.connect(fresh_db) as conn:
+        apply_schema(conn, ("schema/01_thrive.sql",))  # the source tables only
+    monkeypatch.setenv("AIRFLOW_CONN_THRIVE_DB", airflow_conn_for(pg_server, fresh_db))
+    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", salesforce_conn_json(org))
+    case = "package tables missing"
+    started = time.monotonic()
+    result = dags_test()
+    seconds = time.monotonic() - started
+    output = result.stdout + result.stderr
+    states = task_states(pg_server, airflow_run_id(pg_server))
+    failed = sorted(task for task, (_, state) in states.items() if state == "failed" and task != "report")
+    expected = (
+        "lacks the package's table(s) thrive_sync.bulk_jobs, thrive_sync.member_matches, thrive_sync.staged_events, "
+        "thrive_sync.sync_runs, thrive_sync.tracking_log: trigger the DAG thrive_tracking_sync_setup once"
+    )
+    CONFIG[case] = ConfigResult(
+        case=case,
+        failed_task=", ".join(failed) or "(no task failed)",
+        tries=max((states[task][0] for task in failed), default=0),
+        seconds=seconds,
+        records_sent=org.admin("GET", "stats").json().get("records.received", 0),
+        message=failure_message(output),
+        notes=[] if expected in output else [f"the output does not say `{expected}`"],
+    )
+    assert result.returncode != 0 and expected in output, output[-3000:]
+    assert failed == ["check_accounts"] and CONFIG[case].tries == 1, states
+    assert CONFIG[case].records_sent == 0

@@ -22,8 +22,9 @@ from thrive_sync.core.gates import AccountGates
 from thrive_sync.core.pipeline import Failure
 from thrive_sync.core.tally import AccountCounts
 from thrive_sync.core.validation import StagedEvent
+from thrive_sync.errors import ConfigurationError
 from thrive_sync.hooks import connection_must_exist
-from thrive_sync.settings import DEFAULT_SALESFORCE_CONN_ID, THRIVE_DB_CONN_ID, THRIVE_DB_PURPOSE
+from thrive_sync.settings import DEFAULT_SALESFORCE_CONN_ID, SETUP_DAG_ID, THRIVE_DB_CONN_ID, THRIVE_DB_PURPOSE
 from thrive_sync.sql import read_sql
 
 FETCH_ROWS = 2_000  # rows per page of staged rows, and per round trip of a cursor
@@ -56,6 +57,16 @@ class ThriveStoreHook(PostgresHook):
 
     def check_defined(self) -> None:
         connection_must_exist(self.postgres_conn_id, THRIVE_DB_PURPOSE)
+
+    def check_tables(self) -> None:
+        """Fail, saying what to run, when the database lacks a table of the package (before any row)."""
+        missing = [row[0] for row in self.fetch("sync/missing_tables.sql")]
+        if missing:
+            raise ConfigurationError(
+                f"the database of connection {self.postgres_conn_id!r} lacks the package's table(s) "
+                f"{', '.join(missing)}: trigger the DAG {SETUP_DAG_ID} once (after an upgrade too), "
+                "see docs/operations.md, First deployment"
+            )
 
     def fetch(self, sql_file: str, params: dict[str, Any] | None = None) -> list[tuple]:
         return self.get_records(read_sql(sql_file), parameters=params or {})

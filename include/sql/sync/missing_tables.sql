@@ -1,0 +1,9 @@
+-- The package's tables (schema/02_thrive_sync.sql) this database lacks: a new deployment whose setup
+-- DAG never ran, or an upgrade that added a table. Empty when all are there.
+SELECT name
+FROM unnest(ARRAY[
+    'thrive_sync.sync_runs', 'thrive_sync.tracking_log', 'thrive_sync.staged_events',
+    'thrive_sync.member_matches', 'thrive_sync.bulk_jobs'
+]) AS name
+WHERE to_regclass(name) IS NULL
+ORDER BY name;
