@@ -335,6 +335,17 @@ def test_request_faults(sf, org, faults, expected):
         assert err.value.content[0]["errorCode"] == "REQUEST_LIMIT_EXCEEDED"
 
 
+def test_fault_knobs_change_one_by_one_and_an_empty_body_clears_them(sf, org):
+    """CONTRACT.md §6: ``PUT /__sandbox/faults`` with ``{}`` clears them; the sandbox answers as new."""
+    defaults = org.admin("GET", "faults").json()
+    org.admin("PUT", "faults", json={"error_503_share": 1.0})
+    knobs = org.admin("PUT", "faults", json={"queue_seconds": 5}).json()
+    assert (knobs["error_503_share"], knobs["queue_seconds"]) == (1.0, 5)  # the first knob stayed
+    assert org.admin("GET", "faults").json() == knobs
+    assert org.admin("PUT", "faults", json={}).json() == defaults
+    assert sf.query("SELECT COUNT() FROM Contact")["totalSize"] == 0
+
+
 def test_latency_and_row_lock_faults(sf, org):
     org.admin("PUT", "faults", json={"latency_ms": 300})
     started = time.perf_counter()

@@ -89,9 +89,10 @@ class Sandbox:
             if info["state"] in ("UploadComplete", "InProgress"):
                 self.runner.start(info["id"])
 
-    def set_faults(self, values: dict) -> Faults:
+    def set_faults(self, values: dict | None) -> Faults:
+        """Change the knobs in ``values``, keeping the others; ``None``: every knob back to its default."""
         with self.lock:
-            self.faults = Faults(**{**asdict(self.faults), **values})
+            self.faults = Faults() if values is None else Faults(**{**asdict(self.faults), **values})
             self.rng = random.Random(self.faults.seed)
             self.store.lock_row_share = self.faults.lock_row_share
             self.store.upsert_race_seconds = self.faults.upsert_race_ms / 1000
@@ -753,9 +754,11 @@ class Handler(BaseHTTPRequestHandler):
             return self.send(200, {"ok": True})
         if what == "stats" and method == "GET":
             return self.send(200, sandbox.store.counters())
-        if what == "faults" and method == "PUT":
+        if what == "faults" and method == "GET":
+            return self.send(200, asdict(sandbox.faults))
+        if what == "faults" and method == "PUT":  # knobs given change, the rest stay; {} clears them all
             body = self.json_body()
-            return self.send(200, asdict(sandbox.set_faults(body if isinstance(body, dict) else {})))
+            return self.send(200, asdict(sandbox.set_faults(body if isinstance(body, dict) and body else None)))
         if what == "limits" and method == "PUT":
             body = self.json_body()
             try:

@@ -333,7 +333,7 @@ def _slow_org_contenders(
     env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_dir: Path, only: str, timeout: float
 ) -> dict[str, Measure]:
     """a and b again with the sandbox's Bulk jobs at :data:`SLOW_ORG`'s pace (c is not rerun)."""
-    before = info.admin("PUT", "faults", json={}).json()  # the knobs as they are (an empty body changes none)
+    before = info.admin("GET", "faults").json()  # the knobs as they are
     info.admin("PUT", "faults", json=SLOW_ORG)
     try:
         return _contenders(env, info, day, work_dir, only.replace("c", ""), timeout, False, "_slow_org")
