@@ -23,6 +23,8 @@ staged rows, whatever became of the syncs. A category left out by `categories` s
 
 **Params.** `dry_run` (validate and map, write nothing), `categories` (which to run),
 `failure_threshold` (share of rows past the gates that may fail before the run fails),
+`lookback_days` and `retry_days` (how far back late rows and failures that can heal are looked for),
+`max_attempts`, `resend_unchanged` (send rows written before with the same content),
 `delay_minutes` (how long after the day ends the sync starts).
 
 **Connections.** `thrive_db` (PostgreSQL) and, per account, `thrive.accounts.salesforce_conn_id`
@@ -32,6 +34,7 @@ staged rows, whatever became of the syncs. A category left out by `categories` s
 from __future__ import annotations
 
 from datetime import timedelta
+from functools import partial
 
 import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
@@ -43,6 +46,8 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 from thrive_sync import tasks
 from thrive_sync.alerts import on_task_failure
 from thrive_sync.core.catalog import Category
+from thrive_sync.core.ledger import HEALING_ERROR_CODES, HEALING_REASONS
+from thrive_sync.core.mapping import mapping_digest
 from thrive_sync.errors import NOT_RETRIED
 from thrive_sync.operators import ValidateAndMapOperator
 from thrive_sync.settings import DAG_ID, SQL_DIR, THRIVE_DB_CONN_ID, Deployment
@@ -68,11 +73,18 @@ def category_group(category: Category) -> tuple[SQLExecuteQueryOperator, Validat
                 "run_id": "{{ run_id }}",
                 "window_start": "{{ data_interval_start }}",
                 "window_end": "{{ data_interval_end }}",
+                "lookback_days": "{{ params.lookback_days }}",
+                "retry_days": "{{ params.retry_days }}",
+                "resend_unchanged": "{{ params.resend_unchanged }}",
+                "max_attempts": "{{ params.max_attempts }}",
+                "mapping_digest": "{{ mapping_digest() }}",
+                "healing_reasons": list(HEALING_REASONS),
+                "healing_error_codes": list(HEALING_ERROR_CODES),
             },
             pre_execute=tasks.skip_unless_selected(category),
-            doc_md=f"Stages the window's `{category.value}` events (with recipient and message) in "
-            "`thrive_sync.staged_events`; returns the count per account. Skipped when `categories` leaves "
-            "the category out.",
+            doc_md=f"Stages the `{category.value}` events the run considers (its day, late rows and failures "
+            "that can heal, by the event ledger) in `thrive_sync.staged_events`; returns the counts per "
+            "account. Skipped when `categories` leaves the category out.",
         )
         sync = ValidateAndMapOperator(
             task_id=f"validate_and_map_{category.value}",
@@ -98,6 +110,7 @@ def category_group(category: Category) -> tuple[SQLExecuteQueryOperator, Validat
     catchup=False,
     max_active_runs=1,
     template_searchpath=[str(SQL_DIR)],
+    user_defined_macros={"mapping_digest": partial(mapping_digest, DEPLOYMENT.mapping_path)},
     default_args={
         "retries": 2,
         "retry_delay": timedelta(seconds=DEPLOYMENT.retry_delay_seconds),
@@ -124,6 +137,33 @@ def category_group(category: Category) -> tuple[SQLExecuteQueryOperator, Validat
             maximum=1,
             description="Fail the run when more than this share of the rows past the gates failed.",
         ),
+        "lookback_days": Param(
+            2,
+            type="integer",
+            minimum=0,
+            maximum=60,
+            description="Days before the run's day searched for rows that arrived late or changed since their day ran.",
+        ),
+        "retry_days": Param(
+            7,
+            type="integer",
+            minimum=0,
+            maximum=60,
+            description="Days before the run's day whose failures that can heal (an unmatched member Id, an "
+            "outage) are tried again.",
+        ),
+        "max_attempts": Param(
+            5,
+            type="integer",
+            minimum=1,
+            maximum=100,
+            description="Runs that may try a failed row before it stays failed.",
+        ),
+        "resend_unchanged": Param(
+            False,
+            type="boolean",
+            description="Send the day's rows that were written before with the same content (normally left alone).",
+        ),
         "delay_minutes": Param(
             DEPLOYMENT.delay_minutes,
             type="integer",
@@ -147,7 +187,7 @@ def thrive_tracking_sync():
 
     @task(doc_md="Drops the run's staged rows and member lookups, whatever became of the syncs.")
     def clear_staging() -> None:
-        tasks.clear_staging(get_current_context(), THRIVE_DB_CONN_ID)
+        tasks.clear_staging(get_current_context(), THRIVE_DB_CONN_ID, DEPLOYMENT.ledger_retention_days)
 
     wait = TimeDeltaSensor(
         task_id="wait_after_midnight",

@@ -55,6 +55,7 @@ class Deployment:
     bulk_job_rows: int = WriterOptions.bulk_job_rows
     poll_seconds: float = WriterOptions.poll_seconds
     job_timeout_seconds: float = WriterOptions.job_timeout_seconds
+    ledger_retention_days: int = 400  # the event ledger keeps a year and a month of days
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> Deployment:
@@ -69,6 +70,9 @@ class Deployment:
             poll_seconds=_number(env, "THRIVE_SYNC_POLL_SECONDS", float, cls.poll_seconds, positive=True),
             job_timeout_seconds=_number(
                 env, "THRIVE_SYNC_JOB_TIMEOUT_SECONDS", float, cls.job_timeout_seconds, positive=True
+            ),
+            ledger_retention_days=_number(
+                env, "THRIVE_SYNC_LEDGER_RETENTION_DAYS", int, cls.ledger_retention_days, positive=True
             ),
         )
 

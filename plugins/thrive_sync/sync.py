@@ -71,6 +71,8 @@ class CategorySync:
     def sync(self) -> None:
         """Every staged row of the category, org by org (rows come ordered by account)."""
         self.log_rows.clear()
+        for account_id, reason, count in self.store.log_standing():  # failures nothing could heal: not sent
+            self.tally.failed(account_id, reason, count)
         for conn_id, events in groupby(self.store.staged_events(), key=lambda e: self._org_of(e.account_id)):
             if conn_id not in self.orgs:  # an org's accounts may come in more than one run of rows
                 self.orgs[conn_id] = self._org_sync(conn_id)
@@ -78,12 +80,21 @@ class CategorySync:
         self.log_rows.flush()
 
     def save_counts(self, run: dict[str, Any]) -> None:
-        """Each account's counts (``run``: window, dry_run, started_at), then fail unless they add up."""
+        """Each account's counts (``run``: window, dry_run, started_at), then fail unless they add up.
+
+        When they add up and the run wrote, the ledger takes the run's outcomes in the same
+        transaction: a task killed before the commit leaves neither, and the next run does the rows again.
+        """
         staged = self.store.staged_counts()
-        self.tally.include(staged)  # an account whose every row vanished still gets its (zero) row
+        self.tally.include(staged)  # unchanged rows, and an account whose every row vanished (zeros)
+        gates = {a: s.gates.closed_gate(self.store.category) for a, s in self.accounts.items()}
+        self.tally.healed({a: n for a, n in self.store.healed_counts().items() if not gates.get(a)})
         problems = self.tally.conservation_problems(staged)
-        for account_id, counts in sorted(self.tally.accounts.items()):
-            self.store.save_counts(account_id, counts, run)
+        with self.store.transaction():
+            for account_id, counts in sorted(self.tally.accounts.items()):
+                self.store.save_counts(account_id, counts, run)
+            if not problems and not self.dry_run:
+                self.store.save_ledger(gates)
         if problems:
             raise ConservationError(f"{self.store.category.value}: counts do not add up: " + "; ".join(problems))
 

@@ -6,6 +6,7 @@ The DAG file wires these up; each takes the task's context, so tests and the DAG
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
+from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk.exceptions import AirflowSkipException
@@ -13,6 +14,7 @@ from airflow.sdk.exceptions import AirflowSkipException
 from thrive_sync import alerts
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.gates import gate_summary
+from thrive_sync.core.ledger import ledger_days
 from thrive_sync.core.report import build_report, format_report, threshold_breach
 from thrive_sync.errors import ConfigurationError, ThresholdBreached, UpstreamFailed
 
@@ -31,6 +33,11 @@ def check_accounts(context: Context, thrive_conn_id: str) -> dict[str, dict[str,
     store = _thrive_store(thrive_conn_id)
     store.check_defined()
     store.check_tables()
+    params = context["params"]
+    first_day, last_day = ledger_days(
+        context["data_interval_start"], context["data_interval_end"], params["lookback_days"], params["retry_days"]
+    )
+    store.ensure_ledger_partitions(first_day, last_day)
     accounts = store.account_settings()
     summary = gate_summary(settings.gates for settings in accounts.values())
     closed = {a: g[Category.MESSAGE_ACTIVITY] for a, g in summary.items() if g[Category.MESSAGE_ACTIVITY]}
@@ -73,13 +80,17 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
     try:
         store = _thrive_store(thrive_conn_id)
         rows, failures = store.run_counts(run_id), store.failures_by_reason(run_id)
+        retry_from = context["data_interval_start"] - timedelta(days=params["retry_days"])
+        backlog = store.ledger_backlog(retry_from, context["data_interval_end"])
     except Exception as err:
         if not failed:
             raise
         # thrive_db itself is why they failed: retrying the report cannot help (and would alert twice).
         raise UpstreamFailed(f"{', '.join(failed)} did not finish, and thrive_db cannot be read: {err}") from err
     window = (str(context["data_interval_start"]), str(context["data_interval_end"]))
-    result = build_report(run_id, window, rows, failures, params["categories"], bool(params["dry_run"]), failed)
+    result = build_report(
+        run_id, window, rows, failures, params["categories"], bool(params["dry_run"]), failed, backlog
+    )
     print(format_report(result))
     if failed:  # each failed task has alerted already (on_failure_callback)
         raise UpstreamFailed(f"{', '.join(failed)} did not finish: see their logs; the report shows what was saved")
@@ -97,9 +108,15 @@ def failed_tasks(context: Context) -> list[str]:
     return sorted(task_id for task_id, state in states.items() if state in NOT_DONE)
 
 
-def clear_staging(context: Context, thrive_conn_id: str) -> None:
-    """Drop the run's staged rows and member answers, whatever became of the sync tasks."""
-    _thrive_store(thrive_conn_id).clear_staging(context["run_id"])
+def clear_staging(context: Context, thrive_conn_id: str, retention_days: int) -> None:
+    """Drop the run's staged rows and member answers, whatever became of the sync tasks; and the
+    ledger's days older than ``retention_days`` before the run's day."""
+    store = _thrive_store(thrive_conn_id)
+    store.clear_staging(context["run_id"])
+    before = context["data_interval_start"].astimezone(UTC).date() - timedelta(days=retention_days)
+    dropped = store.drop_ledger_partitions(before)
+    if dropped:
+        print(f"Event ledger: dropped {dropped} day(s) before {before} (THRIVE_SYNC_LEDGER_RETENTION_DAYS)")
 
 
 def _thrive_store(thrive_conn_id: str) -> ThriveStoreHook:

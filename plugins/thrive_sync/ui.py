@@ -1,9 +1,11 @@
 """The tracking-log page in the Airflow UI: a FastAPI app the plugin mounts at ``/thrive-sync``.
 
-It reads ``thrive_sync.sync_runs`` and ``thrive_sync.tracking_log`` through the ``thrive_db``
-connection and shows the last 30 days per category (a table and a bar chart), one run's counts,
-and the tracking log filtered by run, account, category, reason code and member ID, a page at a
-time, with a CSV download of the whole selection (streamed: a day's log can be large).
+It reads ``thrive_sync.sync_runs``, ``thrive_sync.tracking_log`` and ``thrive_sync.event_ledger``
+through the ``thrive_db`` connection and shows the last 30 days per category (a table and a bar
+chart with the open failures carried forward), one run's counts, what happened to one member or
+event (every outcome the ledger holds), and the tracking log filtered by run, account, category,
+reason code, member ID and event id, a page at a time, with a CSV download of the whole selection
+(streamed: a day's log can be large).
 
 Airflow does not authenticate plugin apps (a mounted app inherits none of the API's
 dependencies), so every route depends on Airflow's own ``requires_access_dag`` for this DAG's runs:
@@ -22,7 +24,7 @@ from dataclasses import dataclass
 from typing import Annotated, Any
 from urllib.parse import urlencode
 
-from fastapi import Depends, FastAPI, Query
+from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, StreamingResponse
 
 from thrive_sync.hooks.thrive_store import ThriveStoreHook, execute
@@ -31,6 +33,22 @@ from thrive_sync.sql import read_sql
 
 PAGE_SIZE = 50
 CHART_DAYS = 30
+HISTORY_ROWS = 1_000  # a member's outcomes shown at most
+HISTORY_COLUMNS = (
+    "account_id",
+    "category",
+    "event_id",
+    "occurred_at",
+    "status",
+    "reason_code",
+    "error_code",
+    "attempts",
+    "first_dag_run_id",
+    "last_dag_run_id",
+    "last_attempt_at",
+    "written_at",
+    "custom_member_id",
+)
 LOG_COLUMNS = (
     "dag_run_id",
     "account_id",
@@ -56,6 +74,7 @@ class LogFilter:
     category: str | None = None
     reason_code: str | None = None
     member_id: str | None = None
+    event_id: int | None = None
 
     def params(self) -> dict[str, Any]:
         return {k: (v or None) for k, v in self.__dict__.items()}
@@ -83,13 +102,24 @@ Db = Annotated[Any, Depends(thrive_db)]
 
 def runs_by_day(conn: Any, days: int = CHART_DAYS) -> list[dict[str, Any]]:
     rows = execute(conn, "ui/runs_by_day.sql", {"days": days})
-    keys = ("day", "category", "dag_run_id", "extracted", "written", "failed", "skipped")
+    keys = ("day", "category", "dag_run_id", "extracted", "written", "failed", "skipped", "unchanged")
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def backlog_by_day(conn: Any, days: int = CHART_DAYS) -> dict[Any, int]:
+    """Open failures the ledger carries forward, per event day."""
+    return dict(execute(conn, "ui/backlog_by_day.sql", {"days": days}))
+
+
+def history(conn: Any, flt: LogFilter) -> list[dict[str, Any]]:
+    """The ledger's outcome of every event of a member, or of one event (empty without either filter)."""
+    rows = execute(conn, "ui/ledger_history.sql", {**flt.params(), "limit": HISTORY_ROWS})
+    return [dict(zip(HISTORY_COLUMNS, row, strict=True)) for row in rows]
 
 
 def run_counts(conn: Any, run_id: str, category: str | None) -> list[dict[str, Any]]:
     rows = execute(conn, "ui/run_counts.sql", {"run_id": run_id, "category": category or None})
-    keys = ("category", "account_id", "extracted", "written", "failed", "skipped", "skip_gate")
+    keys = ("category", "account_id", "extracted", "written", "failed", "skipped", "unchanged", "skip_gate")
     return [dict(zip(keys, row, strict=True)) for row in rows]
 
 
@@ -138,6 +168,15 @@ def create_app() -> FastAPI:
     def api_run(db: Db, run_id: str, category: str | None = None) -> list[dict[str, Any]]:
         return run_counts(db, run_id, category)
 
+    @app.get("/api/history")
+    def api_history(db: Db, flt: Filters) -> dict[str, Any]:
+        """What happened to a member (``member_id``) or an event (``event_id``, with ``account_id``):
+        the ledger's latest outcome per event, and every tracking-log row."""
+        if not (flt.member_id or flt.event_id is not None):
+            raise HTTPException(422, "give member_id, or event_id (with account_id)")
+        _, log_rows = log_page(db, flt, 1, HISTORY_ROWS)
+        return {"ledger": history(db, flt), "log": log_rows}
+
     @app.get("/api/log")
     def api_log(
         db: Db, flt: Filters, page: Page = 1, page_size: Annotated[int, Query(ge=1, le=1000)] = PAGE_SIZE
@@ -157,7 +196,7 @@ def create_app() -> FastAPI:
         days = runs_by_day(db)
         counts = run_counts(db, flt.run_id, flt.category) if flt.run_id else []
         total, rows = log_page(db, flt, page)
-        return render_page(flt, page, days, counts, total, rows)
+        return render_page(flt, page, Overview(days, backlog_by_day(db), history(db, flt)), counts, total, rows)
 
     return app
 
@@ -178,33 +217,36 @@ def _e(value: Any) -> str:
     return html.escape("" if value is None else str(value))
 
 
-def render_chart(days: list[dict[str, Any]]) -> str:
-    """Written and failed per day as stacked bars (inline SVG)."""
+def render_chart(days: list[dict[str, Any]], backlog: dict[Any, int]) -> str:
+    """Per day: written (this run or before, unchanged) and failed as stacked bars, and beside them
+    the failures of that day the ledger still carries forward (inline SVG)."""
     per_day: dict[Any, list[int]] = {}
     for row in days:
         totals = per_day.setdefault(row["day"], [0, 0])
-        totals[0] += int(row["written"])
+        totals[0] += int(row["written"]) + int(row["unchanged"])
         totals[1] += int(row["failed"])
     if not per_day:
         return "<p>No runs in the last 30 days.</p>"
     ordered = sorted(per_day.items())
-    top = max(w + f for _, (w, f) in ordered) or 1
-    width, height, bar = 24 * len(ordered) + 40, 160, 18
+    top = max(max(w + f, backlog.get(day, 0)) for day, (w, f) in ordered) or 1
+    width, height, bar = 30 * len(ordered) + 40, 160, 16
     bars = []
     for i, (day, (written, failed)) in enumerate(ordered):
-        x = 30 + i * 24
-        hw, hf = 130 * written / top, 130 * failed / top
+        x, still_open = 30 + i * 30, backlog.get(day, 0)
+        hw, hf, ho = (130 * n / top for n in (written, failed, still_open))
         bars.append(
-            f"<g><title>{_e(day)}: {written:,} written, {failed:,} failed</title>"
+            f"<g><title>{_e(day)}: {written:,} written, {failed:,} failed, {still_open:,} still open</title>"
             f'<rect x="{x}" y="{140 - hw:.1f}" width="{bar}" height="{hw:.1f}" fill="#2e7d32"/>'
             f'<rect x="{x}" y="{140 - hw - hf:.1f}" width="{bar}" height="{hf:.1f}" fill="#c62828"/>'
+            f'<rect x="{x + bar}" y="{140 - ho:.1f}" width="6" height="{ho:.1f}" fill="#f9a825"/>'
             f'<text x="{x}" y="155" font-size="8">{_e(str(day)[5:])}</text></g>'
         )
     return (
         f'<svg id="chart" width="{width}" height="{height}" role="img" aria-label="written and failed per day">'
         + "".join(bars)
         + '</svg><div class="legend"><span style="background:#2e7d32"></span>written'
-        '<span style="background:#c62828"></span>failed</div>'
+        '<span style="background:#c62828"></span>failed'
+        '<span style="background:#f9a825"></span>failures still carried forward</div>'
     )
 
 
@@ -217,22 +259,35 @@ def _table(table_id: str, columns: tuple[str, ...], rows: list[dict[str, Any]], 
     return f'<table id="{table_id}"><thead><tr>{head}</tr></thead><tbody>{body}</tbody></table>'
 
 
+@dataclass(frozen=True)
+class Overview:
+    """What the page shows besides the log: the days, their open backlog, and a member's or event's history."""
+
+    days: list[dict[str, Any]]
+    backlog: dict[Any, int]
+    history: list[dict[str, Any]]
+
+
 def render_page(
     flt: LogFilter,
     page: int,
-    days: list[dict[str, Any]],
+    overview: Overview,
     counts: list[dict[str, Any]],
     total: int,
     rows: list[dict[str, Any]],
 ) -> str:
-    counted = ("extracted", "written", "failed", "skipped")
+    counted = ("extracted", "written", "failed", "skipped", "unchanged")
     fields = "".join(
         f'<label>{name.replace("_", " ")}<input name="{name}" value="{_e(getattr(flt, name))}"></label>'
         for name in (f.name for f in dataclasses.fields(LogFilter))
     )
     run_part = ""
+    if flt.member_id or flt.event_id is not None:
+        run_part += "<h2>What happened to it (event ledger)</h2>" + _table(
+            "history", HISTORY_COLUMNS, overview.history, {"event_id", "attempts"}
+        )
     if flt.run_id:
-        run_part = f"<h2>Run {_e(flt.run_id)}</h2>" + _table(
+        run_part += f"<h2>Run {_e(flt.run_id)}</h2>" + _table(
             "run-counts", ("category", "account_id", *counted, "skip_gate"), counts, set(counted)
         )
     last = max(1, -(-total // PAGE_SIZE))
@@ -244,8 +299,8 @@ def render_page(
     return f"""<!doctype html><html><head><meta charset="utf-8"><title>Thrive tracking log</title>
 <style>{STYLE}</style></head><body>
 <h1>Thrive tracking sync</h1>
-<h2>Last {CHART_DAYS} days</h2>{render_chart(days)}
-{_table("days", ("day", "category", "dag_run_id", *counted), days, set(counted))}
+<h2>Last {CHART_DAYS} days</h2>{render_chart(overview.days, overview.backlog)}
+{_table("days", ("day", "category", "dag_run_id", *counted), overview.days, set(counted))}
 {run_part}
 <h2>Tracking log</h2>
 <form method="get">{fields}<button type="submit">Filter</button></form>

@@ -222,6 +222,7 @@ def wire(db: str, pg_server, org, monkeypatch) -> str:
     from thrive_dev.sandbox import seed_from_sample
 
     seed_from_sample(org, db)
+    dag_runs.forget_ledger(db)  # the org is fresh: so is what the package remembers of it
     monkeypatch.setenv("AIRFLOW_CONN_THRIVE_DB", airflow_conn_for(pg_server, db))
     monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", dag_runs.salesforce_conn_json(org))
     monkeypatch.setenv("THRIVE_SYNC_RETRY_DELAY_SECONDS", "1")

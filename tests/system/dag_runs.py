@@ -10,7 +10,7 @@ import time
 from collections.abc import Iterator
 from contextlib import contextmanager
 from dataclasses import dataclass
-from datetime import date, timedelta
+from datetime import date, datetime, timedelta
 from pathlib import Path
 
 import psycopg
@@ -79,10 +79,10 @@ def snapshot(db: str, sf, run_id: str) -> Snapshot:
     records = {r["Thrive_Event_Id__c"]: tuple(r[f] for f in FIELDS) for r in rows}
     with psycopg.connect(db) as conn:
         counts = {
-            (a, c): (x, w, f, s)
+            (a, c): (x, w, f, s)  # written: sent now, or before with the same content (unchanged)
             for a, c, x, w, f, s in conn.execute(
-                "SELECT account_id, category, extracted, written, failed, skipped FROM thrive_sync.sync_runs"
-                " WHERE dag_run_id = %s",
+                "SELECT account_id, category, extracted, written + coalesce(unchanged, 0), failed, skipped"
+                " FROM thrive_sync.sync_runs WHERE dag_run_id = %s",
                 [run_id],
             )
         }
@@ -94,6 +94,34 @@ def snapshot(db: str, sf, run_id: str) -> Snapshot:
             ).fetchall()
         )
     return Snapshot(records, len(rows), counts, log)
+
+
+def stage(category: str, run_id: str, start: datetime, **params: object) -> list[tuple]:
+    """The DAG's extract of ``category`` for the day from ``start``, rendered and run as its task runs it
+    (through ``thrive_db``); the per-account counts it returns. ``params``: the DAG params it reads."""
+    import jinja2
+    from airflow.providers.common.sql.hooks.handlers import fetch_all_handler
+
+    from thrive_sync.core.ledger import HEALING_ERROR_CODES, HEALING_REASONS
+    from thrive_sync.core.mapping import mapping_digest
+    from thrive_sync.hooks.thrive_store import ThriveStoreHook
+    from thrive_sync.settings import SQL_DIR
+
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(SQL_DIR), autoescape=False)  # noqa: S701 - SQL
+    sql = env.get_template(f"extract/{category}.sql").render()
+    values = {"lookback_days": 2, "retry_days": 7, "resend_unchanged": False, "max_attempts": 5, **params}
+    values.update(run_id=run_id, window_start=start, window_end=start + timedelta(days=1))
+    values.update(mapping_digest=mapping_digest(), healing_reasons=list(HEALING_REASONS))
+    values.update(healing_error_codes=list(HEALING_ERROR_CODES))
+    return ThriveStoreHook().run(
+        sql, parameters=values, split_statements=True, return_last=True, handler=fetch_all_handler
+    )
+
+
+def forget_ledger(db: str) -> None:
+    """Empty the event ledger: an org emptied or reset must not be taken for one holding the day."""
+    with psycopg.connect(db) as conn:
+        conn.execute("TRUNCATE thrive_sync.event_ledger")
 
 
 def task_states(pg_server, run_id: str) -> dict[str, tuple[int, str]]:

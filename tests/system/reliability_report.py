@@ -108,6 +108,8 @@ EXPECTED_FAULTS: dict[str, str] = {
     "late answers": _S + "test_reliability.py::test_fault_late_answers",
     "upsert race": _S + "test_reliability.py::test_fault_upsert_race",
     "kill": _S + "test_reliability.py::test_kill_while_a_bulk_job_is_in_progress_then_airflow_retries",
+    "kill before the ledger commit": _S
+    + "test_reliability.py::test_kill_between_the_salesforce_write_and_the_ledger_commit",
 }
 EXPECTED_CONFIG: dict[str, str] = {
     **{

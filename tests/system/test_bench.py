@@ -23,21 +23,30 @@ def test_profile_summary_counts_own_time_per_function_inside_the_operator(tmp_pa
 
 
 def test_table_shows_ratios_and_why_a_contender_failed():
-    a = Measure(seconds=6.0, written=190_000, api_calls=95, peak_rss_mb=280.0)
+    a = Measure(seconds=6.0, written=190_000, api_calls=95, peak_rss_mb=280.0, extra={"records_sent": 190_000})
+    rerun = Measure(seconds=0.6, written=0, api_calls=12, peak_rss_mb=250.0, extra={"records_sent": 0})
     c = Measure(error="the metadata database refused the upstream task's XCom", peak_rss_mb=4979.8)
     report = {
         "rows": 200_000,
         "recipients": 4_000,
         "day": "2026-11-26",
-        "ratios": {"a_over_b": 0.9, "c_over_a": None},
+        "ratios": {"a_over_b": 0.9, "c_over_a": None, "rerun_over_a": 0.1},
         "dag_parse_seconds": 0.07,
         "machine": {"cores": 2, "memory_gib": 23.5, "python": "3.11.7", "postgresql": "16.2"},
-        "runs": {"a": a.as_json(), "b": Measure(seconds=6.6, written=197_000).as_json(), "c": c.as_json()},
+        "runs": {
+            "a": a.as_json(),
+            "a_rerun": rerun.as_json(),
+            "b": Measure(seconds=6.6, written=197_000).as_json(),
+            "c": c.as_json(),
+        },  # fmt: skip
     }
     lines = table(report)
     row_a = next(line for line in lines if line.startswith("a ours"))
-    assert row_a.split()[-4:] == ["6.00", "190,000", "5.00", "280.0"]  # seconds, written, calls/10k, RSS
+    # seconds, written, sent, API calls, calls/10k, RSS
+    assert row_a.split()[-6:] == ["6.00", "190,000", "190,000", "95", "5.00", "280.0"]
+    row_rerun = next(line for line in lines if line.startswith("a rerun"))
+    assert row_rerun.split()[-6:] == ["0.60", "0", "0", "12", "-", "250.0"]
     row_c = next(line for line in lines if line.startswith("c provider"))
-    assert row_c.split()[-4:] == ["-", "-", "-", "4979.8"]
-    assert "a/b = 0.90   c/a = -   DAG file parse 0.070 s" in lines
+    assert row_c.split()[-6:] == ["-", "-", "-", "-", "-", "4979.8"]
+    assert "a/b = 0.90   c/a = -   rerun/a = 0.10   DAG file parse 0.070 s" in lines
     assert "c did not succeed: the metadata database refused the upstream task's XCom" in lines

@@ -35,6 +35,7 @@ from dag_runs import (
     bulk_jobs,
     dags_test,
     failure_message,
+    forget_ledger,
     forget_run,
     salesforce_conn_json,
     snapshot,
@@ -46,7 +47,7 @@ from reliability_report import FAULTS as RESULTS
 from reliability_report import SETUP, CaseResult, MatrixSetup
 from sf_sandbox.jobs import SLOW_ORG
 from thrive_dev.sandbox import seed_from_sample
-from thrive_sync.hooks.thrive_store import STREAM_APPLICATION_NAME
+from thrive_sync.hooks.thrive_store import STREAM_APPLICATION_NAME, WRITE_APPLICATION_NAME
 
 # The deployment every run of this module has: the day's big category (message_activity, about 3,100
 # records to write) goes through Bulk API 2.0 in three jobs (300, 1,500 and the rest: a task's first
@@ -80,6 +81,7 @@ def fresh_org(org, db: str) -> None:
     org.admin("POST", "reset")
     org.admin("PUT", "faults", json=NO_FAULTS)
     seed_from_sample(org, db)
+    forget_ledger(db)
 
 
 def counters(org) -> dict[str, int]:
@@ -451,9 +453,9 @@ def test_fault_postgresql_connection_dropped(wired, org, sf, pg_server):
                 # A validate task's reading connection (it names itself when it opens) while the task
                 # checks its org, before the connection reads the staged rows: between statements it is
                 # idle outside any transaction, and the slow org keeps that window open for 400 ms.
-                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
+                "SELECT pid FROM pg_stat_activity WHERE datname = %s AND application_name LIKE %s"
                 " AND query ~ 'set_config' AND pid <> pg_backend_pid() LIMIT 1",
-                [database, STREAM_APPLICATION_NAME],
+                [database, f"{STREAM_APPLICATION_NAME} %"],
             ).fetchone()
             if row:
                 conn.execute("SELECT pg_terminate_backend(%s)", [row[0]])
@@ -680,3 +682,84 @@ def kill_note(k: dict, sf, db: str, run_id: str) -> tuple[str, bool]:
         f"{len(left)} job(s) still queued or running, {fate}; the retry (try 2) wrote the day in the same run"
     )
     return note, settled
+
+
+def test_kill_between_the_salesforce_write_and_the_ledger_commit(wired, org, sf, pg_server, tmp_path):
+    """SIGKILL validate_and_map_<BIG> after Salesforce has every record and before its counts and ledger
+    rows commit; Airflow's retry sends the rows again (upserts) and the day converges, no duplicate.
+
+    The window is held open by the test: it locks ``thrive_sync.sync_runs`` against writes, so the task,
+    done with Salesforce, waits on the lock in its save (``pg_stat_activity`` shows its writing
+    connection, named after its category, waiting); the kill comes then, and the lock goes after it.
+    """
+    clean = reference(wired, org, sf, pg_server)
+    killed: list[int] = []
+    database = psycopg.conninfo.conninfo_to_dict(wired)["dbname"]
+    with psycopg.connect(wired) as locker, standalone(tmp_path / "standalone.log") as (env, _):
+        locker.execute("LOCK TABLE thrive_sync.sync_runs IN SHARE ROW EXCLUSIVE MODE")  # stays until commit
+        give_up = time.monotonic() + 300
+
+        def kill_then_unlock() -> None:
+            try:
+                if saving(pg_server, database):
+                    killed.append(kill_first_try(pg_server))
+            finally:
+                locker.commit()  # never leave the run's saves waiting
+
+        watcher = watch(lambda: time.monotonic() > give_up or saving(pg_server, database), kill_then_unlock, 310)
+        states = backfill(env, DAY.isoformat(), DAY.isoformat())
+        watcher.join(timeout=1)
+    run_id = airflow_run_id(pg_server)
+    tries = task_states(pg_server, run_id)
+    forget_run(pg_server, run_id)  # its retried task must not count in a later test of backfills
+    final = snapshot(wired, sf, run_id)
+    with psycopg.connect(wired) as conn:
+        ledger = dict(conn.execute(
+            "SELECT status, count(*) FROM thrive_sync.event_ledger WHERE category = %s GROUP BY 1", [BIG]
+        ).fetchall())  # fmt: skip
+    retried = sorted(task for task, (n, _) in tries.items() if n > 1)
+    big = {k: v for k, v in clean.counts.items() if k[1] == BIG}
+    RESULTS["kill before the ledger commit"] = CaseResult(
+        case="kill before the ledger commit",
+        fault=f"SIGKILL of validate_and_map_{BIG}'s process after its last Salesforce write, before its counts "
+        "and ledger rows commit (held by a lock on sync_runs)",
+        first_run=f"task killed: {', '.join(retried)}" if killed else "not killed",
+        airflow_retries=sum(n - 1 for n, _ in tries.values() if n > 1),
+        retries_exhausted=sum(1 for *_, reason in final.log if reason == "RETRIES_EXHAUSTED"),
+        rerun="Airflow's retry completed the run" if states.get(DAY.isoformat()) == "success" else "the run failed",
+        same_state=final.records == clean.records and final.record_count == len(final.records),
+        conservation=conservation_holds(final),
+        spurious_log_rows=len(final.log ^ clean.log),
+        notes=[
+            f"the retry wrote the ledger once: {ledger.get('written', 0):,} written, "
+            f"{ledger.get('failed', 0):,} failed rows for {BIG}"
+        ],  # fmt: skip
+    )
+    assert killed and states.get(DAY.isoformat()) == "success", (tmp_path / "standalone.log").read_text()[-3000:]
+    assert retried == [f"validate_and_map_{BIG}"]
+    assert RESULTS["kill before the ledger commit"].same_state and final.counts == clean.counts
+    assert ledger.get("written", 0) == sum(w for _, w, _, _ in big.values())
+
+
+def saving(pg_server, database: str) -> bool:
+    """Whether validate_and_map_<BIG>'s writing connection waits on the lock, in its save."""
+    with pg_server.connect(autocommit=True) as conn:
+        return conn.execute(
+            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
+            " AND wait_event_type = 'Lock')",
+            [database, f"{WRITE_APPLICATION_NAME} {BIG}"],
+        ).fetchone()[0]
+
+
+def kill_first_try(pg_server) -> int:
+    """SIGKILL the process of validate_and_map_<BIG>'s first try; its pid."""
+    import psutil
+
+    with psycopg.connect(pg_server.uri("airflow")) as meta:
+        pid = meta.execute(
+            "SELECT pid FROM task_instance WHERE dag_id = %s AND state = 'running' AND task_id = %s"
+            " AND try_number = 1 AND pid IS NOT NULL",
+            [DAG_ID, f"validate_and_map_{BIG}"],
+        ).fetchone()[0]
+    psutil.Process(pid).send_signal(9)
+    return pid

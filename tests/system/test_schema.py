@@ -32,7 +32,10 @@ def test_contract_tables_and_columns_are_declared():
             "social_activity",
             "survey_event_activity",
         )
-    } | {("thrive_sync", t) for t in ("sync_runs", "tracking_log", "staged_events", "member_matches", "bulk_jobs")}
+    } | {
+        ("thrive_sync", t)
+        for t in ("sync_runs", "tracking_log", "staged_events", "member_matches", "bulk_jobs", "event_ledger")
+    }
     assert tables[("thrive", "recipients")] == [
         "account_id",
         "recipient_id",
@@ -43,6 +46,11 @@ def test_contract_tables_and_columns_are_declared():
         "twitter_handle",
     ]
     assert "reason_code" in tables[("thrive_sync", "tracking_log")]
+    # CONTRACT.md section 4: the ledger's columns (more may be added, none renamed)
+    assert {"account_id", "category", "event_id", "status", "reason_code", "content_hash", "first_dag_run_id",
+            "last_dag_run_id", "attempts", "last_attempt_at", "written_at", "occurred_at"} <= set(
+        tables[("thrive_sync", "event_ledger")])  # fmt: skip
+    assert {"unchanged", "late", "retried"} <= set(tables[("thrive_sync", "sync_runs")])
 
 
 def test_schema_applies_twice_and_the_second_time_changes_nothing(fresh_db):
@@ -52,8 +60,8 @@ def test_schema_applies_twice_and_the_second_time_changes_nothing(fresh_db):
         apply_schema(conn)
         second = conn.execute(CATALOG_SNAPSHOT).fetchall()
     assert first == second
-    relations = {(schema, name) for schema, name, kind, *_ in first if kind == "r"}
-    assert len(relations) == 13  # 8 source tables, 5 of the package
+    relations = {(schema, name) for schema, name, kind, *_ in first if kind in ("r", "p")}
+    assert len(relations) == 14  # 8 source tables, 6 of the package (the ledger partitioned)
     # Only primary-key columns are NOT NULL in the source tables (CONTRACT.md section 3).
     not_null = {
         (name, column)

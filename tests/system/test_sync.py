@@ -33,7 +33,9 @@ EXPECTED_FOR_DAY = """
 
 
 def dags_test(run_date: str, conf: dict | None = None) -> subprocess.CompletedProcess:
-    result = dag_runs.dags_test(conf, run_date=run_date)
+    """The DAG for the day before ``run_date``. Without ``lookback_days`` in ``conf``, that day alone
+    (lookback 0): the fixture's other day was never synced, and a day's tests compare that day."""
+    result = dag_runs.dags_test({"delay_minutes": 0, "lookback_days": 0, **(conf or {})}, run_date=run_date)
     assert result.returncode == 0, (result.stdout + result.stderr)[-4000:]
     return result
 
@@ -268,12 +270,12 @@ def test_a_retry_aborts_the_bulk_jobs_a_killed_try_left_in_the_org(day, org, sf)
     from thrive_sync.core.catalog import Category
     from thrive_sync.hooks.thrive_store import ThriveStoreHook
     from thrive_sync.operators import ValidateAndMapOperator
-    from thrive_sync.sql import read_sql
 
     run_id, start = "manual__killed_try", datetime(2026, 11, 26, tzinfo=UTC)
     thrive = ThriveStoreHook()
     window = {"run_id": run_id, "window_start": start, "window_end": start + timedelta(days=1)}
-    thrive.run(read_sql("extract/message_activity.sql"), parameters=window, split_statements=True)
+    thrive.fetch("sync/ensure_ledger_partitions.sql", {"first_day": date(2026, 11, 19), "last_day": date(2026, 11, 26)})
+    dag_runs.stage("message_activity", run_id, start)
     with psycopg.connect(day) as conn:  # 50 events the day writes
         keys = [f"{a}:message_activity:{e}" for a, e in conn.execute(
             "SELECT account_id, event_id FROM thrive_sync.staged_events JOIN thrive_sample.expected_outcomes"
@@ -308,3 +310,102 @@ def test_a_retry_aborts_the_bulk_jobs_a_killed_try_left_in_the_org(day, org, sf)
     listed = ",".join(f"'{key}'" for key in keys)
     found = sf.query_all(f"SELECT {EXT}, Activity__c FROM {TA} WHERE {EXT} IN ({listed})")["records"]
     assert written > len(keys) and len(found) == len(keys) and all(r["Activity__c"] != "Stale" for r in found)
+
+
+def sync_counts(db: str, run_date: str) -> dict[str, int]:
+    """The totals of the newest run whose window starts the day before ``run_date``."""
+    with psycopg.connect(db) as conn:
+        row = conn.execute(
+            "SELECT sum(extracted), sum(written), sum(failed), sum(skipped), sum(unchanged), sum(late),"
+            " sum(retried), sum(healed) FROM thrive_sync.sync_runs WHERE dag_run_id = ("
+            " SELECT dag_run_id FROM thrive_sync.sync_runs WHERE window_end = %s::timestamptz"
+            " ORDER BY finished_at DESC LIMIT 1)",
+            [run_date],
+        ).fetchone()
+    return dict(zip(("extracted", "written", "failed", "skipped", "unchanged", "late", "retried", "healed"), row,
+                    strict=True))  # fmt: skip
+
+
+def received(org) -> int:
+    return org.admin("GET", "stats").json().get("records.received", 0)
+
+
+def test_the_ledger_sends_a_rerun_nothing_and_carries_late_rows_and_healed_failures(day, sf, org):
+    """The 26th, then the 26th again (nothing sent), then the 27th after a late row landed, a Contact
+    was created for an unmatched member Id and a recipient's missing member Id was filled in."""
+    first = sync_counts_after(day, "2026-11-27", {"lookback_days": 0})
+    sent = received(org)
+    again = sync_counts_after(day, "2026-11-27", {"lookback_days": 0})
+    assert received(org) == sent  # the sandbox received no record
+    assert again["unchanged"] == first["written"] and again["written"] == 0, again
+    assert (again["extracted"], again["failed"], again["skipped"]) == (first["extracted"], first["failed"],
+                                                                       first["skipped"])  # fmt: skip
+
+    with psycopg.connect(day) as conn:
+        late, healed_member, fixed_rows, permanent = change_the_source_after_the_day(conn, org)
+    result = sync_counts_after(day, "2026-11-28", {"lookback_days": 1})
+    keys = set(salesforce_keys(sf))
+    assert late in keys and result["late"] == 1
+    assert healed_member and healed_member <= keys  # a Contact made this morning: its rows went through
+    assert fixed_rows and fixed_rows <= keys  # the member Id filled in: the changed rows were sent
+    assert result["healed"] >= len(healed_member) + len(fixed_rows) and result["retried"] >= result["healed"]
+    with psycopg.connect(day) as conn:
+        logged = set(conn.execute(
+            "SELECT account_id, category, event_id FROM thrive_sync.tracking_log WHERE dag_run_id = ("
+            " SELECT dag_run_id FROM thrive_sync.sync_runs WHERE window_end = '2026-11-28' LIMIT 1)"
+        ).fetchall())  # fmt: skip
+        open_ = conn.execute(
+            "SELECT count(*) FROM thrive_sync.event_ledger WHERE status = 'failed' AND event_id = ANY(%s)",
+            [[int(k.rsplit(":", 1)[1]) for k in fixed_rows | healed_member]],
+        ).fetchone()[0]
+    assert not permanent & logged  # failures that cannot heal were not tried again
+    assert open_ == 0  # the healed rows are written in the ledger
+
+
+def sync_counts_after(db: str, run_date: str, conf: dict) -> dict[str, int]:
+    dags_test(run_date, conf=conf)
+    return sync_counts(db, run_date)
+
+
+def change_the_source_after_the_day(conn, org) -> tuple[str, set[str], set[str], set[tuple]]:
+    """A late row, a Contact for one unmatched member Id, one recipient's missing member Id filled in;
+    the keys of the rows that should now be written, and the failures that cannot heal."""
+    acct, recipient, contact = conn.execute(
+        "SELECT r.account_id, r.recipient_id, r.custom_member_id FROM thrive.recipients r"
+        " JOIN thrive_sample.crm_records c ON c.sf_id = r.custom_member_id WHERE r.account_id = 'acct-001'"
+        " AND r.custom_member_id LIKE '003%' ORDER BY 2 LIMIT 1"
+    ).fetchone()
+    conn.execute(
+        "INSERT INTO thrive.message_activity VALUES"
+        " (%s, 900000010, %s, 'Opened', 'Opened', '2026-11-26T18:00Z', 1, NULL)",
+        [acct, recipient],
+    )
+    rows = conn.execute(
+        "SELECT r.custom_member_id, x.account_id, x.category, x.event_id FROM thrive_sample.expected_outcomes x"
+        " JOIN thrive.message_activity e USING (account_id, event_id)"
+        " JOIN thrive.recipients r USING (account_id, recipient_id)"
+        " WHERE x.category = 'message_activity' AND x.reason = 'UNMATCHED_MEMBER_ID'"
+        " AND e.occurred_at >= '2026-11-26' AND r.custom_member_id LIKE '003%' ORDER BY 1"
+    ).fetchall()
+    member = rows[0][0]
+    org.admin("PUT", "seed/Contact", json=[{"Id": member, "LastName": "Joined this morning"}])
+    missing = conn.execute(
+        "SELECT e.recipient_id, x.account_id, x.event_id FROM thrive_sample.expected_outcomes x"
+        " JOIN thrive.message_activity e USING (account_id, event_id)"
+        " WHERE x.category = 'message_activity' AND x.reason = 'MISSING_MEMBER_ID' AND e.occurred_at >= '2026-11-26'"
+        " ORDER BY 1"
+    ).fetchall()
+    fixed_recipient, fixed_account = missing[0][0], missing[0][1]
+    conn.execute(
+        "UPDATE thrive.recipients SET custom_member_id = %s WHERE account_id = %s AND recipient_id = %s",
+        [contact, fixed_account, fixed_recipient],
+    )
+    permanent = set(conn.execute(
+        "SELECT x.account_id, x.category, x.event_id FROM thrive_sample.expected_outcomes x"
+        " JOIN thrive.message_activity e USING"
+        " (account_id, event_id) WHERE x.reason IN ('UNKNOWN_ACTIVITY', 'MALFORMED_MEMBER_ID')"
+        " AND x.category = 'message_activity' AND e.occurred_at >= '2026-11-26' AND e.recipient_id <> %s",
+        [fixed_recipient]).fetchall())  # fmt: skip
+    healed = {f"{a}:{c}:{e}" for m, a, c, e in rows if m == member}
+    fixed = {f"{a}:message_activity:{e}" for r, a, e in missing if r == fixed_recipient and a == fixed_account}
+    return f"{acct}:message_activity:900000010", healed, fixed, permanent

@@ -109,6 +109,23 @@ def test_tracking_log_page_and_task_link(wired, api_server, pg_server):
     days = session.get(f"{url}/thrive-sync/api/runs", timeout=30).json()
     mine = [d for d in days if d["dag_run_id"] == run_id]
     assert tuple(sum(d[k] for d in mine) for k in ("extracted", "written", "failed", "skipped")) == counts
+    assert all("unchanged" in d for d in mine)
+
+    # What happened to one member, and to one event: the ledger's outcomes and the log's rows.
+    failed = next(r for r in body["rows"] if r["custom_member_id"])
+    member = session.get(f"{url}/thrive-sync/api/history", params={"member_id": failed["custom_member_id"]},
+                         timeout=30).json()  # fmt: skip
+    assert member["ledger"] and {r["custom_member_id"] for r in member["ledger"]} == {failed["custom_member_id"]}
+    key = ("account_id", "category", "event_id")
+    mine_failed = [r for r in member["ledger"] if all(r[k] == failed[k] for k in key)]
+    assert [(r["status"], r["reason_code"]) for r in mine_failed] == [("failed", failed["reason_code"])]
+    event = session.get(f"{url}/thrive-sync/api/history", params={k: failed[k] for k in key}, timeout=30).json()
+    # every run's log row of that event (the day's database holds many runs), and its one ledger row
+    assert {tuple(r[k] for k in key) for r in event["log"]} == {tuple(failed[k] for k in key)}
+    assert run_id in {r["dag_run_id"] for r in event["log"]} and len(event["ledger"]) == 1
+    assert session.get(f"{url}/thrive-sync/api/history", timeout=30).status_code == 422
+    page = session.get(f"{url}/thrive-sync/", params={"member_id": failed["custom_member_id"]}, timeout=30)
+    assert 'id="history"' in page.text and "failures still carried forward" in page.text
 
 
 def test_a_failed_make_airflow_start_leaves_no_process_behind(airflow_metadata, tmp_path):

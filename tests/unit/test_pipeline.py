@@ -11,7 +11,7 @@ from thrive_sync.core.mapping import load_mapping
 from thrive_sync.core.members import MemberMatch, check_locally
 from thrive_sync.core.pipeline import EventPipeline, Failure
 from thrive_sync.core.sfid import MemberObject, to_18
-from thrive_sync.core.tally import RunTally
+from thrive_sync.core.tally import RunTally, StagedCounts
 from thrive_sync.core.validation import StagedEvent, parse_external_id
 
 CONTACT = "00300000003T2PGAA0"
@@ -110,14 +110,27 @@ def test_every_row_is_counted_once_and_the_counts_add_up():
     assert all(isinstance(f, Failure) for f in result.failures) and len(result.failures) == 30
     assert tally.accounts["acct-1"].failed_by == {"MISSING_MEMBER_ID": 10, "MALFORMED_MEMBER_ID": 10,
                                                   "UNMATCHED_MEMBER_ID": 10}  # fmt: skip
-    assert tally.conservation_problems({"acct-1": 40, "acct-2": 5}) == []
-    assert tally.totals() == {"extracted": 45, "written": 10, "failed": 30, "skipped": 5}
+    staged = {"acct-1": StagedCounts(40), "acct-2": StagedCounts(5)}
+    assert tally.conservation_problems(staged) == []
+    assert tally.totals() == {"extracted": 45, "written": 10, "failed": 30, "skipped": 5, "unchanged": 0}
     tally.rejected("acct-1", "REJECTED")
     assert tally.totals()["written"] == 9 and tally.failed_total == 31
-    assert tally.conservation_problems({"acct-1": 40, "acct-2": 5}) == []
-    assert tally.conservation_problems({"acct-1": 41, "acct-2": 5}) == [
-        "acct-1: staged 41, extracted 40, written 9 + failed 31 + skipped 0"
+    assert tally.conservation_problems(staged) == []
+    assert tally.conservation_problems({**staged, "acct-1": StagedCounts(41)}) == [
+        "acct-1: staged 41, extracted 40, written 9 + failed 31 + skipped 0 + unchanged 0"
     ]
+
+
+def test_unchanged_rows_count_as_extracted_without_streaming():
+    """The extract stages unchanged rows for the count; they never stream, and the sum still holds."""
+    _, tally = run(Category.MESSAGE_ACTIVITY, *[event(event_id=i) for i in range(3)], gates={"acct-1": None})
+    staged = {"acct-1": StagedCounts(total=12, unchanged=7, late=2, retried=1, standing=2), "acct-9": StagedCounts(0)}
+    tally.failed("acct-1", "UNKNOWN_ACTIVITY", 2)  # the standing failures, logged again from the ledger
+    tally.include(staged)
+    assert tally.conservation_problems(staged) == []
+    counts = tally.accounts["acct-1"]
+    assert (counts.extracted, counts.unchanged, counts.late, counts.retried, counts.failed) == (12, 7, 2, 1, 2)
+    assert tally.accounts["acct-9"].extracted == 0  # an account whose rows all vanished gets its zeros
 
 
 @pytest.mark.parametrize("account_id", ["acct-1", "org:acct:7", "trailing:", ":", "a::b"])

@@ -9,9 +9,13 @@
 - **c, the peer baseline**: the provider's ``SalesforceBulkOperator`` given the same rows through
   an upstream task's XCom (``tools/bench_dags``), run by ``airflow dags test`` as Airflow tasks.
 
-The sandbox is emptied (records, counters, jobs) and reseeded with the sample's Contacts and Leads
-before each of a, b, c, so each one inserts the day from scratch. Results: a table on stdout and
-``.local/bench.json``. A baseline that fails is recorded with its error, not hidden.
+The sample holds the day and the ``LOOKBACK_DAYS`` before it, as many events each. Before a, the
+days before are synced (untimed, at the sandbox's default pace), so a meets a ledger as it is on a
+normal day: the lookback days' rows are read and joined and left alone. **a, rerun** then runs the
+same day again: every row unchanged, nothing sent. The sandbox (and the event ledger with it) is
+emptied and reseeded with the sample's Contacts and Leads before each of a, b, c, so each one
+inserts the day from scratch. Results: a table on stdout and ``.local/bench.json``. A baseline that
+fails is recorded with its error, not hidden.
 """
 
 from __future__ import annotations
@@ -23,6 +27,8 @@ import re
 import subprocess
 import sys
 import time
+from collections.abc import Iterator
+from contextlib import contextmanager
 from dataclasses import dataclass, field
 from datetime import UTC, date, datetime, timedelta
 from pathlib import Path
@@ -38,6 +44,7 @@ BENCH_DAGS = PROJECT_ROOT / "tools" / "bench_dags"
 OURS_DAG = "thrive_tracking_sync"
 PEER_DAG = "bench_provider_bulk_baseline"
 COUNT_SOQL = "SELECT COUNT() FROM Thrive_Activity__c"
+LOOKBACK_DAYS = 2  # the DAG's default lookback_days: the days before the bench's day, synced first
 
 
 @dataclass
@@ -81,9 +88,16 @@ def _sandbox() -> sandbox.SandboxInfo:
 
 
 def _fresh_org(info: sandbox.SandboxInfo, thrive_uri: str) -> None:
-    """No Thrive_Activity__c records, no counters, no jobs; the sample's Contacts and Leads seeded."""
+    """No Thrive_Activity__c records, no counters, no jobs, and a ledger that says so; the sample's
+    Contacts and Leads seeded."""
     info.admin("POST", "reset")
+    with psycopg.connect(thrive_uri) as conn:
+        conn.execute("TRUNCATE thrive_sync.event_ledger")
     sandbox.seed_from_sample(info, thrive_uri)
+
+
+def _received(info: sandbox.SandboxInfo) -> int:
+    return int(info.admin("GET", "stats").json().get("records.received", 0))
 
 
 def _org_count(info: sandbox.SandboxInfo) -> int:
@@ -152,6 +166,7 @@ def run_ours(
     airflow = str(Path(sys.executable).parent / "airflow")
     run_date = (day + timedelta(days=1)).isoformat()
     command = [airflow, "dags", "test", OURS_DAG, run_date, "-c", '{"delay_minutes": 0}']
+    in_org_before, received_before = _org_count(info), _received(info)
     if profile:  # py-spy samples the whole run from outside; its overhead makes the figures slower
         command = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "--gil", "--format", "raw",
                    "-o", str(profile), "--", *command]  # fmt: skip
@@ -166,16 +181,28 @@ def run_ours(
         return measure
     run_id, measure.seconds, durations = _task_span(env, OURS_DAG, "extract_")
     with psycopg.connect(env["THRIVE_DB_URI"]) as conn:
-        written, failed, skipped = conn.execute(
-            "SELECT sum(written), sum(failed), sum(skipped) FROM thrive_sync.sync_runs WHERE dag_run_id = %s",
+        written, failed, skipped, unchanged = conn.execute(
+            "SELECT sum(written), sum(failed), sum(skipped), sum(unchanged) FROM thrive_sync.sync_runs"
+            " WHERE dag_run_id = %s",
             [run_id],
         ).fetchone()
     measure.written = int(written)
-    in_org = _org_count(info)
-    measure.extra.update(failed=int(failed), skipped=int(skipped), records_in_org=in_org, task_seconds=durations)
-    if in_org != measure.written:
-        measure.error = f"the run reports {measure.written:,} written but the org holds {in_org:,} records"
+    added = _org_count(info) - in_org_before
+    measure.extra.update(failed=int(failed), skipped=int(skipped), unchanged=int(unchanged), task_seconds=durations,
+                         records_added_to_org=added, records_sent=_received(info) - received_before)  # fmt: skip
+    if added != measure.written:
+        measure.error = f"the run reports {measure.written:,} written but the org gained {added:,} records"
     return measure
+
+
+def prime(env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_dir: Path, timeout: float) -> None:
+    """Sync the ``LOOKBACK_DAYS`` before ``day`` (untimed): the ledger a normal day's run meets."""
+    for back in range(LOOKBACK_DAYS, 0, -1):
+        earlier = day - timedelta(days=back)
+        primed = run_ours(env, info, earlier, work_dir / f"prime-{earlier}.log", timeout)
+        if primed.error:
+            raise services.ServiceError(f"priming {earlier} failed: {primed.error}")
+        print(f"bench: primed {earlier} ({primed.written:,} written)", flush=True)
 
 
 def run_floor(env: dict[str, str], info: sandbox.SandboxInfo, day: date) -> Measure:
@@ -276,11 +303,16 @@ def run(
     work_dir = services.LOCAL_DIR / "bench"
     work_dir.mkdir(parents=True, exist_ok=True)
 
-    config = sample_data.SampleConfig(start=day, events=rows, recipients_per_account=max(500, rows // 200))
+    days = LOOKBACK_DAYS + 1
+    config = sample_data.SampleConfig(
+        start=day - timedelta(days=LOOKBACK_DAYS), days=days, events=rows * days,
+        recipients_per_account=max(500, rows // 200),
+    )  # fmt: skip
     started = time.perf_counter()
     stats = sample_data.load(env["THRIVE_DB_URI"], config)
-    events = sum(stats.rows[f"thrive.{t}"] for t in sample_data.SOURCE_TABLE.values())
-    print(f"bench: {events:,} events on {day} generated in {time.perf_counter() - started:.1f} s", flush=True)
+    events = sum(stats.rows[f"thrive.{t}"] for t in sample_data.SOURCE_TABLE.values()) // days
+    print(f"bench: {events * days:,} events on {days} days to {day} generated in {time.perf_counter() - started:.1f} s",
+          flush=True)  # fmt: skip
 
     results = _contenders(env, info, day, work_dir, only, timeout, profile)
     if slow_org:
@@ -305,40 +337,54 @@ def run(
 
 def _contenders(
     env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_dir: Path, only: str, timeout: float,
-    profile: bool, suffix: str = "",
+    profile: bool, suffix: str = "", pace: dict[str, float] | None = None,
 ) -> dict[str, Measure]:  # fmt: skip
-    """a, then b and c as ``only`` says, each on an org emptied and seeded again; keys get ``suffix``."""
+    """a and its rerun, then b and c as ``only`` says, each on an org emptied and seeded again, at
+    ``pace`` (the sandbox's Bulk knobs; priming always goes at the default pace); keys get ``suffix``."""
     results: dict[str, Measure] = {}
     label = f" ({suffix.strip('_').replace('_', ' ')})" if suffix else ""
     _fresh_org(info, env["THRIVE_DB_URI"])
-    print(f"bench: a (ours){label} running ...", flush=True)
-    profile_path = work_dir / "profile-a.txt" if profile else None
-    results["a" + suffix] = run_ours(env, info, day, work_dir / f"a-ours{suffix}.log", timeout, profile_path)
-    if profile_path and profile_path.exists():
-        results["a"].extra["profile_top"] = top_frames(profile_path)
-    if "b" in only:
-        _fresh_org(info, env["THRIVE_DB_URI"])
-        print(f"bench: b (the floor){label} running ...", flush=True)
-        results["b" + suffix] = run_floor(env, info, day)
-    if "c" in only:
-        _fresh_org(info, env["THRIVE_DB_URI"])
-        print(f"bench: c (the provider's SalesforceBulkOperator){label} running ...", flush=True)
-        results["c" + suffix] = run_peer(env, info, day, work_dir / f"c-provider{suffix}.log", timeout)
-    for key in "abc":
+    prime(env, info, day, work_dir, timeout)
+    with _paced(info, pace):
+        print(f"bench: a (ours){label} running ...", flush=True)
+        profile_path = work_dir / "profile-a.txt" if profile else None
+        results["a" + suffix] = run_ours(env, info, day, work_dir / f"a-ours{suffix}.log", timeout, profile_path)
+        if profile_path and profile_path.exists():
+            results["a"].extra["profile_top"] = top_frames(profile_path)
+        print(f"bench: a, rerun of the same day{label} running ...", flush=True)
+        results["a_rerun" + suffix] = run_ours(env, info, day, work_dir / f"a-rerun{suffix}.log", timeout)
+        for key, run in (("b", run_floor), ("c", run_peer)):
+            if key in only:
+                _fresh_org(info, env["THRIVE_DB_URI"])
+                print(f"bench: {key} ({'the floor' if key == 'b' else 'the provider operator'}){label} ...", flush=True)
+                args = (
+                    (env, info, day) if key == "b" else (env, info, day, work_dir / f"c-provider{suffix}.log", timeout)
+                )
+                results[key + suffix] = run(*args)
+    for key in ("a", "a_rerun", "b", "c"):
         results.setdefault(key + suffix, Measure(error="not run"))
     return results
+
+
+@contextmanager
+def _paced(info: sandbox.SandboxInfo, pace: dict[str, float] | None) -> Iterator[None]:
+    """The sandbox's Bulk knobs set to ``pace`` for the block, then back as they were."""
+    if not pace:
+        yield
+        return
+    before = info.admin("GET", "faults").json()
+    info.admin("PUT", "faults", json=pace)
+    try:
+        yield
+    finally:
+        info.admin("PUT", "faults", json={k: before[k] for k in pace})
 
 
 def _slow_org_contenders(
     env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_dir: Path, only: str, timeout: float
 ) -> dict[str, Measure]:
-    """a and b again with the sandbox's Bulk jobs at :data:`SLOW_ORG`'s pace (c is not rerun)."""
-    before = info.admin("GET", "faults").json()  # the knobs as they are
-    info.admin("PUT", "faults", json=SLOW_ORG)
-    try:
-        return _contenders(env, info, day, work_dir, only.replace("c", ""), timeout, False, "_slow_org")
-    finally:
-        info.admin("PUT", "faults", json={k: before[k] for k in SLOW_ORG})
+    """a (and its rerun) and b again with the sandbox's Bulk jobs at :data:`SLOW_ORG`'s pace (not c)."""
+    return _contenders(env, info, day, work_dir, only.replace("c", ""), timeout, False, "_slow_org", SLOW_ORG)
 
 
 def _ratios(results: dict[str, Measure]) -> dict[str, float | None]:
@@ -349,15 +395,18 @@ def _ratios(results: dict[str, Measure]) -> dict[str, float | None]:
     return {
         "a_over_b": ratio("a", "b"),
         "c_over_a": ratio("c", "a"),
+        "rerun_over_a": ratio("a_rerun", "a"),
         "a_over_b_slow_org": ratio("a_slow_org", "b_slow_org"),
+        "rerun_over_a_slow_org": ratio("a_rerun_slow_org", "a_slow_org"),
     }
 
 
 def table(report: dict[str, Any]) -> list[str]:
     """The human summary of a bench report."""
     runs = report["runs"]
-    names = {"a": "a ours (DAG tasks)", "b": "b floor (COPY + our jobs)", "c": "c provider bulk operator",
-             "a_slow_org": "a ours, slow org", "b_slow_org": "b floor, slow org"}  # fmt: skip
+    names = {"a": "a ours (DAG tasks)", "a_rerun": "a rerun (same day again)", "b": "b floor (COPY + our jobs)",
+             "c": "c provider bulk operator", "a_slow_org": "a ours, slow org", "a_rerun_slow_org": "a rerun, slow org",
+             "b_slow_org": "b floor, slow org"}  # fmt: skip
     keys = [key for key in names if key in runs and not (key.endswith("slow_org") and runs[key]["error"] == "not run")]
 
     def cell(value: Any, fmt: str) -> str:
@@ -365,18 +414,19 @@ def table(report: dict[str, Any]) -> list[str]:
 
     lines = [
         f"bench: {report['rows']:,} events, {report['recipients']:,} recipients, day {report['day']}",
-        f"{'':28}{'seconds':>9}{'written':>11}{'calls/10k':>11}{'peak RSS MB':>13}",
+        f"{'':28}{'seconds':>9}{'written':>11}{'sent':>11}{'API calls':>11}{'calls/10k':>11}{'peak RSS MB':>13}",
     ]
     for key in keys:
         r = runs[key]
         lines.append(
             f"{names[key]:28}{cell(r['seconds'], '.2f'):>9}{cell(r['written'], ','):>11}"
+            f"{cell(r.get('records_sent'), ','):>11}{cell(r['api_calls'], ','):>11}"
             f"{cell(r['api_calls_per_10k_written'], '.2f'):>11}{cell(r['peak_rss_mb'], '.1f'):>13}"
         )
     ratios = report["ratios"]
     lines.append(
         f"a/b = {cell(ratios['a_over_b'], '.2f')}   c/a = {cell(ratios['c_over_a'], '.2f')}   "
-        f"DAG file parse {report['dag_parse_seconds']:.3f} s"
+        f"rerun/a = {cell(ratios.get('rerun_over_a'), '.2f')}   DAG file parse {report['dag_parse_seconds']:.3f} s"
     )
     if report.get("slow_org_profile"):
         lines.append(

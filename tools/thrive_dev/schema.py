@@ -25,7 +25,7 @@ PACKAGE_SCHEMA_FILES: tuple[str, ...] = ("schema/01_thrive.sql", "schema/02_thri
 # is not safe against a concurrent CREATE of the same name.
 _ADVISORY_LOCK_KEY = 7_142_305_001
 
-_TABLE = re.compile(r"CREATE (?:UNLOGGED )?TABLE IF NOT EXISTS (\w+)\.(\w+) \((.*?)\n\);", re.S)
+_TABLE = re.compile(r"CREATE (?:UNLOGGED )?TABLE IF NOT EXISTS (\w+)\.(\w+) \((.*?)\n\)(?: PARTITION BY [^;]*)?;", re.S)
 _COLUMN = re.compile(r"^\s+(\w+)\s+(?:text|bigint|integer|boolean|timestamptz|jsonb)\b", re.M)
 
 

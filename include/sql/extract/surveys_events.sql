@@ -1,21 +1,14 @@
--- Stage this run's surveys_events events: the data interval [start, end) of thrive.survey_event_activity, joined
--- with the recipient (Custom Member ID, social handles); detail = the survey or event name.
--- Idempotent: a retried extract replaces the run's rows.
-DELETE FROM thrive_sync.staged_events WHERE dag_run_id = %(run_id)s AND category = 'surveys_events';
-
-INSERT INTO thrive_sync.staged_events
-    (dag_run_id, category, account_id, event_id, recipient_id, recipient_found, custom_member_id,
-     facebook_handle, twitter_handle, activity_code, activity_subcode, occurred_at,
-     message_id, message_found, message_name, detail)
-SELECT %(run_id)s, 'surveys_events', e.account_id, e.event_id, e.recipient_id, r.recipient_id IS NOT NULL,
-       r.custom_member_id, r.facebook_handle, r.twitter_handle, e.activity_code, e.activity_subcode,
-       e.occurred_at, NULL::bigint, NULL::boolean, NULL, e.survey_or_event_name
-FROM thrive.survey_event_activity e
-LEFT JOIN thrive.recipients r ON r.account_id = e.account_id AND r.recipient_id = e.recipient_id
-WHERE e.occurred_at >= %(window_start)s AND e.occurred_at < %(window_end)s;
-
-SELECT account_id, count(*) AS events
-FROM thrive_sync.staged_events
-WHERE dag_run_id = %(run_id)s AND category = 'surveys_events'
-GROUP BY account_id
-ORDER BY account_id;
+{#- The survey_event_activity events of the days the run considers (b.consider_from, set by
+    extract/stage.sql, to the end of its day), with the recipient (Custom Member ID, social handles);
+    detail = the survey's or event's name. extract/stage.sql decides which of them the run stages. -#}
+{% set category = "surveys_events" %}
+{% set source_sql %}
+        SELECT e.account_id, e.event_id, e.recipient_id, r.recipient_id IS NOT NULL AS recipient_found,
+               r.custom_member_id, r.facebook_handle, r.twitter_handle, e.activity_code, e.activity_subcode,
+               e.occurred_at, NULL::bigint AS message_id, NULL::boolean AS message_found,
+               NULL::text AS message_name, e.survey_or_event_name AS detail
+        FROM thrive.survey_event_activity e
+        LEFT JOIN thrive.recipients r ON r.account_id = e.account_id AND r.recipient_id = e.recipient_id
+        WHERE e.occurred_at >= b.consider_from AND e.occurred_at < %(window_end)s::timestamptz
+{% endset %}
+{% include "extract/stage.sql" %}

@@ -17,6 +17,10 @@ CREATE TABLE IF NOT EXISTS thrive_sync.sync_runs (
     finished_at  timestamptz,
     skip_gate    text,     -- the account gate that skipped the rows, when one did
     truncated    integer,  -- values cut to fit by the mapping's truncate rules
+    unchanged    integer,  -- rows of the day the ledger holds as written with the same content: not sent
+    late         integer,  -- rows from the days before: late arrivals, or changed since their day ran
+    retried      integer,  -- earlier failures carried forward
+    healed       integer,  -- of the retried, how many did not fail again
     PRIMARY KEY (dag_run_id, account_id, category)
 );
 
@@ -65,6 +69,8 @@ CREATE UNLOGGED TABLE IF NOT EXISTS thrive_sync.staged_events (
     message_found    boolean,
     message_name     text,
     detail           text,
+    consideration    text,  -- why the run considers the row: new | late | retried | unchanged
+    content_hash     text,  -- the digest the ledger keeps (extract/stage.sql)
     PRIMARY KEY (dag_run_id, category, account_id, event_id)
 );
 
@@ -102,3 +108,90 @@ CREATE TABLE IF NOT EXISTS thrive_sync.bulk_jobs (
 );
 
 CREATE INDEX IF NOT EXISTS bulk_jobs_run_idx ON thrive_sync.bulk_jobs (dag_run_id, category);
+
+-- The event ledger (CONTRACT.md §4): one row per source event with its latest outcome, so that a run
+-- knows what earlier runs did. It decides what a run considers (extract/stage.sql): late rows, rows
+-- whose content changed, failures that can heal; and what it leaves alone: rows written with the
+-- same content. Written only from what Salesforce confirmed, in the transaction that saves the
+-- run's counts (sync/save_ledger.sql). Partitioned by the event's day (UTC) so that a run reads only
+-- the partitions of the days it considers, and old days go as whole partitions (retention:
+-- thrive_sync.drop_ledger_partitions). PostgreSQL wants the partition key in every unique key of a
+-- partitioned table, so occurred_at is part of the key: an event is found under its own day.
+CREATE TABLE IF NOT EXISTS thrive_sync.event_ledger (
+    account_id       text        NOT NULL,
+    category         text        NOT NULL,
+    event_id         bigint      NOT NULL,
+    occurred_at      timestamptz NOT NULL,
+    status           text        NOT NULL,  -- written | failed | skipped | deferred
+    reason_code      text,                  -- failed / deferred: the reason code; skipped: the gate
+    error_code       text,                  -- REJECTED: the org's error code (some heal: a locked row)
+    content_hash     text        NOT NULL,  -- SHA-256 (hex) of what the record is made of (stage.sql)
+    first_dag_run_id text        NOT NULL,
+    last_dag_run_id  text        NOT NULL,
+    attempts         integer     NOT NULL,  -- runs that sent or tried to send it
+    last_attempt_at  timestamptz NOT NULL,
+    written_at       timestamptz,           -- when Salesforce last confirmed it
+    custom_member_id text,                  -- the recipient's member Id when it was last tried
+    PRIMARY KEY (account_id, category, event_id, occurred_at)
+) PARTITION BY RANGE (occurred_at);
+
+-- "What happened to this member": the tracking-log page looks the ledger up by member Id.
+CREATE INDEX IF NOT EXISTS event_ledger_member_idx ON thrive_sync.event_ledger (custom_member_id)
+    WHERE custom_member_id IS NOT NULL;
+
+-- Failures still open, by day and reason: the report's backlog and the tracking-log page's chart.
+CREATE INDEX IF NOT EXISTS event_ledger_open_idx ON thrive_sync.event_ledger (occurred_at, reason_code)
+    WHERE status IN ('failed', 'deferred');
+
+-- One partition per UTC day from first_day to last_day (both included), made when missing; how many
+-- were made. Serialised by an advisory lock: two runs may need the same day at once.
+CREATE OR REPLACE FUNCTION thrive_sync.ensure_ledger_partitions(first_day date, last_day date)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    day date;
+    made integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7142305002);
+    FOR day IN SELECT generate_series(first_day, last_day, interval '1 day')::date LOOP
+        IF to_regclass(format('thrive_sync.event_ledger_%s', to_char(day, 'YYYYMMDD'))) IS NULL THEN
+            EXECUTE format(
+                'CREATE TABLE thrive_sync.%I PARTITION OF thrive_sync.event_ledger FOR VALUES FROM (%L) TO (%L)',
+                'event_ledger_' || to_char(day, 'YYYYMMDD'),
+                (day::timestamp AT TIME ZONE 'UTC'), ((day + 1)::timestamp AT TIME ZONE 'UTC'));
+            made := made + 1;
+        END IF;
+    END LOOP;
+    RETURN made;
+END $$;
+
+-- Retention: drop the partitions of days before before_day; how many were dropped.
+CREATE OR REPLACE FUNCTION thrive_sync.drop_ledger_partitions(before_day date)
+RETURNS integer LANGUAGE plpgsql AS $$
+DECLARE
+    part text;
+    dropped integer := 0;
+BEGIN
+    PERFORM pg_advisory_xact_lock(7142305002);
+    FOR part IN
+        SELECT c.relname FROM pg_inherits i
+        JOIN pg_class c ON c.oid = i.inhrelid
+        WHERE i.inhparent = 'thrive_sync.event_ledger'::regclass
+          AND c.relname ~ '^event_ledger_\d{8}$'
+          AND to_date(right(c.relname, 8), 'YYYYMMDD') < before_day
+    LOOP
+        EXECUTE format('DROP TABLE thrive_sync.%I', part);
+        dropped := dropped + 1;
+    END LOOP;
+    RETURN dropped;
+END $$;
+
+-- Columns the ledger brought. sync_runs: unchanged rows were not sent (the ledger holds them as
+-- written with the same content); late and retried say how many of the rows were late arrivals or
+-- changes from the days before, and failures carried forward. staged_events: why the run considers
+-- a row (new | late | retried | unchanged), and the digest of its content.
+ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS unchanged integer;
+ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS late integer;
+ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS retried integer;
+ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS healed integer;
+ALTER TABLE thrive_sync.staged_events ADD COLUMN IF NOT EXISTS consideration text;
+ALTER TABLE thrive_sync.staged_events ADD COLUMN IF NOT EXISTS content_hash text;

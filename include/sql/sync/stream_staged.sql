@@ -11,5 +11,6 @@ SELECT s.account_id, s.event_id, s.recipient_id, s.recipient_found, s.custom_mem
 FROM thrive_sync.staged_events s
 WHERE s.dag_run_id = %(run_id)s AND s.category = %(category)s
   AND (s.account_id, s.event_id) >= (%(from_account)s, %(from_event)s)
+  AND coalesce(s.consideration, 'new') NOT IN ('unchanged', 'standing')  -- counted or logged, never sent
 ORDER BY s.account_id, s.event_id
 LIMIT %(page_rows)s;

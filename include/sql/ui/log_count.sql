@@ -5,4 +5,5 @@ WHERE (%(run_id)s::text IS NULL OR dag_run_id = %(run_id)s)
   AND (%(account_id)s::text IS NULL OR account_id = %(account_id)s)
   AND (%(category)s::text IS NULL OR category = %(category)s)
   AND (%(reason_code)s::text IS NULL OR reason_code = %(reason_code)s)
-  AND (%(member_id)s::text IS NULL OR custom_member_id = %(member_id)s);
+  AND (%(member_id)s::text IS NULL OR custom_member_id = %(member_id)s)
+  AND (%(event_id)s::bigint IS NULL OR event_id = %(event_id)s::bigint);

@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+import hashlib
 from collections.abc import Callable, Sequence
 from dataclasses import dataclass, field
 from operator import itemgetter
@@ -96,6 +97,12 @@ class Mapping:
                 f"connection {conn_id!r}: upserts need it marked External ID (and Unique)"
             )
         return None
+
+
+def mapping_digest(path: str | Path | None = None) -> str:
+    """SHA-256 (hex) of the mapping file: part of every row's content digest in the event ledger, so a
+    changed mapping makes every row's record new (its fields may differ), and the run sends it."""
+    return hashlib.sha256(Path(path or DEFAULT_MAPPING).read_bytes()).hexdigest()
 
 
 def load_mapping(path: str | Path = DEFAULT_MAPPING) -> Mapping:

@@ -1,4 +1,4 @@
-"""The run report: per category and account, extracted / written / failed / skipped, and why.
+"""The run report: per category and account, extracted / written / failed / skipped / unchanged, and why.
 
 Built from ``thrive_sync.sync_runs`` and ``thrive_sync.tracking_log`` (what the validate-and-map
 tasks saved), so it is the same whether read in the task log, in XCom or with SQL afterwards.
@@ -11,9 +11,12 @@ from typing import Any
 
 from thrive_sync.core.tally import COUNTS
 
+# What the report adds up per category: the counts, and the ledger's shares of extracted.
+TOTALS = (*COUNTS, "late", "retried", "healed")
+
 
 def _empty_entry() -> dict[str, Any]:
-    return {"accounts": {}, "totals": dict.fromkeys(COUNTS, 0), "failed_by": {}, "truncated": 0}
+    return {"accounts": {}, "totals": dict.fromkeys(TOTALS, 0), "failed_by": {}, "backlog": {}, "truncated": 0}
 
 
 def build_report(
@@ -24,31 +27,45 @@ def build_report(
     categories: Sequence[str],
     dry_run: bool,
     failed_tasks: Sequence[str] = (),
+    backlog: Iterable[Sequence[Any]] = (),
 ) -> dict[str, Any]:
-    """A JSON-ready report from ``sync/run_report.sql`` and ``sync/failures_by_reason.sql`` rows.
+    """A JSON-ready report from ``sync/run_report.sql``, ``sync/failures_by_reason.sql`` and
+    ``sync/ledger_backlog.sql`` rows.
 
     ``failed_tasks``: the run's tasks that failed for good; their categories count what they saved.
+    ``new`` is what the day brought: extracted less the late, retried and unchanged rows.
     """
     report: dict[str, Any] = {"dag_run_id": run_id, "window": list(window), "dry_run": dry_run}
     report["categories"] = {category: _empty_entry() for category in categories}
-    for category, account_id, extracted, written, failed, skipped, skip_gate, truncated, *_ in rows:
+    for category, account_id, *values in rows:
         entry = report["categories"].setdefault(category, _empty_entry())
-        counts = dict(zip(COUNTS, (extracted, written, failed, skipped), strict=True))
+        counts = dict(zip(TOTALS, values[: len(TOTALS)], strict=True))
+        skip_gate, truncated = values[len(TOTALS) : len(TOTALS) + 2]
         entry["accounts"][account_id] = {**counts, "skip_gate": skip_gate}
         for name, value in counts.items():
             entry["totals"][name] += value
         entry["truncated"] += truncated or 0
     for category, reason, n in failures:
         report["categories"].setdefault(category, _empty_entry())["failed_by"][reason] = n
-    totals = dict.fromkeys(COUNTS, 0)
+    for category, reason, n in backlog:
+        if category in report["categories"]:
+            report["categories"][category]["backlog"][reason] = n
+    totals = dict.fromkeys(TOTALS, 0)
     for entry in report["categories"].values():
-        for name in COUNTS:
+        entry["totals"]["new"] = _new(entry["totals"])
+        for name in TOTALS:
             totals[name] += entry["totals"][name]
-    report["totals"] = totals
-    considered = totals["extracted"] - totals["skipped"]
-    report["failure_share"] = round(totals["failed"] / considered, 4) if considered else 0.0
+    report["totals"] = {**totals, "new": _new(totals)}
+    # Unchanged rows count: they are the day's rows written before. Without them, a rerun (whose only
+    # rows acted on are the failures tried again) would fail on its share every time.
+    past_gates = totals["extracted"] - totals["skipped"]
+    report["failure_share"] = round(totals["failed"] / past_gates, 4) if past_gates else 0.0
     report["failed_tasks"] = sorted(failed_tasks)
     return report
+
+
+def _new(totals: dict[str, int]) -> int:
+    return totals["extracted"] - totals["late"] - totals["retried"] - totals["unchanged"]
 
 
 def threshold_breach(report: dict[str, Any], failure_threshold: float) -> str | None:
@@ -68,26 +85,40 @@ def format_report(report: dict[str, Any]) -> str:
     lines = [
         f"Thrive tracking sync {report['dag_run_id']}",
         f"window {start} -> {end}{'  (DRY RUN: nothing written)' if report['dry_run'] else ''}",
-        f"{'category':<22}{'account':<12}{'extracted':>10}{'written':>10}{'failed':>9}{'skipped':>9}  gate",
+        f"{'category':<22}{'account':<12}{'extracted':>10}{'written':>10}{'failed':>9}{'skipped':>9}"
+        f"{'unchanged':>11}  gate",
     ]
     for category, entry in report["categories"].items():
         for account_id, c in entry["accounts"].items():
-            lines.append(
-                f"{category:<22}{account_id:<12}{c['extracted']:>10,}{c['written']:>10,}{c['failed']:>9,}"
-                f"{c['skipped']:>9,}  {c['skip_gate'] or ''}"
-            )
-        t = entry["totals"]
-        lines.append(
-            f"{category:<22}{'(all)':<12}{t['extracted']:>10,}{t['written']:>10,}{t['failed']:>9,}{t['skipped']:>9,}"
-        )
-        if entry["failed_by"]:
-            reasons = ", ".join(f"{r} {n:,}" for r, n in sorted(entry["failed_by"].items()))
-            lines.append(f"{'':<22}failed: {reasons}")
-        if entry["truncated"]:
-            lines.append(f"{'':<22}truncated by the mapping: {entry['truncated']:,} values")
+            lines.append(f"{category:<22}{account_id:<12}{_row(c)}  {c['skip_gate'] or ''}")
+        lines.append(f"{category:<22}{'(all)':<12}{_row(entry['totals'])}")
+        lines += _category_notes(entry)
     t = report["totals"]
-    lines.append(f"{'TOTAL':<34}{t['extracted']:>10,}{t['written']:>10,}{t['failed']:>9,}{t['skipped']:>9,}")
+    lines.append(f"{'TOTAL':<34}{_row(t)}")
+    lines.append(
+        f"{'':<22}new {t['new']:,}, late {t['late']:,}, retried {t['retried']:,} (healed {t['healed']:,}), "
+        f"unchanged {t['unchanged']:,}"
+    )
     lines.append(f"{t['written']:,} records {verb}; failure share {report['failure_share']:.1%} of rows past the gates")
     if report.get("failed_tasks"):
         lines.append(f"FAILED: {', '.join(report['failed_tasks'])} (their categories show what was saved before)")
     return "\n".join(lines)
+
+
+def _row(c: dict[str, Any]) -> str:
+    return f"{c['extracted']:>10,}{c['written']:>10,}{c['failed']:>9,}{c['skipped']:>9,}{c.get('unchanged', 0):>11,}"
+
+
+def _category_notes(entry: dict[str, Any]) -> list[str]:
+    """The lines under a category's totals: late and retried rows, failures by reason, the open backlog."""
+    notes, t = [], entry["totals"]
+    if t["late"] or t["retried"]:
+        notes.append(f"{'':<22}late {t['late']:,}, retried {t['retried']:,} (healed {t['healed']:,})")
+    if entry["failed_by"]:
+        notes.append(f"{'':<22}failed: {', '.join(f'{r} {n:,}' for r, n in sorted(entry['failed_by'].items()))}")
+    if entry["backlog"]:
+        backlog = ", ".join(f"{r} {n:,}" for r, n in sorted(entry["backlog"].items()))
+        notes.append(f"{'':<22}open failures carried forward: {backlog}")
+    if entry["truncated"]:
+        notes.append(f"{'':<22}truncated by the mapping: {entry['truncated']:,} values")
+    return notes

@@ -1,18 +1,31 @@
-"""All counting of one validate-and-map task: per account, extracted / written / failed / skipped.
+"""All counting of one validate-and-map task: per account, extracted / written / failed / skipped / unchanged.
 
 Every change of a count goes through :class:`RunTally`, so the rule that has to hold —
-``extracted = written + failed + skipped`` per account, with ``extracted`` equal to what the
-extract staged — is checked in one place (:meth:`RunTally.conservation_problems`).
+``extracted = written + failed + skipped + unchanged`` per account, with ``extracted`` equal to
+what the extract staged — is checked in one place (:meth:`RunTally.conservation_problems`).
+``late`` and ``retried`` say how many of the extracted rows came from the ledger's carry-forward.
 """
 
 from __future__ import annotations
 
 from collections import Counter, defaultdict
-from collections.abc import Iterable, Mapping
+from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
 
-COUNTS = ("extracted", "written", "failed", "skipped")
+COUNTS = ("extracted", "written", "failed", "skipped", "unchanged")
+CARRIED = ("late", "retried")  # shares of extracted, not terms of the sum
+
+
+@dataclass(frozen=True)
+class StagedCounts:
+    """What the extract staged for one account: every row, and how many were unchanged, late, retried."""
+
+    total: int
+    unchanged: int = 0
+    late: int = 0
+    retried: int = 0
+    standing: int = 0  # failures logged again from the ledger: part of failed, never streamed
 
 
 @dataclass
@@ -22,6 +35,10 @@ class AccountCounts:
     extracted: int = 0
     written: int = 0
     skipped: int = 0
+    unchanged: int = 0
+    late: int = 0
+    retried: int = 0
+    healed: int = 0
     truncated: int = 0
     skip_gate: str | None = None
     failed_by: Counter = field(default_factory=Counter)
@@ -36,6 +53,10 @@ class AccountCounts:
             "written": self.written,
             "failed": self.failed,
             "skipped": self.skipped,
+            "unchanged": self.unchanged,
+            "late": self.late,
+            "retried": self.retried,
+            "healed": self.healed,
             "skip_gate": self.skip_gate,
             "truncated": self.truncated,
             "failed_by": dict(self.failed_by),
@@ -56,8 +77,8 @@ class RunTally:
         counts.skipped += 1
         counts.skip_gate = gate
 
-    def failed(self, account_id: str, reason_code: str) -> None:
-        self.accounts[account_id].failed_by[reason_code] += 1
+    def failed(self, account_id: str, reason_code: str, count: int = 1) -> None:
+        self.accounts[account_id].failed_by[reason_code] += count
 
     def written(self, account_id: str, truncated_fields: int = 0) -> None:
         counts = self.accounts[account_id]
@@ -81,20 +102,30 @@ class RunTally:
                 totals[name] += getattr(counts, name)
         return totals
 
-    def include(self, account_ids: Iterable[str]) -> None:
-        """Give these accounts counts (zeros) if they have none yet."""
-        for account_id in account_ids:
-            self.accounts.setdefault(account_id, AccountCounts())
+    def include(self, staged: Mapping[str, StagedCounts]) -> None:
+        """What the extract staged beside the rows that streamed: the unchanged and standing rows
+        (counted, never sent; standing ones are counted failed when logged), the late and retried
+        shares, and accounts whose every row vanished (zeros)."""
+        for account_id, counts in staged.items():
+            c = self.accounts[account_id]
+            c.extracted += counts.unchanged + counts.standing
+            c.unchanged, c.late, c.retried = counts.unchanged, counts.late, counts.retried
 
-    def conservation_problems(self, staged: Mapping[str, int]) -> list[str]:
+    def healed(self, healed: Mapping[str, int]) -> None:
+        """Of each account's retried rows, how many did not fail again."""
+        for account_id, n in healed.items():
+            self.accounts[account_id].healed = n
+
+    def conservation_problems(self, staged: Mapping[str, StagedCounts]) -> list[str]:
         """One line per account whose counts do not add up to what was staged (a bug, never data)."""
         problems = []
         for account_id in sorted(set(staged) | set(self.accounts)):
             c = self.accounts.get(account_id, AccountCounts())
-            if not (staged.get(account_id, 0) == c.extracted == c.written + c.failed + c.skipped):
+            total = staged[account_id].total if account_id in staged else 0
+            if not (total == c.extracted == c.written + c.failed + c.skipped + c.unchanged):
                 problems.append(
-                    f"{account_id}: staged {staged.get(account_id, 0)}, extracted {c.extracted}, "
-                    f"written {c.written} + failed {c.failed} + skipped {c.skipped}"
+                    f"{account_id}: staged {total}, extracted {c.extracted}, written {c.written} + "
+                    f"failed {c.failed} + skipped {c.skipped} + unchanged {c.unchanged}"
                 )
         return problems
 

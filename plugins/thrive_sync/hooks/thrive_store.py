@@ -13,6 +13,7 @@ from __future__ import annotations
 from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
+from datetime import date, datetime
 from typing import Any
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
@@ -20,7 +21,7 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.gates import AccountGates
 from thrive_sync.core.pipeline import Failure
-from thrive_sync.core.tally import AccountCounts
+from thrive_sync.core.tally import AccountCounts, StagedCounts
 from thrive_sync.core.validation import StagedEvent
 from thrive_sync.errors import ConfigurationError
 from thrive_sync.hooks import connection_must_exist
@@ -30,6 +31,7 @@ from thrive_sync.sql import read_sql
 FETCH_ROWS = 2_000  # rows per page of staged rows, and per round trip of a cursor
 FIRST_EVENT_ID = -(2**63)  # the smallest bigint: where the first page of staged rows starts
 STREAM_APPLICATION_NAME = "thrive_sync stream"  # the reading connection, as pg_stat_activity shows it
+WRITE_APPLICATION_NAME = "thrive_sync write"  # the writing one; both followed by the task's category
 
 
 @dataclass(frozen=True)
@@ -82,6 +84,17 @@ class ThriveStoreHook(PostgresHook):
     def failures_by_reason(self, run_id: str) -> list[tuple]:
         return self.fetch("sync/failures_by_reason.sql", {"run_id": run_id})
 
+    def ledger_backlog(self, retry_from: datetime, window_end: datetime) -> list[tuple]:
+        return self.fetch("sync/ledger_backlog.sql", {"retry_from": retry_from, "window_end": window_end})
+
+    def ensure_ledger_partitions(self, first_day: date, last_day: date) -> int:
+        """The event ledger's partitions of these days (both included); how many were made."""
+        return self.fetch("sync/ensure_ledger_partitions.sql", {"first_day": first_day, "last_day": last_day})[0][0]
+
+    def drop_ledger_partitions(self, before_day: date) -> int:
+        """Retention: drop the ledger's days before ``before_day``; how many went."""
+        return self.fetch("sync/drop_ledger_partitions.sql", {"before_day": before_day})[0][0]
+
     def clear_staging(self, run_id: str) -> None:
         """Drop the run's staged rows and member answers (they have served once the syncs ended)."""
         self.run(read_sql("sync/clear_staging.sql"), parameters={"run_id": run_id}, split_statements=True)
@@ -91,7 +104,8 @@ class ThriveStoreHook(PostgresHook):
         """The two connections of one validate-and-map task."""
         with self.get_conn() as read_conn, self.get_conn() as write_conn:
             read_conn.autocommit = write_conn.autocommit = True
-            execute(read_conn, "sync/name_connection.sql", {"name": STREAM_APPLICATION_NAME})
+            for conn, name in ((read_conn, STREAM_APPLICATION_NAME), (write_conn, WRITE_APPLICATION_NAME)):
+                execute(conn, "sync/name_connection.sql", {"name": f"{name} {category.value}"})
             yield CategoryStore(read_conn, write_conn, run_id, category)
 
 
@@ -162,8 +176,28 @@ class CategoryStore:
              "details": details},
         )  # fmt: skip
 
-    def staged_counts(self) -> dict[str, int]:
-        return dict(self.execute("sync/staged_counts.sql", self.params))
+    def staged_counts(self) -> dict[str, StagedCounts]:
+        return {row[0]: StagedCounts(*row[1:]) for row in self.execute("sync/staged_counts.sql", self.params)}
+
+    def log_standing(self) -> list[tuple[str, str, int]]:
+        """Log the day's standing failures again (``sync/log_standing.sql``); ``(account, reason, count)``."""
+        return self.execute("sync/log_standing.sql", self.params)
+
+    def healed_counts(self) -> dict[str, int]:
+        return dict(self.execute("sync/healed_counts.sql", self.params))
+
+    @contextmanager
+    def transaction(self) -> Iterator[None]:
+        """Statements of the writing connection that commit together (the counts and the ledger)."""
+        with self.write_conn.transaction():
+            yield
+
+    def save_ledger(self, gates: dict[str, str | None]) -> None:
+        """The run's outcomes of the category into the event ledger; ``gates``: each account's closed gate."""
+        self.execute(
+            "sync/save_ledger.sql",
+            {**self.params, "gate_accounts": list(gates), "gates": list(gates.values())},
+        )
 
     def save_counts(self, account_id: str, counts: AccountCounts, run: dict[str, Any]) -> None:
         """One account's counts; ``run``: window_start, window_end, dry_run, started_at."""
@@ -171,7 +205,8 @@ class CategoryStore:
             "sync/save_counts.sql",
             {**self.params, **run, "account_id": account_id, "extracted": counts.extracted,
              "written": counts.written, "failed": counts.failed, "skipped": counts.skipped,
-             "skip_gate": counts.skip_gate, "truncated": counts.truncated},
+             "skip_gate": counts.skip_gate, "truncated": counts.truncated, "unchanged": counts.unchanged,
+             "late": counts.late, "retried": counts.retried, "healed": counts.healed},
         )  # fmt: skip
 
 
