@@ -246,7 +246,7 @@ def render_chart(days: list[dict[str, Any]], backlog: dict[Any, int]) -> str:
         + "".join(bars)
         + '</svg><div class="legend"><span style="background:#2e7d32"></span>written'
         '<span style="background:#c62828"></span>failed'
-        '<span style="background:#f9a825"></span>failures still carried forward</div>'
+        '<span style="background:#f9a825"></span>failures still open in the ledger</div>'
     )
 
 

@@ -125,7 +125,7 @@ def test_tracking_log_page_and_task_link(wired, api_server, pg_server):
     assert run_id in {r["dag_run_id"] for r in event["log"]} and len(event["ledger"]) == 1
     assert session.get(f"{url}/thrive-sync/api/history", timeout=30).status_code == 422
     page = session.get(f"{url}/thrive-sync/", params={"member_id": failed["custom_member_id"]}, timeout=30)
-    assert 'id="history"' in page.text and "failures still carried forward" in page.text
+    assert 'id="history"' in page.text and "failures still open in the ledger" in page.text
 
 
 def test_a_failed_make_airflow_start_leaves_no_process_behind(airflow_metadata, tmp_path):

@@ -55,5 +55,5 @@ def test_the_open_backlog_is_shown_per_category():
     backlog = [("message_activity", "UNMATCHED_MEMBER_ID", 7), ("surveys_events", "RETRIES_EXHAUSTED", 1)]
     report = build_report("run-1", WINDOW, ROWS, FAILURES, CATEGORIES, False, backlog=backlog)
     assert report["categories"]["message_activity"]["backlog"] == {"UNMATCHED_MEMBER_ID": 7}
-    assert "open failures carried forward: UNMATCHED_MEMBER_ID 7" in format_report(report)
+    assert "open in the ledger (last retry_days): UNMATCHED_MEMBER_ID 7" in format_report(report)
     assert "surveys_events" not in report["categories"]  # a category the run left out stays out

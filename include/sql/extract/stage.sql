@@ -75,6 +75,11 @@ FROM (
 ) j
 WHERE j.consideration IS NOT NULL;
 
+-- Fresh statistics for the rows just staged: without them the planner takes the new run's rows for
+-- a handful (its dag_run_id is in no earlier sample) and joins them with the tracking log and the
+-- ledger row by row; measured: the ledger write of 164,000 rows took 163 s instead of 1.5 s.
+ANALYZE thrive_sync.staged_events;
+
 SELECT account_id, count(*) AS events, count(*) FILTER (WHERE consideration = 'unchanged') AS unchanged,
        count(*) FILTER (WHERE consideration = 'late') AS late,
        count(*) FILTER (WHERE consideration = 'retried') AS retried,

@@ -118,7 +118,7 @@ def _category_notes(entry: dict[str, Any]) -> list[str]:
         notes.append(f"{'':<22}failed: {', '.join(f'{r} {n:,}' for r, n in sorted(entry['failed_by'].items()))}")
     if entry["backlog"]:
         backlog = ", ".join(f"{r} {n:,}" for r, n in sorted(entry["backlog"].items()))
-        notes.append(f"{'':<22}open failures carried forward: {backlog}")
+        notes.append(f"{'':<22}open in the ledger (last retry_days): {backlog}")
     if entry["truncated"]:
         notes.append(f"{'':<22}truncated by the mapping: {entry['truncated']:,} values")
     return notes
