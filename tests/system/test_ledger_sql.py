@@ -89,7 +89,7 @@ def test_the_extract_considers_rows_as_the_rule_says(ledger_db, resend_unchanged
                 [ACCOUNT, CATEGORY, n, DAY + timedelta(days=d, hours=12), e.status, e.reason_code, e.error_code,
                  e.content_hash, e.attempts],
             )  # fmt: skip
-    stage(CATEGORY, "judge", DAY, resend_unchanged=resend_unchanged)
+    tallies = stage(CATEGORY, "judge", DAY, resend_unchanged=resend_unchanged)
     got = {event_id: why for event_id, (why, _) in staged(ledger_db, "judge").items()}
     horizon = Horizon(DAY, DAY + timedelta(days=1), lookback_days=2, retry_days=7, resend_unchanged=resend_unchanged)
     want = {}
@@ -98,5 +98,58 @@ def test_the_extract_considers_rows_as_the_rule_says(ledger_db, resend_unchanged
         why = consideration(DAY + timedelta(days=d, hours=12), digest, entries.get(n), horizon)
         if why is not None:
             want[n] = str(why)
-    assert got == want
-    assert {"new", "late", "retried", "unchanged" if not resend_unchanged else "new"} <= set(got.values())
+    unchanged = sorted(n for n, why in want.items() if why == "unchanged")  # counted, never staged
+    assert got == {n: why for n, why in want.items() if why != "unchanged"}
+    assert [(account, count) for account, _, count, *_ in tallies] == [(ACCOUNT, len(unchanged))]
+    assert len(unchanged) == (0 if resend_unchanged else len([d for d in OFFSETS if d == 0]))
+    assert {"new", "late", "retried"} | ({"standing"} if not resend_unchanged else set()) <= set(got.values())
+
+
+def test_a_saved_snapshot_passes_over_the_rows_that_have_not_changed_since(ledger_db):
+    """Once a run has saved the snapshot it read its days under, the next extract looks only at rows
+    written since: an event edited in place, a late one, a new one of the day. A row untouched since
+    is left to the ledger, even one whose ledger digest is wrong on purpose here; under another
+    mapping every row is compared again."""
+    from thrive_sync.core.mapping import mapping_digest
+
+    stage(CATEGORY, "first", DAY, lookback_days=30)
+    before = DAY - timedelta(days=1) + timedelta(hours=12)
+    with psycopg.connect(ledger_db) as conn:
+        conn.execute("TRUNCATE thrive_sync.event_ledger")  # as a run leaves it: every staged row written
+        conn.execute(
+            "INSERT INTO thrive_sync.event_ledger (account_id, category, event_id, occurred_at, status, content_hash,"
+            " first_dag_run_id, last_dag_run_id, attempts, last_attempt_at, written_at)"
+            " SELECT account_id, category, event_id, occurred_at, 'written', content_hash, 'r', 'r', 1, now(), now()"
+            " FROM thrive_sync.staged_events WHERE dag_run_id = 'first'"
+        )
+        conn.execute(
+            "INSERT INTO thrive_sync.considered_days (category, day, source_snapshot, mapping_digest, dag_run_id)"
+            " SELECT %s, d::date, pg_current_snapshot(), %s, 'r'"
+            " FROM generate_series(%s::date - 2, %s::date, interval '1 day') d",
+            [CATEGORY, mapping_digest(), DAY.date(), DAY.date()],
+        )
+        conn.commit()  # the snapshot of a run that has ended; the changes below come after it
+        edited, stale = conn.execute(
+            "SELECT min(event_id), max(event_id) FROM thrive.message_activity WHERE occurred_at = %s", [before]
+        ).fetchone()
+        conn.execute("UPDATE thrive.message_activity SET link_url = 'https://example.org/new' WHERE event_id = %s",
+                     [edited])  # fmt: skip
+        conn.execute("UPDATE thrive_sync.event_ledger SET content_hash = 'stale' WHERE event_id = %s", [stale])
+        conn.execute(
+            "INSERT INTO thrive.message_activity (account_id, event_id, recipient_id, activity_code,"
+            " activity_subcode, occurred_at, message_id) VALUES (%s, 9001, 1, 'Opened', 'Opened', %s, 1),"
+            " (%s, 9002, 1, 'Opened', 'Opened', %s, 1)",
+            [ACCOUNT, before, ACCOUNT, DAY + timedelta(hours=13)],
+        )
+    day_rows = len([d for d, _ in pairs() if d == 0])
+
+    tallies = stage(CATEGORY, "second", DAY)
+    got = {event_id: why for event_id, (why, _) in staged(ledger_db, "second").items()}
+    assert got == {edited: "late", 9001: "late", 9002: "new"}
+    assert [t[:3] for t in tallies] == [(ACCOUNT, day_rows + 1 + 2, day_rows)]
+
+    with psycopg.connect(ledger_db) as conn:
+        conn.execute("UPDATE thrive_sync.considered_days SET mapping_digest = 'another mapping'")
+    stage(CATEGORY, "third", DAY)
+    got = {event_id: why for event_id, (why, _) in staged(ledger_db, "third").items()}
+    assert got == {edited: "late", stale: "late", 9001: "late", 9002: "new"}

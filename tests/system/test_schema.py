@@ -34,7 +34,16 @@ def test_contract_tables_and_columns_are_declared():
         )
     } | {
         ("thrive_sync", t)
-        for t in ("sync_runs", "tracking_log", "staged_events", "member_matches", "bulk_jobs", "event_ledger")
+        for t in (
+            "sync_runs",
+            "tracking_log",
+            "staged_events",
+            "staged_tallies",
+            "member_matches",
+            "bulk_jobs",
+            "event_ledger",
+            "considered_days",
+        )
     }
     assert tables[("thrive", "recipients")] == [
         "account_id",
@@ -61,7 +70,7 @@ def test_schema_applies_twice_and_the_second_time_changes_nothing(fresh_db):
         second = conn.execute(CATALOG_SNAPSHOT).fetchall()
     assert first == second
     relations = {(schema, name) for schema, name, kind, *_ in first if kind in ("r", "p")}
-    assert len(relations) == 14  # 8 source tables, 6 of the package (the ledger partitioned)
+    assert len(relations) == 16  # 8 source tables, 8 of the package (the ledger partitioned)
     # Only primary-key columns are NOT NULL in the source tables (CONTRACT.md section 3).
     not_null = {
         (name, column)

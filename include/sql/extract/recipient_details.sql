@@ -1,14 +1,15 @@
-{#- The recipient_activity events of the days the run considers (b.consider_from, set by extract/stage.sql,
-    to the end of its day), with the recipient (Custom Member ID, social handles); detail = the source
+{#- The recipient_activity events from b.consider_from to b.consider_to (extract/stage.sql
+    sets them), with the recipient (Custom Member ID, social handles); detail = the source
     account of a cross-account suppression. extract/stage.sql decides which of them the run stages. -#}
 {% set category = "recipient_details" %}
 {% set source_sql %}
         SELECT e.account_id, e.event_id, e.recipient_id, r.recipient_id IS NOT NULL AS recipient_found,
                r.custom_member_id, r.facebook_handle, r.twitter_handle, e.activity_code, e.activity_subcode,
                e.occurred_at, e.message_id, NULL::boolean AS message_found, NULL::text AS message_name,
-               e.source_account_id AS detail
+               e.source_account_id AS detail, e.xmin AS event_version,
+               r.xmin AS recipient_version, e.xmin AS message_version  -- no message: the event's own
         FROM thrive.recipient_activity e
         LEFT JOIN thrive.recipients r ON r.account_id = e.account_id AND r.recipient_id = e.recipient_id
-        WHERE e.occurred_at >= b.consider_from AND e.occurred_at < %(window_end)s::timestamptz
+        WHERE e.occurred_at >= b.consider_from AND e.occurred_at < b.consider_to
 {% endset %}
 {% include "extract/stage.sql" %}

@@ -81,6 +81,29 @@ BEGIN  -- databases made before staging was UNLOGGED
     END IF;
 END $$;
 
+-- What each extract considered per account, beside the rows it staged: the unchanged rows of the
+-- day are counted here and never staged (at a million events a day, a rerun would otherwise copy
+-- the whole day into staging to say that nothing changed). The validate-and-map task's conservation
+-- check reads it; the teardown empties the run's rows.
+CREATE UNLOGGED TABLE IF NOT EXISTS thrive_sync.staged_tallies (
+    dag_run_id text    NOT NULL,
+    category   text    NOT NULL,
+    account_id text    NOT NULL,
+    events     integer NOT NULL,  -- every row considered: staged or unchanged
+    unchanged  integer NOT NULL,
+    late       integer NOT NULL,
+    retried    integer NOT NULL,
+    standing   integer NOT NULL,
+    PRIMARY KEY (dag_run_id, category, account_id)
+);
+
+-- The snapshot the extract read the source under and the days it looked at in full: saved as
+-- thrive_sync.considered_days with the ledger (sync/save_ledger.sql).
+ALTER TABLE thrive_sync.staged_tallies ADD COLUMN IF NOT EXISTS source_snapshot pg_snapshot;
+ALTER TABLE thrive_sync.staged_tallies ADD COLUMN IF NOT EXISTS considered_from timestamptz;
+ALTER TABLE thrive_sync.staged_tallies ADD COLUMN IF NOT EXISTS considered_to timestamptz;
+ALTER TABLE thrive_sync.staged_tallies ADD COLUMN IF NOT EXISTS mapping_digest text;
+
 -- Which Custom Member IDs exist in which org, as looked up during a run: the five validate-and-map
 -- tasks share recipients, and each Id is asked of Salesforce once per run instead of once per task.
 -- The report task empties the run's rows. UNLOGGED, like the staging table: a cache, rebuilt on loss.
@@ -143,6 +166,40 @@ CREATE INDEX IF NOT EXISTS event_ledger_member_idx ON thrive_sync.event_ledger (
 CREATE INDEX IF NOT EXISTS event_ledger_open_idx ON thrive_sync.event_ledger (occurred_at, reason_code)
     WHERE status IN ('failed', 'deferred');
 
+-- Rows that can be tried again, by category and day: the extract looks the ledger's failures and
+-- skipped rows up by key instead of reading the source days they are in (extract/stage.sql).
+CREATE INDEX IF NOT EXISTS event_ledger_unsettled_idx ON thrive_sync.event_ledger (category, occurred_at)
+    WHERE status <> 'written';
+
+-- Per category and UTC day: the source snapshot under which a run last looked at every row of the
+-- day, saved with the ledger rows that run wrote (sync/save_ledger.sql), and the mapping it used.
+-- A row whose event, recipient and message were all written by transactions visible in that
+-- snapshot is the very row that run saw, so it has not changed since and the ledger already holds
+-- what to do with it: the extract counts it without joining or digesting it. This is what makes a
+-- rerun cost a scan instead of a digest of every row of three days (docs/design.md). Anything that
+-- empties or deletes from the ledger forgets these days (trigger below).
+CREATE TABLE IF NOT EXISTS thrive_sync.considered_days (
+    category        text        NOT NULL,
+    day             date        NOT NULL,  -- the UTC day of occurred_at, as the ledger's partitions
+    source_snapshot pg_snapshot NOT NULL,
+    mapping_digest  text        NOT NULL,
+    dag_run_id      text        NOT NULL,
+    saved_at        timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (category, day)
+);
+
+CREATE OR REPLACE FUNCTION thrive_sync.forget_considered_days() RETURNS trigger LANGUAGE plpgsql AS $$
+BEGIN
+    DELETE FROM thrive_sync.considered_days;
+    RETURN NULL;
+END $$;
+
+-- A ledger emptied or cut (an org reset, a hand-made correction) no longer holds what the saved
+-- snapshots promise: every row is looked at again on the next run.
+CREATE OR REPLACE TRIGGER event_ledger_forget_considered_days
+    AFTER DELETE OR TRUNCATE ON thrive_sync.event_ledger
+    FOR EACH STATEMENT EXECUTE FUNCTION thrive_sync.forget_considered_days();
+
 -- One partition per UTC day from first_day to last_day (both included), made when missing; how many
 -- were made. Serialised by an advisory lock: two runs may need the same day at once.
 CREATE OR REPLACE FUNCTION thrive_sync.ensure_ledger_partitions(first_day date, last_day date)
@@ -182,6 +239,7 @@ BEGIN
         EXECUTE format('DROP TABLE thrive_sync.%I', part);
         dropped := dropped + 1;
     END LOOP;
+    DELETE FROM thrive_sync.considered_days WHERE day < before_day;
     RETURN dropped;
 END $$;
 

@@ -193,11 +193,13 @@ class CategoryStore:
             yield
 
     def save_ledger(self, gates: dict[str, str | None]) -> None:
-        """The run's outcomes of the category into the event ledger; ``gates``: each account's closed gate."""
+        """The run's outcomes of the category into the event ledger, and the days its extract looked at
+        in full with the snapshot it read them under; ``gates``: each account's closed gate."""
         self.execute(
             "sync/save_ledger.sql",
             {**self.params, "gate_accounts": list(gates), "gates": list(gates.values())},
         )
+        self.execute("sync/save_considered_days.sql", self.params)
 
     def save_counts(self, account_id: str, counts: AccountCounts, run: dict[str, Any]) -> None:
         """One account's counts; ``run``: window_start, window_end, dry_run, started_at."""
