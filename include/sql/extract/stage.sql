@@ -30,13 +30,14 @@
             ) w ON w.category = '{{ category }}' AND w.day = (s.occurred_at AT TIME ZONE 'UTC')::date
                AND w.mapping_digest = %(mapping_digest)s AND NOT %(resend_unchanged)s::boolean{% endset %}
 {#- A row version's xmin is visible in the saved snapshot when it is older than the snapshot's
-    oldest running transaction, or older than its newest and not one it saw running. Ages count
-    back from the current snapshot's newest transaction in 32 bits, as xmin has: exact for every
-    transaction of the last 2^31 (PostgreSQL freezes older rows; a frozen row taken for a newer one
-    is only looked at again, never taken for unchanged wrongly). -#}
+    oldest running transaction (its xmin), or older than its first unassigned one (its xmax) and not
+    one it saw running: strictly older, both. Ages count back from the current snapshot's xmax in
+    32 bits, as xmin has: exact for every transaction of the last 2^31 (PostgreSQL freezes older
+    rows; a frozen row taken for a newer one is only looked at again, never taken for unchanged
+    wrongly). -#}
 {%- macro seen(version) %}({{ version }} IS NOT NULL AND (
-                       ((w.newest - {{ version }}::text::bigint) & 4294967295) >= w.xmin_age
-                       OR ((w.newest - {{ version }}::text::bigint) & 4294967295) >= w.xmax_age
+                       ((w.newest - {{ version }}::text::bigint) & 4294967295) > w.xmin_age
+                       OR ((w.newest - {{ version }}::text::bigint) & 4294967295) > w.xmax_age
                           AND {{ version }}::text::bigint <> ALL (w.running))){% endmacro %}
 {%- set unchanged_since_seen %}(w.day IS NOT NULL AND {{ seen("s.event_version") }}
                    AND {{ seen("s.recipient_version") }} AND {{ seen("s.message_version") }}){% endset %}
@@ -137,8 +138,10 @@ WHERE c.consideration <> 'unchanged';  -- null: needs nothing
 
 -- Fresh statistics for the rows just staged: without them the planner takes the new run's rows for
 -- a handful (its dag_run_id is in no earlier sample) and joins them with the tracking log and the
--- ledger row by row; measured: the ledger write of 164,000 rows took 163 s instead of 1.5 s.
-ANALYZE thrive_sync.staged_events;
+-- ledger row by row; measured: the ledger write of 164,000 rows took 163 s instead of 1.5 s. Only
+-- the columns that say how many rows a run has, on a small sample (schema: statistics 10): 15 ms
+-- instead of 310 ms for the whole table, five times a run.
+ANALYZE thrive_sync.staged_events (dag_run_id, category, account_id);
 
 -- Per account: every row considered (the day's and those staged from days before), the day's
 -- unchanged ones (the day's rows less those staged), and the late, retried and standing ones.
