@@ -16,19 +16,10 @@
 -- replaces the run's rows.
 {%- set lookback_from %}(%(window_start)s::timestamptz - make_interval(days => %(lookback_days)s::integer)){% endset %}
 {%- set retry_from %}(%(window_start)s::timestamptz - make_interval(days => %(retry_days)s::integer)){% endset %}
-{#- The day a row is in, as a run last looked at it in full (none: never, or under another mapping,
-    or resend_unchanged), and whether the row is the very row that run saw: its event, recipient and
-    message versions written by transactions visible in that run's snapshot. -#}
-{%- set seen_days %}LEFT JOIN (
-                SELECT w.category, w.day, w.mapping_digest, n.newest & 4294967295 AS newest,
-                       n.newest - pg_snapshot_xmin(w.source_snapshot)::text::bigint AS xmin_age,
-                       n.newest - pg_snapshot_xmax(w.source_snapshot)::text::bigint AS xmax_age,
-                       ARRAY(SELECT x::text::bigint & 4294967295 FROM pg_snapshot_xip(w.source_snapshot) x) AS running
-                FROM thrive_sync.considered_days w
-                CROSS JOIN (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS newest) n
-                OFFSET 0  -- once a day, not once a row
-            ) w ON w.category = '{{ category }}' AND w.day = (s.occurred_at AT TIME ZONE 'UTC')::date
-               AND w.mapping_digest = %(mapping_digest)s AND NOT %(resend_unchanged)s::boolean{% endset %}
+{#- The day a row is in, as a run last looked at it in full (the CTE seen below; none: never, or
+    under another mapping, or resend_unchanged), and whether the row is the very row that run saw:
+    its event, recipient and message versions written by transactions visible in that run's snapshot. -#}
+{%- set seen_days %}LEFT JOIN seen w ON w.day = (s.occurred_at AT TIME ZONE 'UTC')::date{% endset %}
 {#- A row version's xmin is visible in the saved snapshot when it is older than the snapshot's
     oldest running transaction (its xmin), or older than its first unassigned one (its xmax) and not
     one it saw running: strictly older, both. Ages count back from the current snapshot's xmax in
@@ -41,8 +32,8 @@
                           AND {{ version }}::text::bigint <> ALL (w.running))){% endmacro %}
 {%- set unchanged_since_seen %}(w.day IS NOT NULL AND {{ seen("s.event_version") }}
                    AND {{ seen("s.recipient_version") }} AND {{ seen("s.message_version") }}){% endset %}
-{%- set healing %}(s.status = 'deferred' OR s.reason_code = ANY (%(healing_reasons)s::text[])
-                   OR (s.reason_code = 'REJECTED' AND s.error_code = ANY (%(healing_error_codes)s::text[]))){% endset %}
+{%- macro healing(t) %}({{ t }}.status = 'deferred' OR {{ t }}.reason_code = ANY (%(healing_reasons)s::text[])
+                   OR ({{ t }}.reason_code = 'REJECTED' AND {{ t }}.error_code = ANY (%(healing_error_codes)s::text[]))){% endmacro %}
 
 -- One snapshot of the source for the whole extract: the day's count, from which the unchanged rows
 -- are counted, must see the rows the INSERT saw.
@@ -52,6 +43,16 @@ DELETE FROM thrive_sync.staged_events WHERE dag_run_id = %(run_id)s AND category
 
 DELETE FROM thrive_sync.staged_tallies WHERE dag_run_id = %(run_id)s AND category = '{{ category }}';
 
+WITH seen AS MATERIALIZED (  -- the days of the category a run looked at in full, once per statement
+    SELECT w.day, n.newest & 4294967295 AS newest,
+           n.newest - pg_snapshot_xmin(w.source_snapshot)::text::bigint AS xmin_age,
+           n.newest - pg_snapshot_xmax(w.source_snapshot)::text::bigint AS xmax_age,
+           ARRAY(SELECT x::text::bigint & 4294967295 FROM pg_snapshot_xip(w.source_snapshot) x) AS running
+    FROM thrive_sync.considered_days w
+    CROSS JOIN (SELECT pg_snapshot_xmax(pg_current_snapshot())::text::bigint AS newest) n
+    WHERE w.category = '{{ category }}' AND w.mapping_digest = %(mapping_digest)s
+      AND NOT %(resend_unchanged)s::boolean
+)
 INSERT INTO thrive_sync.staged_events
     (dag_run_id, category, account_id, event_id, recipient_id, recipient_found, custom_member_id,
      facebook_handle, twitter_handle, activity_code, activity_subcode, occurred_at,
@@ -68,7 +69,7 @@ FROM (
                        WHEN s.status IN ('failed', 'deferred') THEN
                            CASE
                                WHEN s.known_hash <> h.content_hash OR %(resend_unchanged)s::boolean
-                                    OR (s.attempts < %(max_attempts)s::integer AND {{ healing }})
+                                    OR (s.attempts < %(max_attempts)s::integer AND {{ healing("s") }})
                                    THEN 'retried'
                                ELSE 'standing'  -- it would fail the same way: logged again, not sent
                            END
@@ -81,7 +82,7 @@ FROM (
                WHEN s.status = 'written' AND s.known_hash = h.content_hash THEN NULL
                WHEN s.status IN ('failed', 'deferred') AND s.occurred_at >= {{ retry_from }}
                     AND s.attempts < %(max_attempts)s::integer
-                    AND (s.known_hash <> h.content_hash OR {{ healing }})
+                    AND (s.known_hash <> h.content_hash OR {{ healing("s") }})
                    THEN 'retried'
                WHEN s.known_hash <> h.content_hash AND s.occurred_at >= {{ lookback_from }} THEN 'late'
            END AS consideration
@@ -105,24 +106,27 @@ FROM (
            AND l.occurred_at = s.occurred_at
            AND l.occurred_at >= {{ lookback_from }} AND l.occurred_at < %(window_end)s::timestamptz
         UNION ALL
-        -- the ledger's rows that can be tried again (failures, deferred and skipped rows) that the
-        -- part above left out: those before the lookback, and those that have not changed
+        -- the ledger's rows that can be tried again that the part above left out, looked up by key:
+        -- the day's failures, deferred and skipped rows that have not changed; the lookback's that
+        -- can heal and have not changed (a changed one is above); the failures of the days before
+        -- the lookback (the digest tells a changed one)
         SELECT s.*, true, l.status, l.reason_code, l.error_code, l.attempts, l.content_hash
         FROM thrive_sync.event_ledger l
+        {{ seen_days | replace("s.occurred_at", "l.occurred_at") }}
         CROSS JOIN LATERAL (
             SELECT s.*
-            FROM (SELECT l.occurred_at AS consider_from, l.occurred_at + interval '1 microsecond' AS consider_to) b
+            FROM (SELECT {{ retry_from }} AS consider_from, %(window_end)s::timestamptz AS consider_to) b
             CROSS JOIN LATERAL (
 {{ source_sql }}
             ) s
-            {{ seen_days }}
-            WHERE s.account_id = l.account_id AND s.event_id = l.event_id
-              AND (s.occurred_at < {{ lookback_from }} OR {{ unchanged_since_seen }})
+            WHERE s.account_id = l.account_id AND s.event_id = l.event_id AND s.occurred_at = l.occurred_at
         ) s
         WHERE l.category = '{{ category }}' AND l.status <> 'written'
           AND l.occurred_at >= {{ retry_from }} AND l.occurred_at < %(window_end)s::timestamptz
-          AND (l.occurred_at >= %(window_start)s  -- the day's: retried or logged again
-               OR l.status IN ('failed', 'deferred') AND l.attempts < %(max_attempts)s::integer)
+          AND (l.occurred_at >= %(window_start)s
+               OR l.status IN ('failed', 'deferred') AND l.attempts < %(max_attempts)s::integer
+                  AND (l.occurred_at < {{ lookback_from }} OR {{ healing("l") }}))
+          AND (l.occurred_at < {{ lookback_from }} OR {{ unchanged_since_seen }})
     ) s
     CROSS JOIN LATERAL (
         -- The digest of everything the record is made of: the mapping file's digest and every staged
