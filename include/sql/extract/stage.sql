@@ -89,10 +89,12 @@ FROM (
     FROM (
         -- the day and the lookback_days before it: every source row that may have changed since a
         -- run last looked at its day, with its ledger row if any
-        SELECT s.*, l.event_id IS NOT NULL AS known, l.status, l.reason_code, l.error_code, l.attempts,
-               l.content_hash AS known_hash
+        SELECT s.*, coalesce(lu.event_id, lw.event_id) IS NOT NULL AS known,
+               coalesce(lu.status, lw.status) AS status, coalesce(lu.reason_code, lw.reason_code) AS reason_code,
+               coalesce(lu.error_code, lw.error_code) AS error_code, coalesce(lu.attempts, lw.attempts) AS attempts,
+               coalesce(lu.content_hash, lw.content_hash) AS known_hash
         FROM (
-            SELECT s.*
+            SELECT s.*, w.day AS seen_day
             FROM (SELECT {{ lookback_from }} AS consider_from, %(window_end)s::timestamptz AS consider_to) b
             CROSS JOIN LATERAL (
 {{ source_sql }}
@@ -101,10 +103,25 @@ FROM (
             WHERE NOT {{ unchanged_since_seen }}
             OFFSET 0  -- filtered before the ledger is joined: a rerun joins nothing
         ) s
-        LEFT JOIN thrive_sync.event_ledger l
-            ON l.account_id = s.account_id AND l.category = '{{ category }}' AND l.event_id = s.event_id
-           AND l.occurred_at = s.occurred_at
-           AND l.occurred_at >= {{ lookback_from }} AND l.occurred_at < %(window_end)s::timestamptz
+        -- Their ledger rows: those of days no run looked at in full in one hash join with only those
+        -- days' partitions (a first run: its own day's, still empty; pruned when the statement
+        -- starts), those of rows changed in days a run did look at one by one (a handful).
+        LEFT JOIN thrive_sync.event_ledger lu
+            ON lu.account_id = s.account_id AND lu.category = '{{ category }}' AND lu.event_id = s.event_id
+           AND lu.occurred_at = s.occurred_at AND s.seen_day IS NULL
+           AND lu.occurred_at >= (
+               SELECT greatest(min(d.day)::timestamp AT TIME ZONE 'UTC', {{ lookback_from }})
+               FROM generate_series(({{ lookback_from }} AT TIME ZONE 'UTC')::date,
+                                    (%(window_end)s::timestamptz AT TIME ZONE 'UTC')::date, interval '1 day') d (day)
+               WHERE d.day::date NOT IN (SELECT day FROM seen))
+           AND lu.occurred_at < %(window_end)s::timestamptz
+        LEFT JOIN LATERAL (
+            SELECT * FROM thrive_sync.event_ledger lw
+            WHERE s.seen_day IS NOT NULL AND lw.account_id = s.account_id AND lw.category = '{{ category }}'
+              AND lw.event_id = s.event_id AND lw.occurred_at = s.occurred_at
+              AND lw.occurred_at >= {{ lookback_from }} AND lw.occurred_at < %(window_end)s::timestamptz
+            LIMIT 1
+        ) lw ON true
         UNION ALL
         -- the ledger's rows that can be tried again that the part above left out, looked up by key:
         -- the day's failures, deferred and skipped rows that have not changed; the lookback's that
@@ -114,7 +131,7 @@ FROM (
         FROM thrive_sync.event_ledger l
         {{ seen_days | replace("s.occurred_at", "l.occurred_at") }}
         CROSS JOIN LATERAL (
-            SELECT s.*
+            SELECT s.*, NULL::date AS seen_day
             FROM (SELECT {{ retry_from }} AS consider_from, %(window_end)s::timestamptz AS consider_to) b
             CROSS JOIN LATERAL (
 {{ source_sql }}
