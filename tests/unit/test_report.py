@@ -5,10 +5,11 @@ from __future__ import annotations
 from thrive_sync.core.report import build_report, format_report, threshold_breach
 
 WINDOW = ("2026-11-26 00:00:00+00:00", "2026-11-27 00:00:00+00:00")
-ROWS = [  # category, account, extracted, written, failed, skipped, unchanged, late, retried, healed, gate, truncated
-    ("message_activity", "a1", 110, 80, 15, 5, 10, 3, 4, 2, None, 2),
-    ("message_activity", "a2", 20, 0, 0, 20, 0, 0, 0, 0, "tracking_disabled", 0),
-    ("social_crm", "a1", 10, 5, 5, 0, 0, 0, 0, 0, None, 0),
+ROWS = [  # category, account, extracted, written, failed, skipped, unchanged, late, retried, standing, healed,
+    # gate, truncated
+    ("message_activity", "a1", 110, 80, 15, 5, 10, 3, 4, 6, 2, None, 2),
+    ("message_activity", "a2", 20, 0, 0, 20, 0, 0, 0, 0, 0, "tracking_disabled", 0),
+    ("social_crm", "a1", 10, 5, 5, 0, 0, 0, 0, 0, 0, None, 0),
 ]
 FAILURES = [("message_activity", "UNMATCHED_MEMBER_ID", 10), ("message_activity", "REJECTED", 5),
             ("social_crm", "MISSING_SOCIAL_HANDLE", 5)]  # fmt: skip
@@ -18,7 +19,7 @@ CATEGORIES = ["message_activity", "recipient_details", "social_crm"]
 def test_totals_and_the_failure_share_of_rows_past_the_gates():
     report = build_report("run-1", WINDOW, ROWS, FAILURES, CATEGORIES, dry_run=False)
     assert report["totals"] == {"extracted": 140, "written": 85, "failed": 20, "skipped": 25, "unchanged": 10,
-                                "late": 3, "retried": 4, "healed": 2, "new": 123}  # fmt: skip
+                                "late": 3, "retried": 4, "standing": 6, "healed": 2, "new": 117}  # fmt: skip
     assert report["failure_share"] == round(20 / 115, 4)  # skipped rows are not considered; unchanged ones are
     assert report["categories"]["message_activity"]["totals"]["written"] == 80
     assert report["categories"]["message_activity"]["truncated"] == 2
@@ -45,8 +46,10 @@ def test_the_text_report_names_failed_tasks_and_dry_runs():
     assert lines[1].endswith("(DRY RUN: nothing written)")
     assert "failed: REJECTED 5, UNMATCHED_MEMBER_ID 10" in text
     assert "truncated by the mapping: 2 values" in text
-    assert "late 3, retried 4 (healed 2)" in text
-    assert lines[-3].strip() == "new 123, late 3, retried 4 (healed 2), unchanged 10"
+    assert "late 3, retried 4 (healed 2), standing 6" in text
+    assert lines[-3].strip() == (
+        "new 117, late 3, retried 4 (healed 2), standing 6 (failed before, not sent again), unchanged 10"
+    )
     assert lines[-2] == "85 records would be written; failure share 17.4% of rows past the gates"
     assert lines[-1].startswith("FAILED: validate_and_map_x")
 

@@ -256,5 +256,7 @@ ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS unchanged integer;
 ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS late integer;
 ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS retried integer;
 ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS healed integer;
+-- Of the failed rows, those that failed before and were logged again without being sent (standing).
+ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS standing integer;
 ALTER TABLE thrive_sync.staged_events ADD COLUMN IF NOT EXISTS consideration text;
 ALTER TABLE thrive_sync.staged_events ADD COLUMN IF NOT EXISTS content_hash text;

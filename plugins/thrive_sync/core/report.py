@@ -12,7 +12,7 @@ from typing import Any
 from thrive_sync.core.tally import COUNTS
 
 # What the report adds up per category: the counts, and the ledger's shares of extracted.
-TOTALS = (*COUNTS, "late", "retried", "healed")
+TOTALS = (*COUNTS, "late", "retried", "standing", "healed")
 
 
 def _empty_entry() -> dict[str, Any]:
@@ -33,7 +33,7 @@ def build_report(
     ``sync/ledger_backlog.sql`` rows.
 
     ``failed_tasks``: the run's tasks that failed for good; their categories count what they saved.
-    ``new`` is what the day brought: extracted less the late, retried and unchanged rows.
+    ``new`` is what the day brought: extracted less the late, retried, standing and unchanged rows.
     """
     report: dict[str, Any] = {"dag_run_id": run_id, "window": list(window), "dry_run": dry_run}
     report["categories"] = {category: _empty_entry() for category in categories}
@@ -65,7 +65,7 @@ def build_report(
 
 
 def _new(totals: dict[str, int]) -> int:
-    return totals["extracted"] - totals["late"] - totals["retried"] - totals["unchanged"]
+    return totals["extracted"] - totals["late"] - totals["retried"] - totals["standing"] - totals["unchanged"]
 
 
 def threshold_breach(report: dict[str, Any], failure_threshold: float) -> str | None:
@@ -97,7 +97,7 @@ def format_report(report: dict[str, Any]) -> str:
     lines.append(f"{'TOTAL':<34}{_row(t)}")
     lines.append(
         f"{'':<22}new {t['new']:,}, late {t['late']:,}, retried {t['retried']:,} (healed {t['healed']:,}), "
-        f"unchanged {t['unchanged']:,}"
+        f"standing {t['standing']:,} (failed before, not sent again), unchanged {t['unchanged']:,}"
     )
     lines.append(f"{t['written']:,} records {verb}; failure share {report['failure_share']:.1%} of rows past the gates")
     if report.get("failed_tasks"):
@@ -110,10 +110,12 @@ def _row(c: dict[str, Any]) -> str:
 
 
 def _category_notes(entry: dict[str, Any]) -> list[str]:
-    """The lines under a category's totals: late and retried rows, failures by reason, the open backlog."""
+    """The lines under a category's totals: late, retried and standing rows, failures by reason, the open backlog."""
     notes, t = [], entry["totals"]
-    if t["late"] or t["retried"]:
-        notes.append(f"{'':<22}late {t['late']:,}, retried {t['retried']:,} (healed {t['healed']:,})")
+    if t["late"] or t["retried"] or t["standing"]:
+        notes.append(
+            f"{'':<22}late {t['late']:,}, retried {t['retried']:,} (healed {t['healed']:,}), standing {t['standing']:,}"
+        )
     if entry["failed_by"]:
         notes.append(f"{'':<22}failed: {', '.join(f'{r} {n:,}' for r, n in sorted(entry['failed_by'].items()))}")
     if entry["backlog"]:

@@ -3,7 +3,8 @@
 Every change of a count goes through :class:`RunTally`, so the rule that has to hold —
 ``extracted = written + failed + skipped + unchanged`` per account, with ``extracted`` equal to
 what the extract staged — is checked in one place (:meth:`RunTally.conservation_problems`).
-``late`` and ``retried`` say how many of the extracted rows came from the ledger's carry-forward.
+``late`` and ``retried`` say how many of the extracted rows came from the ledger's carry-forward,
+``standing`` how many of the failed ones failed before and were logged again without being sent.
 """
 
 from __future__ import annotations
@@ -14,7 +15,7 @@ from dataclasses import dataclass, field
 from typing import Any
 
 COUNTS = ("extracted", "written", "failed", "skipped", "unchanged")
-CARRIED = ("late", "retried")  # shares of extracted, not terms of the sum
+CARRIED = ("late", "retried", "standing")  # shares of extracted (standing: of failed), not terms of the sum
 
 
 @dataclass(frozen=True)
@@ -38,6 +39,7 @@ class AccountCounts:
     unchanged: int = 0
     late: int = 0
     retried: int = 0
+    standing: int = 0
     healed: int = 0
     truncated: int = 0
     skip_gate: str | None = None
@@ -56,6 +58,7 @@ class AccountCounts:
             "unchanged": self.unchanged,
             "late": self.late,
             "retried": self.retried,
+            "standing": self.standing,
             "healed": self.healed,
             "skip_gate": self.skip_gate,
             "truncated": self.truncated,
@@ -110,6 +113,7 @@ class RunTally:
             c = self.accounts[account_id]
             c.extracted += counts.unchanged + counts.standing
             c.unchanged, c.late, c.retried = counts.unchanged, counts.late, counts.retried
+            c.standing = counts.standing
 
     def healed(self, healed: Mapping[str, int]) -> None:
         """Of each account's retried rows, how many did not fail again."""

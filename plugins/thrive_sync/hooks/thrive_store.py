@@ -208,7 +208,7 @@ class CategoryStore:
             {**self.params, **run, "account_id": account_id, "extracted": counts.extracted,
              "written": counts.written, "failed": counts.failed, "skipped": counts.skipped,
              "skip_gate": counts.skip_gate, "truncated": counts.truncated, "unchanged": counts.unchanged,
-             "late": counts.late, "retried": counts.retried, "healed": counts.healed},
+             "late": counts.late, "retried": counts.retried, "standing": counts.standing, "healed": counts.healed},
         )  # fmt: skip
 
 
