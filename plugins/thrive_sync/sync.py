@@ -85,6 +85,7 @@ class CategorySync:
         When they add up and the run wrote, the ledger takes the run's outcomes in the same
         transaction: a task killed before the commit leaves neither, and the next run does the rows again.
         """
+        self.store.analyze_log()
         staged = self.store.staged_counts()
         self.tally.include(staged)  # unchanged rows, and an account whose every row vanished (zeros)
         gates = {a: s.gates.closed_gate(self.store.category) for a, s in self.accounts.items()}

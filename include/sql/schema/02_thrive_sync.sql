@@ -79,6 +79,8 @@ CREATE UNLOGGED TABLE IF NOT EXISTS thrive_sync.staged_events (
 ALTER TABLE thrive_sync.staged_events
     ALTER COLUMN dag_run_id SET STATISTICS 10, ALTER COLUMN category SET STATISTICS 10,
     ALTER COLUMN account_id SET STATISTICS 10;
+ALTER TABLE thrive_sync.tracking_log  -- analyzed by each task once its failures are in (sync/analyze_log.sql)
+    ALTER COLUMN dag_run_id SET STATISTICS 10, ALTER COLUMN category SET STATISTICS 10;
 
 DO $$
 BEGIN  -- databases made before staging was UNLOGGED

@@ -183,6 +183,10 @@ class CategoryStore:
         """Log the day's standing failures again (``sync/log_standing.sql``); ``(account, reason, count)``."""
         return self.execute("sync/log_standing.sql", self.params)
 
+    def analyze_log(self) -> None:
+        """Statistics that count the task's log rows, for the statements that join them (``sync/analyze_log.sql``)."""
+        self.execute("sync/analyze_log.sql", {})
+
     def healed_counts(self) -> dict[str, int]:
         return dict(self.execute("sync/healed_counts.sql", self.params))
 
