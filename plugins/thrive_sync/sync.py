@@ -18,11 +18,12 @@ from dataclasses import asdict
 from itertools import groupby, islice
 from typing import Any
 
+from thrive_sync.allowance import OrgAllowance
 from thrive_sync.core.mapping import Mapping as RecordMapping
 from thrive_sync.core.members import MemberIdMatcher, MemberMatch
 from thrive_sync.core.pipeline import EventPipeline
 from thrive_sync.core.reasons import REJECTED
-from thrive_sync.core.tally import RunTally
+from thrive_sync.core.tally import RunTally, StagedCounts
 from thrive_sync.core.validation import StagedEvent, parse_external_id
 from thrive_sync.errors import ConservationError
 from thrive_sync.hooks.salesforce import SalesforceApiHook
@@ -56,6 +57,8 @@ class CategorySync:
         self.tally = RunTally()
         self.log_rows = TrackingLog(store, log_sample)
         self.hooks: dict[str, SalesforceApiHook] = {}
+        self.allowances: dict[str, OrgAllowance] = {}  # per org written to: its limits and deferred rows
+        self.staged: dict[str, StagedCounts] = {}
         self.orgs: dict[str, OrgSync] = {}
 
     def check_orgs(self) -> None:
@@ -71,6 +74,7 @@ class CategorySync:
     def sync(self) -> None:
         """Every staged row of the category, org by org (rows come ordered by account)."""
         self.log_rows.clear()
+        self.staged = self.store.staged_counts()
         for account_id, reason, count in self.store.log_standing():  # failures nothing could heal: not sent
             self.tally.failed(account_id, reason, count)
         for conn_id, events in groupby(self.store.staged_events(), key=lambda e: self._org_of(e.account_id)):
@@ -78,6 +82,8 @@ class CategorySync:
                 self.orgs[conn_id] = self._org_sync(conn_id)
             self.orgs[conn_id].sync(events)
         self.log_rows.flush()
+        for conn_id, allowance in self.allowances.items():
+            allowance.read_after(self.hooks[conn_id])
 
     def save_counts(self, run: dict[str, Any]) -> None:
         """Each account's counts (``run``: window, dry_run, started_at), then fail unless they add up.
@@ -86,7 +92,7 @@ class CategorySync:
         transaction: a task killed before the commit leaves neither, and the next run does the rows again.
         """
         self.store.analyze_log()
-        staged = self.store.staged_counts()
+        staged = self.staged or self.store.staged_counts()
         self.tally.include(staged)  # unchanged rows, and an account whose every row vanished (zeros)
         gates = {a: s.gates.closed_gate(self.store.category) for a, s in self.accounts.items()}
         self.tally.healed({a: n for a, n in self.store.healed_counts().items() if not gates.get(a)})
@@ -94,6 +100,8 @@ class CategorySync:
         with self.store.transaction():
             for account_id, counts in sorted(self.tally.accounts.items()):
                 self.store.save_counts(account_id, counts, run)
+            for allowance in self.allowances.values():
+                self.store.save_org_usage(allowance)
             if not problems and not self.dry_run:
                 self.store.save_ledger(gates)
         if problems:
@@ -117,7 +125,7 @@ class CategorySync:
     def _org_sync(self, conn_id: str) -> OrgSync:
         category = self.store.category
         gates = {a: s.gates.closed_gate(category) for a, s in self.accounts.items() if self._org_of(a) == conn_id}
-        hook = self.hooks.get(conn_id) or SalesforceApiHook(conn_id)
+        hook = self.hooks.setdefault(conn_id, SalesforceApiHook(conn_id))
         writer = None
         if not self.dry_run:
             writer = SalesforceWriter(
@@ -128,9 +136,17 @@ class CategorySync:
                 job_ledger=self.store.job_ledger(conn_id),
             )
             writer.abort_left_over()  # a killed earlier try's jobs must not run beside this try's
+        open_accounts = [a for a, gate in gates.items() if not gate]
+        allowance = None
+        if writer is not None:
+            rows = sum(self.staged[a].streamed for a in open_accounts if a in self.staged)
+            allowance = self.allowances[conn_id] = OrgAllowance.read(hook, rows)
         pipeline = EventPipeline(category, self.mapping, gates, self.tally)
-        org = OrgSync(hook, pipeline, self.log_rows, list(self.mapping.fields), writer)
-        org.prefetch(self.store, [a for a, gate in gates.items() if not gate])
+        org = OrgSync(hook, pipeline, self.log_rows, list(self.mapping.fields), writer, allowance)
+        if allowance is None or allowance.budget.calls != 0:  # no member lookups for rows that all wait
+            org.prefetch(self.store, open_accounts)
+        if allowance is not None:
+            allowance.fit(org.matcher.queries, self.options.bulk_threshold, self.options.bulk_job_rows)
         return org
 
 
@@ -144,8 +160,10 @@ class OrgSync:
         log_rows: TrackingLog,
         fields: Sequence[str],
         writer: SalesforceWriter | None,
+        allowance: OrgAllowance | None = None,
     ) -> None:
         self.hook = hook
+        self.allowance = allowance  # None: a dry run, nothing is budgeted
         self.pipeline = pipeline
         self.log_rows = log_rows
         self.fields = list(fields)
@@ -167,6 +185,8 @@ class OrgSync:
     def sync(self, events: Iterable[StagedEvent]) -> None:
         """Validate, map and write ``events``; refused records become log rows."""
         started = time.perf_counter()
+        if self.allowance is not None:
+            events = self.allowance.within_room(events, self.pipeline, self.log_rows)
         records = self._records(events)
         if self.writer is None:
             for _ in records:

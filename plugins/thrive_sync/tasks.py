@@ -82,6 +82,7 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
         rows, failures = store.run_counts(run_id), store.failures_by_reason(run_id)
         retry_from = context["data_interval_start"] - timedelta(days=params["retry_days"])
         backlog = store.ledger_backlog(retry_from, context["data_interval_end"])
+        orgs = store.org_usage(run_id)
     except Exception as err:
         if not failed:
             raise
@@ -89,7 +90,7 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
         raise UpstreamFailed(f"{', '.join(failed)} did not finish, and thrive_db cannot be read: {err}") from err
     window = (str(context["data_interval_start"]), str(context["data_interval_end"]))
     result = build_report(
-        run_id, window, rows, failures, params["categories"], bool(params["dry_run"]), failed, backlog
+        run_id, window, rows, failures, params["categories"], bool(params["dry_run"]), failed, backlog, orgs
     )
     print(format_report(result))
     if failed:  # each failed task has alerted already (on_failure_callback)

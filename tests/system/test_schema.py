@@ -43,6 +43,7 @@ def test_contract_tables_and_columns_are_declared():
             "bulk_jobs",
             "event_ledger",
             "considered_days",
+            "org_usage",
         )
     }
     assert tables[("thrive", "recipients")] == [
@@ -59,7 +60,7 @@ def test_contract_tables_and_columns_are_declared():
     assert {"account_id", "category", "event_id", "status", "reason_code", "content_hash", "first_dag_run_id",
             "last_dag_run_id", "attempts", "last_attempt_at", "written_at", "occurred_at"} <= set(
         tables[("thrive_sync", "event_ledger")])  # fmt: skip
-    assert {"unchanged", "late", "retried"} <= set(tables[("thrive_sync", "sync_runs")])
+    assert {"unchanged", "late", "retried", "deferred"} <= set(tables[("thrive_sync", "sync_runs")])
 
 
 def test_schema_applies_twice_and_the_second_time_changes_nothing(fresh_db):
@@ -70,7 +71,7 @@ def test_schema_applies_twice_and_the_second_time_changes_nothing(fresh_db):
         second = conn.execute(CATALOG_SNAPSHOT).fetchall()
     assert first == second
     relations = {(schema, name) for schema, name, kind, *_ in first if kind in ("r", "p")}
-    assert len(relations) == 16  # 8 source tables, 8 of the package (the ledger partitioned)
+    assert len(relations) == 17  # 8 source tables, 9 of the package (the ledger partitioned)
     # Only primary-key columns are NOT NULL in the source tables (CONTRACT.md section 3).
     not_null = {
         (name, column)

@@ -6,10 +6,10 @@ from thrive_sync.core.report import build_report, format_report, threshold_breac
 
 WINDOW = ("2026-11-26 00:00:00+00:00", "2026-11-27 00:00:00+00:00")
 ROWS = [  # category, account, extracted, written, failed, skipped, unchanged, late, retried, standing, healed,
-    # gate, truncated
-    ("message_activity", "a1", 110, 80, 15, 5, 10, 3, 4, 6, 2, None, 2),
-    ("message_activity", "a2", 20, 0, 0, 20, 0, 0, 0, 0, 0, "tracking_disabled", 0),
-    ("social_crm", "a1", 10, 5, 5, 0, 0, 0, 0, 0, 0, None, 0),
+    # deferred, gate, truncated
+    ("message_activity", "a1", 110, 80, 15, 5, 10, 3, 4, 6, 2, 0, None, 2),
+    ("message_activity", "a2", 20, 0, 0, 20, 0, 0, 0, 0, 0, 0, "tracking_disabled", 0),
+    ("social_crm", "a1", 10, 5, 5, 0, 0, 0, 0, 0, 0, 0, None, 0),
 ]
 FAILURES = [("message_activity", "UNMATCHED_MEMBER_ID", 10), ("message_activity", "REJECTED", 5),
             ("social_crm", "MISSING_SOCIAL_HANDLE", 5)]  # fmt: skip
@@ -19,7 +19,8 @@ CATEGORIES = ["message_activity", "recipient_details", "social_crm"]
 def test_totals_and_the_failure_share_of_rows_past_the_gates():
     report = build_report("run-1", WINDOW, ROWS, FAILURES, CATEGORIES, dry_run=False)
     assert report["totals"] == {"extracted": 140, "written": 85, "failed": 20, "skipped": 25, "unchanged": 10,
-                                "late": 3, "retried": 4, "standing": 6, "healed": 2, "new": 117}  # fmt: skip
+                                "late": 3, "retried": 4, "standing": 6, "healed": 2, "deferred": 0,
+                                "new": 117}  # fmt: skip
     assert report["failure_share"] == round(20 / 115, 4)  # skipped rows are not considered; unchanged ones are
     assert report["categories"]["message_activity"]["totals"]["written"] == 80
     assert report["categories"]["message_activity"]["truncated"] == 2
@@ -60,3 +61,20 @@ def test_the_open_backlog_is_shown_per_category():
     assert report["categories"]["message_activity"]["backlog"] == {"UNMATCHED_MEMBER_ID": 7}
     assert "open in the ledger (last retry_days): UNMATCHED_MEMBER_ID 7" in format_report(report)
     assert "surveys_events" not in report["categories"]  # a category the run left out stays out
+
+
+def test_deferred_rows_are_counted_apart_and_are_no_failures():
+    rows = [("message_activity", "a1", 100, 60, 30, 0, 10, 0, 0, 0, 0, 25, None, 0)]
+    failures = [("message_activity", "DEFERRED_QUOTA", 25), ("message_activity", "UNMATCHED_MEMBER_ID", 5)]
+    orgs = [("salesforce_default", 15_000, 1_234, 2_766, 15_000, 12, 14_988, 25, None),
+            ("org_b", None, None, None, None, None, None, 0, "the org's /limits has no readable DailyApiRequests")]
+    report = build_report("run-1", WINDOW, rows, failures, CATEGORIES, False, orgs=orgs)
+    assert report["totals"]["deferred"] == 25 and report["totals"]["failed"] == 30
+    assert report["failure_share"] == round(5 / 75, 4)  # neither failed nor past the gates: not tried
+    assert threshold_breach(report, 0.07) is None
+    text = format_report(report)
+    assert "deferred 25 (the org's daily allowance: not sent, carried forward)" in text
+    assert ("org salesforce_default: API requests 1,234 spent, 2,766 of 15,000 left; "
+            "Bulk batches 12 spent, 14,988 of 15,000 left") in text  # fmt: skip
+    assert ("org org_b: API requests not known; Bulk batches not known "
+            "(the org's /limits has no readable DailyApiRequests)") in text  # fmt: skip

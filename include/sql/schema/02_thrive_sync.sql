@@ -21,6 +21,8 @@ CREATE TABLE IF NOT EXISTS thrive_sync.sync_runs (
     late         integer,  -- rows from the days before: late arrivals, or changed since their day ran
     retried      integer,  -- earlier failures carried forward
     healed       integer,  -- of the retried, how many did not fail again
+    standing     integer,  -- of the failed, those that failed before and were logged again, not sent
+    deferred     integer,  -- of the failed, those not sent for the org's daily allowance (DEFERRED_QUOTA)
     PRIMARY KEY (dag_run_id, account_id, category)
 );
 
@@ -262,3 +264,27 @@ ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS healed integer;
 ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS standing integer;
 ALTER TABLE thrive_sync.staged_events ADD COLUMN IF NOT EXISTS consideration text;
 ALTER TABLE thrive_sync.staged_events ADD COLUMN IF NOT EXISTS content_hash text;
+
+-- Of the failed rows, those not sent because the org's daily allowance would have fallen below the
+-- reserve kept for its other integrations (reason DEFERRED_QUOTA): not failures of the integration.
+ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS deferred integer;
+
+-- Each org's daily allowances as a task found them before writing and left them after, and how
+-- many of its rows the allowance had room for: the report's calls spent and left (core/budget.py).
+CREATE TABLE IF NOT EXISTS thrive_sync.org_usage (
+    dag_run_id         text        NOT NULL,
+    category           text        NOT NULL,
+    salesforce_conn_id text        NOT NULL,
+    api_max            integer,
+    api_before         integer,
+    api_after          integer,
+    batches_max        integer,
+    batches_before     integer,
+    batches_after      integer,
+    rows_to_send       integer     NOT NULL,
+    room               integer     NOT NULL,
+    deferred           integer     NOT NULL,
+    notes              text,
+    saved_at           timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dag_run_id, category, salesforce_conn_id)
+);

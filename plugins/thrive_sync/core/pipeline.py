@@ -24,6 +24,7 @@ from thrive_sync.core.gates import TRACKING_DISABLED
 from thrive_sync.core.mapping import Mapping as RecordMapping
 from thrive_sync.core.mapping import SourceValues
 from thrive_sync.core.members import MemberMatch
+from thrive_sync.core.reasons import DEFERRED_QUOTA
 from thrive_sync.core.sfid import MemberObject
 from thrive_sync.core.tally import RunTally
 from thrive_sync.core.validation import StagedEvent, external_id, row_problem, social_problem
@@ -89,6 +90,19 @@ class EventPipeline:
             else:
                 checked.append(event)
         return checked, failures
+
+    def defer(self, batch: Iterable[StagedEvent], detail: str) -> list[Failure]:
+        """Rows the org's allowance leaves no room for: skipped by a closed gate as ever, else failed
+        ``DEFERRED_QUOTA`` without a look at their values or member Id (the next run checks them)."""
+        deferred = []
+        for event in batch:
+            self.tally.extracted(event.account_id)
+            gate = self.gates.get(event.account_id, TRACKING_DISABLED)
+            if gate:
+                self.tally.skipped(event.account_id, gate)
+            else:
+                deferred.append(self._failed(event, DEFERRED_QUOTA, detail))
+        return deferred
 
     def finish(self, event: StagedEvent, match: MemberMatch) -> Sequence[Any] | Failure:
         """Steps 3 to 5 for a row that passed :meth:`screen`: its record, or why it has none."""

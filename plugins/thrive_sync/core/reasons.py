@@ -10,3 +10,6 @@ MISSING_SOCIAL_HANDLE = "MISSING_SOCIAL_HANDLE"  # social activity without a han
 INVALID_ROW = "INVALID_ROW"  # a required value is missing or unknown (the detail names the field)
 REJECTED = "REJECTED"  # the org refused the record (detail: its error code and message)
 RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"  # transient errors outlasted the retry budget
+# Not sent: the org's daily allowance would fall below the reserve kept for its other integrations.
+# Carried to the next runs by the ledger; not a failure of the integration (the failure share leaves it out).
+DEFERRED_QUOTA = "DEFERRED_QUOTA"

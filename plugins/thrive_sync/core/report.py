@@ -12,7 +12,8 @@ from typing import Any
 from thrive_sync.core.tally import COUNTS
 
 # What the report adds up per category: the counts, and the ledger's shares of extracted.
-TOTALS = (*COUNTS, "late", "retried", "standing", "healed")
+TOTALS = (*COUNTS, "late", "retried", "standing", "healed", "deferred")
+ORG_FIGURES = ("api_max", "api_spent", "api_left", "batches_max", "batches_spent", "batches_left", "deferred", "notes")
 
 
 def _empty_entry() -> dict[str, Any]:
@@ -28,9 +29,10 @@ def build_report(
     dry_run: bool,
     failed_tasks: Sequence[str] = (),
     backlog: Iterable[Sequence[Any]] = (),
+    orgs: Iterable[Sequence[Any]] = (),
 ) -> dict[str, Any]:
     """A JSON-ready report from ``sync/run_report.sql``, ``sync/failures_by_reason.sql`` and
-    ``sync/ledger_backlog.sql`` rows.
+    ``sync/ledger_backlog.sql`` rows; ``orgs``: ``sync/org_usage_report.sql`` rows.
 
     ``failed_tasks``: the run's tasks that failed for good; their categories count what they saved.
     ``new`` is what the day brought: extracted less the late, retried, standing and unchanged rows.
@@ -57,9 +59,11 @@ def build_report(
             totals[name] += entry["totals"][name]
     report["totals"] = {**totals, "new": _new(totals)}
     # Unchanged rows count: they are the day's rows written before. Without them, a rerun (whose only
-    # rows acted on are the failures tried again) would fail on its share every time.
-    past_gates = totals["extracted"] - totals["skipped"]
-    report["failure_share"] = round(totals["failed"] / past_gates, 4) if past_gates else 0.0
+    # rows acted on are the failures tried again) would fail on its share every time. Deferred rows
+    # were not tried (the org's allowance): neither failures nor rows past the gates.
+    past_gates = totals["extracted"] - totals["skipped"] - totals["deferred"]
+    report["failure_share"] = round((totals["failed"] - totals["deferred"]) / past_gates, 4) if past_gates else 0.0
+    report["orgs"] = {conn_id: dict(zip(ORG_FIGURES, figures, strict=True)) for conn_id, *figures in orgs}
     report["failed_tasks"] = sorted(failed_tasks)
     return report
 
@@ -99,10 +103,25 @@ def format_report(report: dict[str, Any]) -> str:
         f"{'':<22}new {t['new']:,}, late {t['late']:,}, retried {t['retried']:,} (healed {t['healed']:,}), "
         f"standing {t['standing']:,} (failed before, not sent again), unchanged {t['unchanged']:,}"
     )
+    if t["deferred"]:
+        lines.append(f"{'':<22}deferred {t['deferred']:,} (the org's daily allowance: not sent, carried forward)")
+    lines += [_org_line(conn_id, figures) for conn_id, figures in report.get("orgs", {}).items()]
     lines.append(f"{t['written']:,} records {verb}; failure share {report['failure_share']:.1%} of rows past the gates")
     if report.get("failed_tasks"):
         lines.append(f"FAILED: {', '.join(report['failed_tasks'])} (their categories show what was saved before)")
     return "\n".join(lines)
+
+
+def _org_line(conn_id: str, f: dict[str, Any]) -> str:
+    """One org's allowances: spent by the run's tasks (at most) and left after them."""
+
+    def used(kind: str, name: str) -> str:
+        if f[f"{kind}_left"] is None:
+            return f"{name} not known"
+        return f"{name} {f[f'{kind}_spent'] or 0:,} spent, {f[f'{kind}_left']:,} of {f[f'{kind}_max']:,} left"
+
+    notes = f" ({f['notes']})" if f["notes"] else ""
+    return f"org {conn_id}: {used('api', 'API requests')}; {used('batches', 'Bulk batches')}{notes}"
 
 
 def _row(c: dict[str, Any]) -> str:

@@ -4,7 +4,8 @@ Every change of a count goes through :class:`RunTally`, so the rule that has to 
 ``extracted = written + failed + skipped + unchanged`` per account, with ``extracted`` equal to
 what the extract staged — is checked in one place (:meth:`RunTally.conservation_problems`).
 ``late`` and ``retried`` say how many of the extracted rows came from the ledger's carry-forward,
-``standing`` how many of the failed ones failed before and were logged again without being sent.
+``standing`` how many of the failed ones failed before and were logged again without being sent,
+``deferred`` how many were not sent for the org's daily allowance (``DEFERRED_QUOTA``).
 """
 
 from __future__ import annotations
@@ -13,6 +14,8 @@ from collections import Counter, defaultdict
 from collections.abc import Mapping
 from dataclasses import dataclass, field
 from typing import Any
+
+from thrive_sync.core.reasons import DEFERRED_QUOTA
 
 COUNTS = ("extracted", "written", "failed", "skipped", "unchanged")
 CARRIED = ("late", "retried", "standing")  # shares of extracted (standing: of failed), not terms of the sum
@@ -27,6 +30,11 @@ class StagedCounts:
     late: int = 0
     retried: int = 0
     standing: int = 0  # failures logged again from the ledger: part of failed, never streamed
+
+    @property
+    def streamed(self) -> int:
+        """The rows the task reads from the staging table (the unchanged and standing ones are not)."""
+        return self.total - self.unchanged - self.standing
 
 
 @dataclass
@@ -49,6 +57,11 @@ class AccountCounts:
     def failed(self) -> int:
         return sum(self.failed_by.values())
 
+    @property
+    def deferred(self) -> int:
+        """Of the failed rows, those not sent for the org's allowance: not failures of the integration."""
+        return self.failed_by.get(DEFERRED_QUOTA, 0)
+
     def as_dict(self) -> dict[str, Any]:
         return {
             "extracted": self.extracted,
@@ -60,6 +73,7 @@ class AccountCounts:
             "retried": self.retried,
             "standing": self.standing,
             "healed": self.healed,
+            "deferred": self.deferred,
             "skip_gate": self.skip_gate,
             "truncated": self.truncated,
             "failed_by": dict(self.failed_by),

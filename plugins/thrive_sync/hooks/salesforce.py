@@ -33,6 +33,7 @@ from tenacity.wait import wait_exponential
 from urllib3.exceptions import MaxRetryError, ResponseError
 from urllib3.util import Retry
 
+from thrive_sync.core.budget import DEFAULT_RESERVE_SHARE
 from thrive_sync.errors import (
     ConfigurationError,
     CredentialsRefused,
@@ -200,6 +201,26 @@ class SalesforceApiHook(SalesforceHook):
     @cached_property
     def retry(self) -> RetryBudget:
         return RetryBudget.from_extras(self.extras)
+
+    @cached_property
+    def reserve_share(self) -> float:
+        """The share of each daily allowance left to the org's other integrations (extra ``api_reserve_share``)."""
+        given = self.extras.get("api_reserve_share", DEFAULT_RESERVE_SHARE)
+        try:
+            share = float(given)
+        except (TypeError, ValueError):
+            share = -1.0
+        if not 0 <= share < 1:
+            raise ConfigurationError(
+                f"the Salesforce connection {self.conn_id!r} has api_reserve_share {given!r}: give a share "
+                "from 0 up to (not including) 1, such as 0.2 to leave a fifth of the org's daily allowance "
+                "to its other integrations"
+            )
+        return share
+
+    def limits(self) -> dict[str, Any]:
+        """The org's daily allowances and what is left of them (``GET /limits``, one API call)."""
+        return self.call(lambda sf: sf.limits())
 
     @cached_property
     def conn(self) -> Salesforce:

@@ -14,7 +14,7 @@ from collections.abc import Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import Any
+from typing import TYPE_CHECKING, Any
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
@@ -27,6 +27,9 @@ from thrive_sync.errors import ConfigurationError
 from thrive_sync.hooks import connection_must_exist
 from thrive_sync.settings import DEFAULT_SALESFORCE_CONN_ID, SETUP_DAG_ID, THRIVE_DB_CONN_ID, THRIVE_DB_PURPOSE
 from thrive_sync.sql import read_sql
+
+if TYPE_CHECKING:  # allowance.py reads FETCH_ROWS from here
+    from thrive_sync.allowance import OrgAllowance
 
 FETCH_ROWS = 2_000  # rows per page of staged rows, and per round trip of a cursor
 FIRST_EVENT_ID = -(2**63)  # the smallest bigint: where the first page of staged rows starts
@@ -77,6 +80,9 @@ class ThriveStoreHook(PostgresHook):
         """Each account's Salesforce connection and gates, by account id."""
         rows = self.fetch("sync/account_settings.sql", {"default_conn_id": DEFAULT_SALESFORCE_CONN_ID})
         return {row[0]: AccountSettings(row[1], AccountGates(row[0], *row[2:])) for row in rows}
+
+    def org_usage(self, run_id: str) -> list[tuple]:
+        return self.fetch("sync/org_usage_report.sql", {"run_id": run_id})
 
     def run_counts(self, run_id: str) -> list[tuple]:
         return self.fetch("sync/run_report.sql", {"run_id": run_id})
@@ -212,7 +218,18 @@ class CategoryStore:
             {**self.params, **run, "account_id": account_id, "extracted": counts.extracted,
              "written": counts.written, "failed": counts.failed, "skipped": counts.skipped,
              "skip_gate": counts.skip_gate, "truncated": counts.truncated, "unchanged": counts.unchanged,
-             "late": counts.late, "retried": counts.retried, "standing": counts.standing, "healed": counts.healed},
+             "late": counts.late, "retried": counts.retried, "standing": counts.standing, "healed": counts.healed,
+             "deferred": counts.deferred},
+        )  # fmt: skip
+
+
+    def save_org_usage(self, allowance: OrgAllowance) -> None:
+        """One org's allowances before and after this task's writes, its room and deferred rows."""
+        self.execute(
+            "sync/save_org_usage.sql",
+            {**self.params, **allowance.figures(), "conn_id": allowance.conn_id, "rows": allowance.rows,
+             "room": allowance.room, "deferred": allowance.deferred,
+             "notes": "; ".join(allowance.budget.notes) or None},
         )  # fmt: skip
 
 

@@ -1,0 +1,10 @@
+-- Per org the run wrote to: the API requests and Bulk batches its tasks found before writing and
+-- left after, and the rows deferred. Spent is the most found less the least left: the org's other
+-- integrations spend the same allowance meanwhile, so it is an upper bound of the run's own use.
+SELECT salesforce_conn_id, max(api_max), max(api_before) - min(api_after), min(api_after),
+       max(batches_max), max(batches_before) - min(batches_after), min(batches_after), sum(deferred),
+       string_agg(DISTINCT notes, '; ')
+FROM thrive_sync.org_usage
+WHERE dag_run_id = %(run_id)s
+GROUP BY salesforce_conn_id
+ORDER BY salesforce_conn_id;

@@ -1,0 +1,11 @@
+-- One org's allowances as this task found and left them (allowance.py); a retried task overwrites its row.
+INSERT INTO thrive_sync.org_usage AS u
+    (dag_run_id, category, salesforce_conn_id, api_max, api_before, api_after, batches_max, batches_before,
+     batches_after, rows_to_send, room, deferred, notes)
+VALUES (%(run_id)s, %(category)s, %(conn_id)s, %(api_max)s, %(api_before)s, %(api_after)s, %(batches_max)s,
+        %(batches_before)s, %(batches_after)s, %(rows)s, %(room)s, %(deferred)s, %(notes)s)
+ON CONFLICT (dag_run_id, category, salesforce_conn_id) DO UPDATE
+SET api_max = EXCLUDED.api_max, api_before = EXCLUDED.api_before, api_after = EXCLUDED.api_after,
+    batches_max = EXCLUDED.batches_max, batches_before = EXCLUDED.batches_before,
+    batches_after = EXCLUDED.batches_after, rows_to_send = EXCLUDED.rows_to_send, room = EXCLUDED.room,
+    deferred = EXCLUDED.deferred, notes = EXCLUDED.notes, saved_at = now();
