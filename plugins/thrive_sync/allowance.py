@@ -39,12 +39,15 @@ class OrgAllowance:
     sent: int = 0  # rows let through so far (an org's accounts may come in more than one run of rows)
 
     @classmethod
-    def read(cls, hook: SalesforceApiHook, rows: int) -> OrgAllowance:
-        """The org's limits now: what the task may spend on ``rows`` (its room is set by :meth:`fit`)."""
+    def read(cls, hook: SalesforceApiHook, rows: int, refused: DailyLimitReached | None = None) -> OrgAllowance:
+        """The org's limits now: what the task may spend on ``rows`` (its room is set by :meth:`fit`).
+        ``refused``: the org refused an earlier call of the task for its allowance (no room, not asked)."""
         try:
+            if refused is not None:
+                raise refused
             before = hook.limits()
-        except DailyLimitReached as refused:
-            budget = Budget(0, 0, (f"the org refused /limits: {str(refused).split(' The ')[0]}",))
+        except DailyLimitReached as spent:
+            budget = Budget(0, 0, (f"the org refuses calls: {str(spent).split(': ', 1)[-1].split(' The ')[0]}",))
             return cls(hook.conn_id, rows, budget, 0, hook.reserve_share)
         return cls(hook.conn_id, rows, read_budget(before, hook.reserve_share), rows, hook.reserve_share, before)
 

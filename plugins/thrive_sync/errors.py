@@ -35,7 +35,13 @@ class ConservationError(RuntimeError):
 
 
 class DailyLimitReached(RuntimeError):
-    """The org refused a call because a daily allowance (API requests, Bulk batches) is spent."""
+    """The org refused a call because a daily allowance (API requests, Bulk batches) is spent.
+
+    Raised by the writer, it carries in ``unconfirmed`` the external IDs of the records it had sent or
+    taken whose outcome it never learned: the task defers them (``DEFERRED_QUOTA``) with the rest.
+    """
+
+    unconfirmed: list[str] = []  # noqa: RUF012 - set on the instance by the writer
 
 
 class BulkJobFailed(RuntimeError):

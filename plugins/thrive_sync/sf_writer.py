@@ -31,7 +31,7 @@ from thrive_sync.bulk_job import (
     sweep_orphans,
 )
 from thrive_sync.core.reasons import REJECTED, RETRIES_EXHAUSTED
-from thrive_sync.errors import BulkJobFailed, BulkJobRefused
+from thrive_sync.errors import BulkJobFailed, BulkJobRefused, DailyLimitReached
 from thrive_sync.hooks.salesforce import SalesforceApiHook
 from thrive_sync.settings import WriterOptions
 
@@ -168,6 +168,7 @@ class SalesforceWriter:
         create is still on its way would look like one of them.
         """
         in_flight: deque[tuple[Future[dict], list[str]]] = deque()
+        key_at = header.index(self.external_id_field)
         marked: list[Sequence[Any]] = []  # rows whose text is the null marker: Collections takes them
         stop = threading.Event()  # set when this ends early: the jobs still running are aborted
         try:
@@ -177,9 +178,14 @@ class SalesforceWriter:
                         in_flight.append((pool.submit(self._run_job, data, stop), keys))
                         del data
                         while len(in_flight) >= self.jobs_in_flight:
-                            yield from self._settled(*in_flight.popleft(), with_written)
+                            yield from self._settled(*in_flight[0], with_written)
+                            in_flight.popleft()
                     while in_flight:
-                        yield from self._settled(*in_flight.popleft(), with_written)
+                        yield from self._settled(*in_flight[0], with_written)
+                        in_flight.popleft()
+                except DailyLimitReached as spent:
+                    spent.unconfirmed = self._unconfirmed(spent, in_flight, [row[key_at] for row in marked])
+                    raise
                 finally:
                     for future, _ in in_flight:  # a failure above: do not start jobs nobody will read
                         future.cancel()
@@ -189,6 +195,17 @@ class SalesforceWriter:
         if marked:
             pending = [(dict(zip(header, row, strict=True)), Outcome("")) for row in marked]
             yield from self._with_resends(pending, collections_only=True)
+
+    @staticmethod
+    def _unconfirmed(
+        spent: DailyLimitReached, in_flight: deque[tuple[Future[dict], list[str]]], marked: list[str]
+    ) -> list[str]:
+        """The records whose outcome the writer never learned when the org's allowance ran out: the job
+        being settled (all of it, or only its resend round when that was refused), the jobs after it,
+        and the rows kept for Collections."""
+        settling = vars(spent).get("unconfirmed")  # set by a refused resend round of the first job
+        later = list(in_flight) if settling is None else list(in_flight)[1:]
+        return [*(settling or []), *(k for _, keys in later for k in keys), *marked]
 
     def _csv_jobs(
         self, rows: Iterator[Sequence[Any]], header: list[str], marked: list[Sequence[Any]]
@@ -368,7 +385,11 @@ class SalesforceWriter:
             batch = [record for record, _ in pending]
             small = collections_only or len(batch) < self.bulk_threshold
             send = self._collections_once if small else self._bulk_once
-            final, pending = send(batch)
+            try:
+                final, pending = send(batch)
+            except DailyLimitReached as spent:  # a round's outcomes come together: none of it is confirmed
+                spent.unconfirmed = [record[self.external_id_field] for record in batch]
+                raise
             yield from final
             if not pending:
                 return

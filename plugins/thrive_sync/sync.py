@@ -14,18 +14,18 @@ import logging
 import time
 from collections.abc import Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
-from dataclasses import asdict
-from itertools import groupby, islice
+from dataclasses import asdict, replace
+from itertools import chain, groupby, islice
 from typing import Any
 
 from thrive_sync.allowance import OrgAllowance
 from thrive_sync.core.mapping import Mapping as RecordMapping
 from thrive_sync.core.members import MemberIdMatcher, MemberMatch
 from thrive_sync.core.pipeline import EventPipeline
-from thrive_sync.core.reasons import REJECTED
+from thrive_sync.core.reasons import DEFERRED_QUOTA, REJECTED
 from thrive_sync.core.tally import RunTally, StagedCounts
 from thrive_sync.core.validation import StagedEvent, parse_external_id
-from thrive_sync.errors import ConservationError
+from thrive_sync.errors import ConservationError, DailyLimitReached
 from thrive_sync.hooks.salesforce import SalesforceApiHook
 from thrive_sync.hooks.thrive_store import FETCH_ROWS, AccountSettings, CategoryStore
 from thrive_sync.preflight import check_org
@@ -34,6 +34,7 @@ from thrive_sync.sf_writer import SalesforceWriter
 from thrive_sync.tracking_log import TrackingLog
 
 log = logging.getLogger(__name__)
+REFUSED_MID_RUN = "the org refused a call mid-run: its daily allowance is spent"
 
 
 class CategorySync:
@@ -59,6 +60,7 @@ class CategorySync:
         self.hooks: dict[str, SalesforceApiHook] = {}
         self.allowances: dict[str, OrgAllowance] = {}  # per org written to: its limits and deferred rows
         self.staged: dict[str, StagedCounts] = {}
+        self.spent: dict[str, DailyLimitReached] = {}  # orgs whose allowance ran out before the first row
         self.orgs: dict[str, OrgSync] = {}
 
     def check_orgs(self) -> None:
@@ -67,7 +69,12 @@ class CategorySync:
         conn_ids = {a.salesforce_conn_id for a in self.accounts.values() if not a.gates.closed_gate(category)}
         for conn_id in sorted(conn_ids):
             self.hooks[conn_id] = SalesforceApiHook(conn_id)
-            check_org(self.hooks[conn_id], self.mapping)
+            try:
+                check_org(self.hooks[conn_id], self.mapping)
+            except DailyLimitReached as spent:  # its rows are deferred, not failed: the allowance comes back
+                log.warning("%s: %s; its rows are deferred", conn_id, spent)
+                self.spent[conn_id] = spent
+                continue
             fields = len(self.mapping.fields)
             log.info("%s: %s and its %d mapped fields are there", conn_id, self.mapping.object, fields)
 
@@ -135,12 +142,13 @@ class CategorySync:
                 **asdict(self.options),
                 job_ledger=self.store.job_ledger(conn_id),
             )
-            writer.abort_left_over()  # a killed earlier try's jobs must not run beside this try's
+            if conn_id not in self.spent:  # an org that refuses every call cannot abort anything either
+                writer.abort_left_over()  # a killed earlier try's jobs must not run beside this try's
         open_accounts = [a for a, gate in gates.items() if not gate]
         allowance = None
         if writer is not None:
             rows = sum(self.staged[a].streamed for a in open_accounts if a in self.staged)
-            allowance = self.allowances[conn_id] = OrgAllowance.read(hook, rows)
+            allowance = self.allowances[conn_id] = OrgAllowance.read(hook, rows, self.spent.get(conn_id))
         pipeline = EventPipeline(category, self.mapping, gates, self.tally)
         org = OrgSync(hook, pipeline, self.log_rows, list(self.mapping.fields), writer, allowance)
         if allowance is None or allowance.budget.calls != 0:  # no member lookups for rows that all wait
@@ -192,11 +200,16 @@ class OrgSync:
             for _ in records:
                 pass
         else:
-            for outcome in self.writer.write_rows(self.fields, records, only_failures=True):
-                account_id, event_id = parse_external_id(outcome.key)
-                reason = outcome.reason_code or REJECTED
-                self.tally.rejected(account_id, reason)
-                self.log_rows.rejected(account_id, event_id, reason, f"{outcome.error_code}: {outcome.message}")
+            reported: set[str] = set()  # the failures already counted: a refusal mid-run must not count them twice
+            try:
+                for outcome in self.writer.write_rows(self.fields, records, only_failures=True):
+                    reported.add(outcome.key)
+                    account_id, event_id = parse_external_id(outcome.key)
+                    reason = outcome.reason_code or REJECTED
+                    self.tally.rejected(account_id, reason)
+                    self.log_rows.rejected(account_id, event_id, reason, f"{outcome.error_code}: {outcome.message}")
+            except DailyLimitReached as spent:
+                self._defer_after_refusal(spent, records, reported)
         log.info(
             "%s: %.2f s in all; member lookups %.2f s (%d distinct Ids up front, %d from this run's cache, "
             "%d SOQL queries)",
@@ -207,6 +220,26 @@ class OrgSync:
             self.matcher.from_store,
             self.matcher.queries,
         )
+
+    def _defer_after_refusal(
+        self, spent: DailyLimitReached, records: Iterator[Sequence[Any]], reported: set[str]
+    ) -> None:
+        """The org's allowance ran out mid-run: the records whose outcome is unknown, those mapped and
+        not yet taken, and every row after them are deferred; nothing more is sent to this org."""
+        log.warning("%s: the org refused a call for its daily allowance; the rest is deferred: %s", self.hook.conn_id,
+                    str(spent)[:300])  # fmt: skip
+        if self.allowance is None:  # only a writer raises this, and a task that writes has an allowance
+            raise spent
+        self.allowance.room = self.allowance.sent  # the rows still to come are deferred, not let through
+        self.allowance.budget = replace(self.allowance.budget, notes=(*self.allowance.budget.notes, REFUSED_MID_RUN))
+        detail = f"not sent, or sent and not confirmed: {REFUSED_MID_RUN}; carried to the next runs"
+        key_at = self.fields.index(self.writer.external_id_field)
+        keys = chain((k for k in spent.unconfirmed if k not in reported), (record[key_at] for record in records))
+        for key in keys:
+            account_id, event_id = parse_external_id(key)
+            self.tally.rejected(account_id, DEFERRED_QUOTA)
+            self.log_rows.rejected(account_id, event_id, DEFERRED_QUOTA, detail)
+            self.allowance.deferred += 1
 
     def _records(self, events: Iterable[StagedEvent]) -> Iterator[Sequence[Any]]:
         stream = iter(events)

@@ -205,8 +205,12 @@ class FirstRun:
     def retries(self) -> int:
         return sum(tries - 1 for states in self.states for tries, _ in states.values() if tries > 1)
 
-    def exhausted(self) -> int:
-        return sum(1 for snap in self.snaps for *_, reason in snap.log if reason == "RETRIES_EXHAUSTED")
+    def exhausted(self, reason_code: str = "RETRIES_EXHAUSTED") -> int:
+        return sum(1 for snap in self.snaps for *_, reason in snap.log if reason == reason_code)
+
+    def deferred(self) -> int:
+        """Rows the org's allowance left unsent (or unconfirmed): carried to the next run, said in the log."""
+        return self.exhausted("DEFERRED_QUOTA")
 
 
 def run_first(case: Case) -> list[subprocess.CompletedProcess]:
@@ -232,12 +236,13 @@ def describe_first(first: FirstRun, expected: Snapshot) -> tuple[str, bool, list
 
     A first run that claims success is complete; one that is not complete must have said so.
     """
-    exhausted = first.exhausted()
-    incomplete = first.succeeded and not exhausted and first.snaps[0].records != expected.records
+    exhausted, deferred = first.exhausted(), first.deferred()
+    incomplete = first.succeeded and not exhausted + deferred and first.snaps[0].records != expected.records
     runs = "both runs " if len(first.results) > 1 else ""
     notes: list[str] = []
     if first.succeeded:
-        text = f"{runs}succeeded" + (f", {exhausted} rows RETRIES_EXHAUSTED" if exhausted else ", fully written")
+        text = f"{runs}succeeded" + (f", {exhausted} rows RETRIES_EXHAUSTED" if exhausted else "")
+        text += f", {deferred} rows DEFERRED_QUOTA" if deferred else ("" if exhausted else ", fully written")
         if incomplete:
             text = f"{runs}succeeded, but NOT fully written: the org differs from the fault-free run"
     else:
@@ -274,7 +279,8 @@ def run_case(case: Case, *, db: str, org, sf, pg_server) -> CaseResult:
     wrong = sorted(k for k, v in first.snaps[0].records.items() if clean.records.get(k) != v)
     if wrong:
         notes.append(f"the first run left {len(wrong)} records unlike the fault-free run's, e.g. {wrong[0]}")
-    spurious_first = {row for snap in first.snaps for row in snap.log - clean.log if row[3] != "RETRIES_EXHAUSTED"}
+    honest = ("RETRIES_EXHAUSTED", "DEFERRED_QUOTA")  # a fault's outcomes: out of retries, or the org's allowance
+    spurious_first = {row for snap in first.snaps for row in snap.log - clean.log if row[3] not in honest}
 
     rerun = dags_test()
     final = snapshot(db, sf, airflow_run_id(pg_server, LOGICAL_DATE))
@@ -391,9 +397,10 @@ def test_fault_sessions_expire_jwt_connection(wired, org, sf, pg_server, login_c
 
 
 def test_fault_daily_limit_spent_mid_run(wired, org, sf, pg_server):
-    """The day's API allowance runs out during the big category's Bulk jobs: that task, and every one
-    after it, fails at once with the org's message (no Airflow retry); once the allowance is back,
-    the rerun writes what the first run did not."""
+    """The day's API allowance runs out during the big category's Bulk jobs: the writing stops, and the
+    rows whose outcome the org never confirmed and every row after them are deferred (DEFERRED_QUOTA),
+    in that task and every one after it; no task fails and nothing is retried by Airflow. Once the
+    allowance is back, the rerun writes them."""
     jobs_left: list[str] = []
 
     def evidence(delta: dict[str, int]) -> list[str]:
@@ -415,9 +422,23 @@ def test_fault_daily_limit_spent_mid_run(wired, org, sf, pg_server):
         evidence=evidence,
     )
     result = run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
-    assert result.first_run.startswith("failed loudly") and f"validate_and_map_{BIG}" in result.first_run
-    assert "DailyLimitReached: " in result.notes[0] and "TotalRequests Limit exceeded" in result.notes[0]
+    assert result.first_run.startswith("succeeded") and "rows DEFERRED_QUOTA" in result.first_run, result.first_run
     assert result.airflow_retries == 0
+
+
+def test_fault_quota_below_the_reserve(wired, org, sf, pg_server):
+    """The org's API allowance is already below the reserve kept for its other integrations: the run
+    sends no record, defers every row it would have sent, and succeeds; the rerun writes them."""
+    case = Case(
+        "quota below the reserve",
+        "DailyApiRequests 2,900 of 15,000 left (the reserve: 20%, 3,000) when the run starts; raised before the rerun",
+        prepare=lambda: org.admin("PUT", "limits", json={"DailyApiRequests": {"Max": 15_000, "Remaining": 2_900}}),
+        recover=lambda: org.admin("PUT", "limits", json={"DailyApiRequests": {"Max": 15_000}}),
+        evidence=lambda delta: [f"first run: {delta.get('records.received', 0)} records sent"],
+    )
+    result = run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
+    assert result.first_run.startswith("succeeded") and "rows DEFERRED_QUOTA" in result.first_run, result.first_run
+    assert result.notes == ["first run: 0 records sent"]
 
 
 def test_fault_sandbox_down_then_back(wired, org, sf, pg_server, tmp_root):
