@@ -27,6 +27,7 @@ from urllib.parse import urlencode
 from fastapi import Depends, FastAPI, HTTPException, Query
 from fastapi.responses import HTMLResponse, StreamingResponse
 
+from thrive_sync.core.report import ORG_FIGURES
 from thrive_sync.hooks.thrive_store import ThriveStoreHook, execute
 from thrive_sync.settings import DAG_ID
 from thrive_sync.sql import read_sql
@@ -34,6 +35,7 @@ from thrive_sync.sql import read_sql
 PAGE_SIZE = 50
 CHART_DAYS = 30
 HISTORY_ROWS = 1_000  # a member's outcomes shown at most
+ORG_COLUMNS = ("salesforce_conn_id", *ORG_FIGURES)
 HISTORY_COLUMNS = (
     "account_id",
     "category",
@@ -119,8 +121,14 @@ def history(conn: Any, flt: LogFilter) -> list[dict[str, Any]]:
 
 def run_counts(conn: Any, run_id: str, category: str | None) -> list[dict[str, Any]]:
     rows = execute(conn, "ui/run_counts.sql", {"run_id": run_id, "category": category or None})
-    keys = ("category", "account_id", "extracted", "written", "failed", "skipped", "unchanged", "skip_gate")
+    keys = ("category", "account_id", "extracted", "written", "failed", "skipped", "unchanged", "deferred", "skip_gate")
     return [dict(zip(keys, row, strict=True)) for row in rows]
+
+
+def org_usage(conn: Any, run_id: str) -> list[dict[str, Any]]:
+    """Per org the run wrote to: API requests and Bulk batches spent and left, rows deferred (the report's)."""
+    rows = execute(conn, "sync/org_usage_report.sql", {"run_id": run_id})
+    return [dict(zip(ORG_COLUMNS, row, strict=True)) for row in rows]
 
 
 def log_page(conn: Any, flt: LogFilter, page: int, page_size: int = PAGE_SIZE) -> tuple[int, list[dict[str, Any]]]:
@@ -168,6 +176,10 @@ def create_app() -> FastAPI:
     def api_run(db: Db, run_id: str, category: str | None = None) -> list[dict[str, Any]]:
         return run_counts(db, run_id, category)
 
+    @app.get("/api/runs/{run_id}/orgs")
+    def api_run_orgs(db: Db, run_id: str) -> list[dict[str, Any]]:
+        return org_usage(db, run_id)
+
     @app.get("/api/history")
     def api_history(db: Db, flt: Filters) -> dict[str, Any]:
         """What happened to a member (``member_id``) or an event (``event_id``, with ``account_id``):
@@ -195,8 +207,10 @@ def create_app() -> FastAPI:
     def page(db: Db, flt: Filters, page: Page = 1) -> str:
         days = runs_by_day(db)
         counts = run_counts(db, flt.run_id, flt.category) if flt.run_id else []
+        orgs = org_usage(db, flt.run_id) if flt.run_id else []
         total, rows = log_page(db, flt, page)
-        return render_page(flt, page, Overview(days, backlog_by_day(db), history(db, flt)), counts, total, rows)
+        overview = Overview(days, backlog_by_day(db), history(db, flt), orgs)
+        return render_page(flt, page, overview, counts, total, rows)
 
     return app
 
@@ -261,11 +275,13 @@ def _table(table_id: str, columns: tuple[str, ...], rows: list[dict[str, Any]], 
 
 @dataclass(frozen=True)
 class Overview:
-    """What the page shows besides the log: the days, their open backlog, and a member's or event's history."""
+    """What the page shows besides the log: the days, their open backlog, a member's or event's history,
+    and the picked run's org allowances."""
 
     days: list[dict[str, Any]]
     backlog: dict[Any, int]
     history: list[dict[str, Any]]
+    orgs: list[dict[str, Any]] = dataclasses.field(default_factory=list)
 
 
 def render_page(
@@ -288,7 +304,10 @@ def render_page(
         )
     if flt.run_id:
         run_part += f"<h2>Run {_e(flt.run_id)}</h2>" + _table(
-            "run-counts", ("category", "account_id", *counted, "skip_gate"), counts, set(counted)
+            "run-counts", ("category", "account_id", *counted, "deferred", "skip_gate"), counts, {*counted, "deferred"}
+        )
+        run_part += "<h3>Org allowances (spent by the run, left after it)</h3>" + _table(
+            "org-usage", ORG_COLUMNS, overview.orgs, set(ORG_COLUMNS) - {"salesforce_conn_id", "notes"}
         )
     last = max(1, -(-total // PAGE_SIZE))
     pager = " ".join(

@@ -92,7 +92,10 @@ def test_tracking_log_page_and_task_link(wired, api_server, pg_server):
     assert page.status_code == 200, page.text[:500]
     shown = int(re.search(r'<span id="log-total">([\d,]+)</span>', page.text).group(1).replace(",", ""))
     assert shown == logged
-    assert '<svg id="chart"' in page.text and 'id="run-counts"' in page.text
+    assert '<svg id="chart"' in page.text and 'id="run-counts"' in page.text and 'id="org-usage"' in page.text
+    orgs = session.get(f"{url}/thrive-sync/api/runs/{run_id}/orgs", timeout=30).json()
+    assert [o["salesforce_conn_id"] for o in orgs] == ["salesforce_default"]
+    assert orgs[0]["api_spent"] > 0 and orgs[0]["api_left"] < orgs[0]["api_max"] and orgs[0]["deferred"] == 0
 
     # The JSON behind it, a filter, and the CSV of the whole selection.
     body = session.get(
