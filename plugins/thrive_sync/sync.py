@@ -84,7 +84,9 @@ class CategorySync:
         self.staged = self.store.staged_counts()
         for account_id, reason, count in self.store.log_standing():  # failures nothing could heal: not sent
             self.tally.failed(account_id, reason, count)
-        for conn_id, events in groupby(self.store.staged_events(), key=lambda e: self._org_of(e.account_id)):
+        if not self.dry_run:
+            self._read_allowances()
+        for conn_id, events in groupby(self._stream(), key=lambda e: self._org_of(e.account_id)):
             if conn_id not in self.orgs:  # an org's accounts may come in more than one run of rows
                 self.orgs[conn_id] = self._org_sync(conn_id)
             self.orgs[conn_id].sync(events)
@@ -125,6 +127,29 @@ class CategorySync:
             "log_rows_truncated": self.tally.failed_total > len(self.log_rows.sample),
         }
 
+    def _read_allowances(self) -> None:
+        """Each org's allowance, before any row: how much of it the task's rows may spend."""
+        for conn_id in sorted({self._org_of(a) for a in self.staged}):
+            rows = sum(self.staged[a].streamed for a in self._open_accounts(conn_id) if a in self.staged)
+            if rows:
+                hook = self.hooks.setdefault(conn_id, SalesforceApiHook(conn_id))
+                self.allowances[conn_id] = OrgAllowance.read(hook, rows, self.spent.get(conn_id))
+
+    def _stream(self) -> Iterator[StagedEvent]:
+        """The staged rows by account; when an org may not have room for all of them, the rows carried
+        from earlier runs (deferred, or failed and healing) first: what waited longest goes first."""
+        tight = any(
+            a.budget.rows_that_fit(a.rows, self.options.bulk_threshold, self.options.bulk_job_rows) < a.rows
+            for a in self.allowances.values()
+        )
+        if not tight or not any(counts.retried for counts in self.staged.values()):
+            return self.store.staged_events()
+        return chain(self.store.staged_events(carried=True), self.store.staged_events(carried=False))
+
+    def _open_accounts(self, conn_id: str) -> list[str]:
+        category = self.store.category
+        return [a for a, s in self.accounts.items() if self._org_of(a) == conn_id and not s.gates.closed_gate(category)]
+
     def _org_of(self, account_id: str) -> str:
         settings = self.accounts.get(account_id)
         return settings.salesforce_conn_id if settings else DEFAULT_SALESFORCE_CONN_ID
@@ -145,10 +170,7 @@ class CategorySync:
             if conn_id not in self.spent:  # an org that refuses every call cannot abort anything either
                 writer.abort_left_over()  # a killed earlier try's jobs must not run beside this try's
         open_accounts = [a for a, gate in gates.items() if not gate]
-        allowance = None
-        if writer is not None:
-            rows = sum(self.staged[a].streamed for a in open_accounts if a in self.staged)
-            allowance = self.allowances[conn_id] = OrgAllowance.read(hook, rows, self.spent.get(conn_id))
+        allowance = self.allowances.get(conn_id)  # None: a dry run, or no row of an open account
         pipeline = EventPipeline(category, self.mapping, gates, self.tally)
         org = OrgSync(hook, pipeline, self.log_rows, list(self.mapping.fields), writer, allowance)
         if allowance is None or allowance.budget.calls != 0:  # no member lookups for rows that all wait

@@ -8,8 +8,12 @@ import re
 import psycopg
 
 import dag_runs
+from conftest import wire
+from thrive_dev.sample_data import SampleConfig, load
 
 RESERVE = 3_000  # 20% of the 15,000 the tests set as the daily maximum
+ROOM_CALLS = 15  # above the reserve: room for part of the category's rows of two days
+SHORT = "message_activity"
 
 
 def set_api_requests(org, remaining: int) -> None:
@@ -94,3 +98,29 @@ def test_a_run_leaves_the_reserve_and_defers_what_does_not_fit(wired, org):
     # after: the reserve gives way by at most those (a few calls a task), never by the rows' writing.
     assert left >= RESERVE - 5 * 6, (left, usage)
     assert "org salesforce_default: API requests" in output
+
+
+def test_rows_carried_from_earlier_runs_go_first_when_the_room_is_short(fresh_db, pg_server, org, monkeypatch,
+                                                                         airflow_metadata):  # fmt: skip
+    """The 26th deferred whole; the 27th's run has room for part of its rows: the 26th's go first."""
+    load(fresh_db, SampleConfig(start=dag_runs.DAY, days=2, events=3_000, recipients_per_account=60, seed=5))
+    wire(fresh_db, pg_server, org, monkeypatch)
+    set_api_requests(org, RESERVE - 100)
+    run(dag_runs.RUN_DATE)
+    set_api_requests(org, RESERVE + ROOM_CALLS)
+    run("2026-11-28", {"categories": [SHORT], "lookback_days": 1})
+    run_id = dag_runs.latest_run_id(fresh_db)
+    with psycopg.connect(fresh_db) as conn:
+        usage = conn.execute(
+            "SELECT category, rows_to_send, room, deferred FROM thrive_sync.org_usage WHERE dag_run_id = %s",
+            [run_id],
+        ).fetchall()
+        by_day = dict(conn.execute(
+            "SELECT l.occurred_at < '2026-11-27', array_agg(DISTINCT l.status) FROM thrive_sync.event_ledger l"
+            " WHERE l.category = %s AND l.last_dag_run_id = %s GROUP BY 1",
+            [SHORT, run_id],
+        ).fetchall())  # fmt: skip
+    short = next(u for u in usage if u[0] == SHORT)
+    assert 0 < short[2] < short[1], usage  # room for part of the category's rows
+    assert "deferred" not in by_day[True], by_day  # the 26th's carried rows were all sent
+    assert "deferred" in by_day[False], by_day  # the 27th's own rows waited

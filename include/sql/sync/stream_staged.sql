@@ -2,6 +2,7 @@
 -- in primary-key order, at most page_rows of them. Each page is its own short statement (keyset
 -- paging on the primary key), so no transaction stays open while the writer waits on Salesforce.
 -- The first page starts at ('', the smallest bigint), the next at (last account, last event + 1).
+-- carried: only the rows carried from earlier runs (retried), only the others, or (null) all.
 -- occurred_at and message_id arrive as the text Salesforce takes: PostgreSQL formats them faster
 -- than Python.
 SELECT s.account_id, s.event_id, s.recipient_id, s.recipient_found, s.custom_member_id, s.facebook_handle,
@@ -12,5 +13,6 @@ FROM thrive_sync.staged_events s
 WHERE s.dag_run_id = %(run_id)s AND s.category = %(category)s
   AND (s.account_id, s.event_id) >= (%(from_account)s, %(from_event)s)
   AND coalesce(s.consideration, 'new') NOT IN ('unchanged', 'standing')  -- counted or logged, never sent
+  AND (%(carried)s::boolean IS NULL OR (s.consideration IS NOT DISTINCT FROM 'retried') = %(carried)s::boolean)
 ORDER BY s.account_id, s.event_id
 LIMIT %(page_rows)s;

@@ -128,13 +128,15 @@ class CategoryStore:
     def execute(self, sql_file: str, params: dict[str, Any]) -> list[tuple]:
         return execute(self.write_conn, sql_file, params)
 
-    def staged_events(self) -> Iterator[StagedEvent]:
-        """The category's staged rows, ordered by account, a page per statement (never the day in memory).
+    def staged_events(self, carried: bool | None = None) -> Iterator[StagedEvent]:
+        """The category's staged rows, ordered by account, a page per statement (never the day in memory);
+        ``carried``: only the rows carried from earlier runs (consideration ``retried``), or only the others.
 
         Keyset pages on the primary key rather than one cursor: a cursor needs its transaction open
         for as long as the stream, and the stream lasts as long as the writer waits on Salesforce.
         """
-        params = {**self.params, "from_account": "", "from_event": FIRST_EVENT_ID, "page_rows": FETCH_ROWS}
+        params = {**self.params, "from_account": "", "from_event": FIRST_EVENT_ID, "page_rows": FETCH_ROWS,
+                  "carried": carried}  # fmt: skip
         while True:
             page = execute(self.read_conn, "sync/stream_staged.sql", params)
             yield from (StagedEvent(*row) for row in page)
