@@ -12,7 +12,16 @@ from collections.abc import Iterable, Iterator
 from dataclasses import dataclass, field, replace
 from typing import Any
 
-from thrive_sync.core.budget import API_REQUESTS, BULK_BATCHES, Budget, allowance_of, read_budget
+from thrive_sync.core.budget import (
+    API_REQUESTS,
+    BULK_BATCHES,
+    DATA_STORAGE,
+    DEFAULT_RECORD_KB,
+    DEFAULT_STORAGE_WARN_SHARE,
+    Budget,
+    allowance_of,
+    read_budget,
+)
 from thrive_sync.core.gates import TRACKING_DISABLED
 from thrive_sync.core.pipeline import EventPipeline
 from thrive_sync.core.validation import StagedEvent
@@ -36,20 +45,31 @@ class OrgAllowance:
     before: dict[str, Any] = field(default_factory=dict)
     after: dict[str, Any] = field(default_factory=dict)
     deferred: int = 0
+    written: int = 0  # records the task wrote to the org: what the storage forecast counts
+    record_kb: float = DEFAULT_RECORD_KB
+    storage_warn_share: float = DEFAULT_STORAGE_WARN_SHARE
     sent: int = 0  # rows let through so far (an org's accounts may come in more than one run of rows)
 
     @classmethod
     def read(cls, hook: SalesforceApiHook, rows: int, refused: DailyLimitReached | None = None) -> OrgAllowance:
         """The org's limits now: what the task may spend on ``rows`` (its room is set by :meth:`fit`).
         ``refused``: the org refused an earlier call of the task for its allowance (no room, not asked)."""
+        storage = {
+            "record_kb": hook.number_extra("record_storage_kb", DEFAULT_RECORD_KB, "the KB the org counts a record at",
+                                           upper=1_000),
+            "storage_warn_share": hook.number_extra("storage_warn_share", DEFAULT_STORAGE_WARN_SHARE,
+                                                    "how full the org's data storage may be before the report warns",
+                                                    upper=1.0001),
+        }  # fmt: skip
         try:
             if refused is not None:
                 raise refused
             before = hook.limits()
         except DailyLimitReached as spent:
             budget = Budget(0, 0, (f"the org refuses calls: {str(spent).split(': ', 1)[-1].split(' The ')[0]}",))
-            return cls(hook.conn_id, rows, budget, 0, hook.reserve_share)
-        return cls(hook.conn_id, rows, read_budget(before, hook.reserve_share), rows, hook.reserve_share, before)
+            return cls(hook.conn_id, rows, budget, 0, hook.reserve_share, **storage)
+        budget = read_budget(before, hook.reserve_share)
+        return cls(hook.conn_id, rows, budget, rows, hook.reserve_share, before, **storage)
 
     def fit(self, lookups: int, bulk_threshold: int, bulk_job_rows: int) -> None:
         """The room: how many rows fit once the member lookups (``lookups`` SOQL calls, made before the
@@ -94,7 +114,7 @@ class OrgAllowance:
     def figures(self) -> dict[str, int | None]:
         """Max, before and after of API requests and Bulk batches (``None`` where unknown)."""
         out: dict[str, int | None] = {}
-        for key, name in (("api", API_REQUESTS), ("batches", BULK_BATCHES)):
+        for key, name in (("api", API_REQUESTS), ("batches", BULK_BATCHES), ("storage", DATA_STORAGE)):
             first, last = allowance_of(self.before, name), allowance_of(self.after, name)
             out[f"{key}_max"] = first.maximum if first else (last.maximum if last else None)
             out[f"{key}_before"] = first.remaining if first else None

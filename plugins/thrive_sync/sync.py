@@ -109,7 +109,8 @@ class CategorySync:
         with self.store.transaction():
             for account_id, counts in sorted(self.tally.accounts.items()):
                 self.store.save_counts(account_id, counts, run)
-            for allowance in self.allowances.values():
+            for conn_id, allowance in self.allowances.items():
+                allowance.written = sum(c.written for a, c in self.tally.accounts.items() if self._org_of(a) == conn_id)
                 self.store.save_org_usage(allowance)
             if not problems and not self.dry_run:
                 self.store.save_ledger(gates)

@@ -66,8 +66,9 @@ def test_the_open_backlog_is_shown_per_category():
 def test_deferred_rows_are_counted_apart_and_are_no_failures():
     rows = [("message_activity", "a1", 100, 60, 30, 0, 10, 0, 0, 0, 0, 25, None, 0)]
     failures = [("message_activity", "DEFERRED_QUOTA", 25), ("message_activity", "UNMATCHED_MEMBER_ID", 5)]
-    orgs = [("salesforce_default", 15_000, 1_234, 2_766, 15_000, 12, 14_988, 25, None),
-            ("org_b", None, None, None, None, None, None, 0, "the org's /limits has no readable DailyApiRequests")]
+    orgs = [("salesforce_default", 15_000, 1_234, 2_766, 15_000, 12, 14_988, 25, None, 10_240, 1_500, 60, 2.0, 0.8),
+            ("org_b", None, None, None, None, None, None, 0, "the org's /limits has no readable DailyApiRequests",
+             None, None, 0, 2.0, 0.8)]  # fmt: skip
     report = build_report("run-1", WINDOW, rows, failures, CATEGORIES, False, orgs=orgs)
     assert report["totals"]["deferred"] == 25 and report["totals"]["failed"] == 30
     assert report["failure_share"] == round(5 / 75, 4)  # neither failed nor past the gates: not tried
@@ -78,3 +79,6 @@ def test_deferred_rows_are_counted_apart_and_are_no_failures():
             "Bulk batches 12 spent, 14,988 of 15,000 left") in text  # fmt: skip
     assert ("org org_b: API requests not known; Bulk batches not known "
             "(the org's /limits has no readable DailyApiRequests)") in text  # fmt: skip
+    assert ("org salesforce_default storage: about 0.1 MB added (60 records x 2 KB), 1,500 of 10,240 MB left; "
+            "WARNING: 85% used, past 80%") in text  # fmt: skip
+    assert "org org_b storage" not in text

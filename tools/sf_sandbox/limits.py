@@ -4,7 +4,8 @@ As on an org (``GET /limits``): ``DailyApiRequests`` counts every API request; a
 answers ``403 REQUEST_LIMIT_EXCEEDED`` until the allowance is raised (``PUT /__sandbox/limits``) or
 the org is reset. ``DailyBulkApiBatches`` counts Bulk batches: a Bulk 2.0 job spends one per
 10,000 records it processes (its internal batches), a Bulk 1.0 batch one; at zero a new Bulk job is
-refused with ``403 REQUEST_LIMIT_EXCEEDED``. A real org refills both over a rolling 24 hours; here
+refused with ``403 REQUEST_LIMIT_EXCEEDED``. ``DataStorageMB`` is what the org's records take, 2 KB
+each, of its maximum. A real org refills both daily allowances over a rolling 24 hours; here
 nothing refills by itself (the stricter reading). What is left is saved in ``limits.json`` on every
 change, so a restart of the sandbox does not hand out a fresh day.
 """
@@ -12,6 +13,7 @@ change, so a restart of the sandbox does not hand out a fresh day.
 from __future__ import annotations
 
 import json
+import math
 import os
 import threading
 from pathlib import Path
@@ -20,7 +22,12 @@ DEFAULTS: dict[str, int] = {
     "DailyApiRequests": 5_000_000,  # far above what a test spends, until a test sets less
     "DailyBulkApiBatches": 15_000,  # shared by Bulk 1.0 and 2.0, as on every org
     "DailyBulkV2QueryJobs": 10_000,
+    "DataStorageMB": 10_240,  # an Enterprise org's base; what remains follows the records stored
 }
+# Not a daily allowance: its Remaining is the maximum less the records stored, at the size an org
+# counts most records at (2 KB), whatever PUT sets it to.
+STORAGE = "DataStorageMB"
+RECORD_KB = 2
 
 
 class LimitExceeded(Exception):  # noqa: N818 - named as the org names it
@@ -74,10 +81,13 @@ class DailyLimits:
             self.values = {name: [top, top] for name, top in DEFAULTS.items()}
             self._save()
 
-    def answer(self) -> dict[str, dict[str, int]]:
-        """The ``GET /limits`` body."""
+    def answer(self, records: int = 0) -> dict[str, dict[str, int]]:
+        """The ``GET /limits`` body; ``records``: how many the org stores (its data storage used)."""
         with self.lock:
-            return {name: {"Max": top, "Remaining": left} for name, (top, left) in sorted(self.values.items())}
+            body = {name: {"Max": top, "Remaining": left} for name, (top, left) in sorted(self.values.items())}
+        top = body[STORAGE]["Max"]
+        body[STORAGE]["Remaining"] = max(0, top - math.ceil(records * RECORD_KB / 1024))
+        return body
 
     def _save(self) -> None:
         part = self.path.with_suffix(".part")

@@ -357,7 +357,7 @@ class Handler(BaseHTTPRequestHandler):
         parts = rest.split("/")
         head = parts[0]
         if head == "limits":
-            return self.send(200, self.server.sandbox.limits.answer())
+            return self.send(200, self.server.sandbox.limits.answer(self.server.sandbox.store.record_count()))
         if head == "query" and method == "GET":
             return self.query(parts[1] if len(parts) > 1 else None, (query.get("q") or [""])[0])
         if head == "sobjects" and len(parts) >= 2:
@@ -762,7 +762,8 @@ class Handler(BaseHTTPRequestHandler):
         if what == "limits" and method == "PUT":
             body = self.json_body()
             try:
-                return self.send(200, sandbox.limits.set(body if isinstance(body, dict) else {}))
+                sandbox.limits.set(body if isinstance(body, dict) else {})
+                return self.send(200, sandbox.limits.answer(sandbox.store.record_count()))
             except ValueError as err:
                 raise _Reply(400, "INVALID_FIELD", str(err)) from None
         if what == "sessions/expire" and method == "POST":

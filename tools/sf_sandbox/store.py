@@ -205,6 +205,11 @@ class Store:
         first = self.bump(f"autonumber.{obj.name}", count) - count + 1
         return [f"TA-{first + n:010d}" for n in range(count)]
 
+    def record_count(self) -> int:
+        """Every record the org stores, of every object (its data storage)."""
+        with self.lock:
+            return sum(self.db.execute(f'SELECT count(*) FROM "{o.name}"').fetchone()[0] for o in self.objects.values())
+
     def delete(self, obj: SObject, record_id: str) -> bool:
         with self.lock:
             return self.db.execute(f'DELETE FROM "{obj.name}" WHERE "Id" = ?', (to_18_or_same(record_id),)).rowcount > 0

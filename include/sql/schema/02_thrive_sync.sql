@@ -281,9 +281,15 @@ CREATE TABLE IF NOT EXISTS thrive_sync.org_usage (
     batches_max        integer,
     batches_before     integer,
     batches_after      integer,
+    storage_max        integer,    -- DataStorageMB: the org's data storage, and what was left of it
+    storage_before     integer,
+    storage_after      integer,
     rows_to_send       integer     NOT NULL,
     room               integer     NOT NULL,
     deferred           integer     NOT NULL,
+    written            integer     NOT NULL DEFAULT 0,  -- records the task wrote to the org
+    record_kb          real,       -- the storage an org counts a record at (connection extra record_storage_kb)
+    storage_warn_share real,       -- how full the storage may be before the report warns (storage_warn_share)
     notes              text,
     saved_at           timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (dag_run_id, category, salesforce_conn_id)

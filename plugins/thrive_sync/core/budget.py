@@ -19,7 +19,10 @@ from typing import Any
 
 API_REQUESTS = "DailyApiRequests"
 BULK_BATCHES = "DailyBulkApiBatches"
+DATA_STORAGE = "DataStorageMB"  # not an allowance: what the org's records take of its storage
 DEFAULT_RESERVE_SHARE = 0.2
+DEFAULT_RECORD_KB = 2.0  # what an org counts most records at
+DEFAULT_STORAGE_WARN_SHARE = 0.8  # the report warns once the org's data storage is this full
 COLLECTION_SIZE = 200  # records per sObject Collections call
 BULK_BATCH_RECORDS = 10_000  # an org counts a Bulk 2.0 job's records in batches of this size
 CALLS_PER_BULK_JOB = 12  # measured: 10.6 a job of 25,000 records at 1,000,000 rows, member lookups included

@@ -13,7 +13,8 @@ from thrive_sync.core.tally import COUNTS
 
 # What the report adds up per category: the counts, and the ledger's shares of extracted.
 TOTALS = (*COUNTS, "late", "retried", "standing", "healed", "deferred")
-ORG_FIGURES = ("api_max", "api_spent", "api_left", "batches_max", "batches_spent", "batches_left", "deferred", "notes")
+ORG_FIGURES = ("api_max", "api_spent", "api_left", "batches_max", "batches_spent", "batches_left", "deferred", "notes",
+               "storage_max", "storage_left", "written", "record_kb", "storage_warn_share")  # fmt: skip
 
 
 def _empty_entry() -> dict[str, Any]:
@@ -105,7 +106,8 @@ def format_report(report: dict[str, Any]) -> str:
     )
     if t["deferred"]:
         lines.append(f"{'':<22}deferred {t['deferred']:,} (the org's daily allowance: not sent, carried forward)")
-    lines += [_org_line(conn_id, figures) for conn_id, figures in report.get("orgs", {}).items()]
+    for conn_id, figures in report.get("orgs", {}).items():
+        lines += [_org_line(conn_id, figures), *_storage_line(conn_id, figures)]
     lines.append(f"{t['written']:,} records {verb}; failure share {report['failure_share']:.1%} of rows past the gates")
     if report.get("failed_tasks"):
         lines.append(f"FAILED: {', '.join(report['failed_tasks'])} (their categories show what was saved before)")
@@ -122,6 +124,22 @@ def _org_line(conn_id: str, f: dict[str, Any]) -> str:
 
     notes = f" ({f['notes']})" if f["notes"] else ""
     return f"org {conn_id}: {used('api', 'API requests')}; {used('batches', 'Bulk batches')}{notes}"
+
+
+def _storage_line(conn_id: str, f: dict[str, Any]) -> list[str]:
+    """The org's data storage: what the run's records add (records x the size an org counts them at),
+    what is left, and a warning once it is fuller than the connection's share."""
+    if f["storage_left"] is None or not f["storage_max"]:
+        return []
+    added = (f["written"] or 0) * (f["record_kb"] or 0) / 1024
+    used = 1 - f["storage_left"] / f["storage_max"]
+    line = (
+        f"org {conn_id} storage: about {added:,.1f} MB added ({f['written'] or 0:,} records x {f['record_kb']:g} KB), "
+        f"{f['storage_left']:,} of {f['storage_max']:,} MB left"
+    )
+    if f["storage_warn_share"] is not None and used >= f["storage_warn_share"]:
+        line += f"; WARNING: {used:.0%} used, past {f['storage_warn_share']:.0%}"
+    return [line]
 
 
 def _row(c: dict[str, Any]) -> str:

@@ -205,18 +205,22 @@ class SalesforceApiHook(SalesforceHook):
     @cached_property
     def reserve_share(self) -> float:
         """The share of each daily allowance left to the org's other integrations (extra ``api_reserve_share``)."""
-        given = self.extras.get("api_reserve_share", DEFAULT_RESERVE_SHARE)
+        purpose = "such as 0.2 to leave a fifth of the org's daily allowance to its other integrations"
+        return self.number_extra("api_reserve_share", DEFAULT_RESERVE_SHARE, purpose)
+
+    def number_extra(self, name: str, default: float, purpose: str, upper: float = 1.0) -> float:
+        """A number extra from 0 up to (not including) ``upper``; what it is for goes in the error."""
+        given = self.extras.get(name, default)
         try:
-            share = float(given)
+            value = float(given)
         except (TypeError, ValueError):
-            share = -1.0
-        if not 0 <= share < 1:
+            value = -1.0
+        if not 0 <= value < upper:
             raise ConfigurationError(
-                f"the Salesforce connection {self.conn_id!r} has api_reserve_share {given!r}: give a share "
-                "from 0 up to (not including) 1, such as 0.2 to leave a fifth of the org's daily allowance "
-                "to its other integrations"
+                f"the Salesforce connection {self.conn_id!r} has {name} {given!r}: give a number from 0 up to "
+                f"(not including) {upper:g}, {purpose}"
             )
-        return share
+        return value
 
     def limits(self) -> dict[str, Any]:
         """The org's daily allowances and what is left of them (``GET /limits``, one API call)."""

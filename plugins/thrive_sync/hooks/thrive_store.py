@@ -230,7 +230,8 @@ class CategoryStore:
         self.execute(
             "sync/save_org_usage.sql",
             {**self.params, **allowance.figures(), "conn_id": allowance.conn_id, "rows": allowance.rows,
-             "room": allowance.room, "deferred": allowance.deferred,
+             "room": allowance.room, "deferred": allowance.deferred, "written": allowance.written,
+             "record_kb": allowance.record_kb, "storage_warn_share": allowance.storage_warn_share,
              "notes": "; ".join(allowance.budget.notes) or None},
         )  # fmt: skip
 
