@@ -22,7 +22,6 @@ from thrive_sync.core.budget import (
     allowance_of,
     read_budget,
 )
-from thrive_sync.core.gates import TRACKING_DISABLED
 from thrive_sync.core.pipeline import EventPipeline
 from thrive_sync.core.validation import StagedEvent
 from thrive_sync.errors import DailyLimitReached
@@ -94,7 +93,7 @@ class OrgAllowance:
         """``events`` up to the room (rows of closed gates do not count), the rest deferred and logged."""
         held: list[StagedEvent] = []
         for event in events:
-            gated = bool(pipeline.gates.get(event.account_id, TRACKING_DISABLED))
+            gated = pipeline.skip_reason(event) is not None  # skipped rows cost nothing: never deferred
             if gated or self.sent < self.room:
                 self.sent += not gated
                 yield event

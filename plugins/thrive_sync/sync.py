@@ -113,7 +113,7 @@ class CategorySync:
                 allowance.written = sum(c.written for a, c in self.tally.accounts.items() if self._org_of(a) == conn_id)
                 self.store.save_org_usage(allowance)
             if not problems and not self.dry_run:
-                self.store.save_ledger(gates)
+                self.store.save_ledger(gates, self.mapping.leave_out)
         if problems:
             raise ConservationError(f"{self.store.category.value}: counts do not add up: " + "; ".join(problems))
 

@@ -125,13 +125,3 @@ def test_rows_carried_from_earlier_runs_go_first_when_the_room_is_short(fresh_db
     assert "deferred" not in by_day[True], by_day  # the 26th's carried rows were all sent
     assert "deferred" in by_day[False], by_day  # the 27th's own rows waited
 
-
-def test_the_report_forecasts_the_storage_the_run_added_and_warns_when_the_org_is_nearly_full(wired, org):
-    org.admin("PUT", "limits", json={"DataStorageMB": {"Max": 8}})  # the day's records take 7 to 8 MB of it
-    output = run(dag_runs.RUN_DATE)
-    written = run_totals(wired, dag_runs.latest_run_id(wired))["written"]
-    left = _limits(org)["DataStorageMB"]["Remaining"]
-    line = next(x for x in output.splitlines() if x.startswith("org salesforce_default storage:"))
-    assert line.startswith(f"org salesforce_default storage: about {written * 2 / 1024:,.1f} MB added "
-                           f"({written:,} records x 2 KB), {left:,} of 8 MB left; WARNING: ")  # fmt: skip
-    assert line.endswith("used, past 80%")

@@ -38,6 +38,10 @@ def mapping_file(tmp_path: Path, text: str) -> Path:
         (GOOD.replace("external_id_field: Thrive_Event_Id__c", "external_id_field: Detail__c"),
          "external_id_field 'Detail__c' must be mapped from external_id"),
         (GOOD.replace("  Detail__c: 5", "  Nope__c: 5"), "truncate names fields that are not mapped: ['Nope__c']"),
+        (GOOD + "leave_out: Sent/Delivered\n", "leave_out must be a list of [code, subcode] pairs"),
+        (GOOD + "leave_out: [[Sent]]\n", "leave_out must be a list of [code, subcode] pairs"),
+        (GOOD + "leave_out: [[Sent, Delivered], [Sent, delivered]]\n",
+         "leave_out names pairs the vendor's catalog does not have: [('Sent', 'delivered')]"),
     ],
 )  # fmt: skip
 def test_a_broken_mapping_file_says_what_to_fix(tmp_path, text, message):
@@ -86,3 +90,9 @@ def test_what_the_org_must_have_for_the_mapping(tmp_path):
                                                       "sf")  # fmt: skip
     no_ext = described(Thrive_Event_Id__c={"createable": True, "updateable": True})
     assert "is not an External ID field" in mapping.org_problem(no_ext, "sf")
+
+
+def test_leave_out_names_catalog_pairs(tmp_path):
+    mapping = load_mapping(mapping_file(tmp_path, GOOD + "leave_out: [[Sent, Delivered], [Opened, Opened]]\n"))
+    assert mapping.leave_out == {("Sent", "Delivered"), ("Opened", "Opened")}
+    assert load_mapping(mapping_file(tmp_path, GOOD)).leave_out == frozenset()

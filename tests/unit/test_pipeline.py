@@ -144,3 +144,17 @@ def test_external_ids_round_trip_with_colons_in_the_account_id(account_id):
 
 def test_member_matches_of_both_objects():
     assert check_locally(LEAD[:15]) == MemberMatch(sf_id=LEAD, sobject=MemberObject.LEAD)
+
+
+def test_a_pair_the_mapping_leaves_out_is_skipped_not_failed_and_a_closed_gate_comes_first():
+    leaving = replace(MAPPING, leave_out=frozenset({("Sent", "Delivered")}))
+    tally = RunTally()
+    pipeline = EventPipeline(Category.MESSAGE_ACTIVITY, leaving, {"acct-1": None, "acct-2": "tracking_disabled"}, tally)
+    delivered = event(activity_code="Sent", activity_subcode="Delivered", custom_member_id=None)  # invalid too
+    result = pipeline.process([delivered, event(event_id=2), replace(delivered, account_id="acct-2")], resolve)
+    assert result.failures == [] and len(result.records) == 1
+    one, two = tally.accounts["acct-1"], tally.accounts["acct-2"]
+    assert (one.skipped, one.left_out, one.skip_gate, one.written) == (1, 1, None, 1)
+    assert (two.skipped, two.left_out, two.skip_gate) == (1, 0, "tracking_disabled")
+    deferred = pipeline.defer([replace(delivered, event_id=3), event(event_id=4)], "no room")
+    assert [f.event.event_id for f in deferred] == [4] and one.left_out == 2  # a skipped row is never deferred

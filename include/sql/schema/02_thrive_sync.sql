@@ -23,6 +23,7 @@ CREATE TABLE IF NOT EXISTS thrive_sync.sync_runs (
     healed       integer,  -- of the retried, how many did not fail again
     standing     integer,  -- of the failed, those that failed before and were logged again, not sent
     deferred     integer,  -- of the failed, those not sent for the org's daily allowance (DEFERRED_QUOTA)
+    left_out     integer,  -- of the skipped, rows of pairs the mapping file leaves out (left_out_by_mapping)
     PRIMARY KEY (dag_run_id, account_id, category)
 );
 
@@ -268,6 +269,8 @@ ALTER TABLE thrive_sync.staged_events ADD COLUMN IF NOT EXISTS content_hash text
 -- Of the failed rows, those not sent because the org's daily allowance would have fallen below the
 -- reserve kept for its other integrations (reason DEFERRED_QUOTA): not failures of the integration.
 ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS deferred integer;
+-- Of the skipped rows, those of (code, subcode) pairs the mapping file leaves out.
+ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS left_out integer;
 
 -- Each org's daily allowances as a task found them before writing and left them after, and how
 -- many of its rows the allowance had room for: the report's calls spent and left (core/budget.py).

@@ -15,6 +15,8 @@ from thrive_sync.core.catalog import Category
 TRACKING_DISABLED = "tracking_disabled"
 MARKETING_AUTOMATION_DISABLED = "marketing_automation_disabled"
 SOCIAL_CRM_DISABLED = "social_crm_disabled"
+# Not an account's gate but a row's: its (code, subcode) pair is in the mapping file's leave_out.
+LEFT_OUT_BY_MAPPING = "left_out_by_mapping"
 
 
 @dataclass(frozen=True)

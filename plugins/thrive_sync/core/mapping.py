@@ -11,6 +11,7 @@ from typing import Any, NamedTuple
 
 import yaml
 
+from thrive_sync.core.catalog import CATALOG
 from thrive_sync.errors import MappingError
 from thrive_sync.settings import DEFAULT_MAPPING
 
@@ -41,6 +42,7 @@ class Mapping:
     fields: dict[str, str]
     truncate: dict[str, int] = field(default_factory=dict)
     path: str = ""
+    leave_out: frozenset[tuple[str, str]] = frozenset()  # (code, subcode) pairs not written: skipped
 
     def row_maker(self) -> Callable[[SourceValues], tuple[Sequence[Any], list[str]]]:
         """A function from an event's :class:`SourceValues` to ``(row, fields cut to fit)``.
@@ -127,4 +129,17 @@ def load_mapping(path: str | Path = DEFAULT_MAPPING) -> Mapping:
     stray = sorted(set(truncate) - set(fields))
     if stray:
         raise MappingError(f"mapping file {path}: truncate names fields that are not mapped: {stray}")
-    return Mapping(str(raw.get("object") or ""), ext, fields, truncate, str(path))
+    return Mapping(str(raw.get("object") or ""), ext, fields, truncate, str(path), _leave_out(raw, path))
+
+
+def _leave_out(raw: dict, path: Path) -> frozenset[tuple[str, str]]:
+    """The ``leave_out`` pairs: each ``[code, subcode]`` of the vendor's catalog (exact strings)."""
+    given = raw.get("leave_out") or []
+    pairs = [tuple(p) for p in given if isinstance(p, list) and len(p) == 2 and all(isinstance(v, str) for v in p)]
+    if not isinstance(given, list) or len(pairs) != len(given):
+        raise MappingError(f"mapping file {path}: leave_out must be a list of [code, subcode] pairs, such as "
+                           "[[Sent, Delivered]]")  # fmt: skip
+    unknown = sorted(set(pairs) - {(a.code, a.subcode) for a in CATALOG})
+    if unknown:
+        raise MappingError(f"mapping file {path}: leave_out names pairs the vendor's catalog does not have: {unknown}")
+    return frozenset(pairs)  # type: ignore[arg-type]

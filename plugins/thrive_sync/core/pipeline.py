@@ -3,7 +3,8 @@
 For one category and the accounts that share one org, a batch of staged rows goes through the
 vendor document's rules in a fixed order, and each row ends in exactly one place:
 
-1. the account's gate (tracking, Marketing Automation, Social CRM switched off): **skipped**;
+1. the account's gate (tracking, Marketing Automation, Social CRM switched off), or a pair the
+   mapping file leaves out (``leave_out``): **skipped**;
 2. the row's own values (:func:`~thrive_sync.core.validation.row_problem`): **failed**;
 3. the Custom Member ID, checked locally and in the org (the ``resolve`` callable): **failed**;
 4. for social activity, the network handle: **failed**;
@@ -20,7 +21,7 @@ from dataclasses import dataclass
 from typing import Any
 
 from thrive_sync.core.catalog import Category
-from thrive_sync.core.gates import TRACKING_DISABLED
+from thrive_sync.core.gates import LEFT_OUT_BY_MAPPING, TRACKING_DISABLED
 from thrive_sync.core.mapping import Mapping as RecordMapping
 from thrive_sync.core.mapping import SourceValues
 from thrive_sync.core.members import MemberMatch
@@ -60,7 +61,26 @@ class EventPipeline:
         self.category = category
         self.gates = gates
         self.tally = tally
+        self.leave_out = mapping.leave_out
         self._to_row = mapping.row_maker()
+
+    def skip_reason(self, event: StagedEvent) -> str | None:
+        """Why the row is skipped: its account's closed gate, or the mapping leaving its pair out."""
+        gate = self.gates.get(event.account_id, TRACKING_DISABLED)
+        if gate:
+            return gate
+        if self.leave_out and (event.activity_code, event.activity_subcode) in self.leave_out:
+            return LEFT_OUT_BY_MAPPING
+        return None
+
+    def _skip(self, event: StagedEvent) -> bool:
+        """Count the row skipped when it is; whether it was."""
+        reason = self.skip_reason(event)
+        if reason == LEFT_OUT_BY_MAPPING:
+            self.tally.left_out(event.account_id)
+        elif reason:
+            self.tally.skipped(event.account_id, reason)
+        return reason is not None
 
     def process(self, batch: Iterable[StagedEvent], resolve: Resolve) -> BatchResult:
         """Records and failures of ``batch``; skipped rows are only counted."""
@@ -80,9 +100,7 @@ class EventPipeline:
         checked, failures = [], []
         for event in batch:
             self.tally.extracted(event.account_id)
-            gate = self.gates.get(event.account_id, TRACKING_DISABLED)
-            if gate:
-                self.tally.skipped(event.account_id, gate)
+            if self._skip(event):
                 continue
             problem = row_problem(self.category, event)
             if problem:
@@ -92,15 +110,12 @@ class EventPipeline:
         return checked, failures
 
     def defer(self, batch: Iterable[StagedEvent], detail: str) -> list[Failure]:
-        """Rows the org's allowance leaves no room for: skipped by a closed gate as ever, else failed
-        ``DEFERRED_QUOTA`` without a look at their values or member Id (the next run checks them)."""
+        """Rows the org's allowance leaves no room for: skipped as ever (a closed gate, a pair left out),
+        else failed ``DEFERRED_QUOTA`` without a look at their values or member Id (the next run checks them)."""
         deferred = []
         for event in batch:
             self.tally.extracted(event.account_id)
-            gate = self.gates.get(event.account_id, TRACKING_DISABLED)
-            if gate:
-                self.tally.skipped(event.account_id, gate)
-            else:
+            if not self._skip(event):
                 deferred.append(self._failed(event, DEFERRED_QUOTA, detail))
         return deferred
 

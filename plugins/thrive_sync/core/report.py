@@ -12,7 +12,7 @@ from typing import Any
 from thrive_sync.core.tally import COUNTS
 
 # What the report adds up per category: the counts, and the ledger's shares of extracted.
-TOTALS = (*COUNTS, "late", "retried", "standing", "healed", "deferred")
+TOTALS = (*COUNTS, "late", "retried", "standing", "healed", "deferred", "left_out")
 ORG_FIGURES = ("api_max", "api_spent", "api_left", "batches_max", "batches_spent", "batches_left", "deferred", "notes",
                "storage_max", "storage_left", "written", "record_kb", "storage_warn_share")  # fmt: skip
 
@@ -158,6 +158,8 @@ def _category_notes(entry: dict[str, Any]) -> list[str]:
     if entry["backlog"]:
         backlog = ", ".join(f"{r} {n:,}" for r, n in sorted(entry["backlog"].items()))
         notes.append(f"{'':<22}open in the ledger (last retry_days): {backlog}")
+    if t["left_out"]:
+        notes.append(f"{'':<22}skipped: {t['left_out']:,} of pairs the mapping leaves out (left_out_by_mapping)")
     if entry["truncated"]:
         notes.append(f"{'':<22}truncated by the mapping: {entry['truncated']:,} values")
     return notes

@@ -49,6 +49,7 @@ class AccountCounts:
     retried: int = 0
     standing: int = 0
     healed: int = 0
+    left_out: int = 0  # of the skipped, rows of pairs the mapping leaves out (the rest: the account's gate)
     truncated: int = 0
     skip_gate: str | None = None
     failed_by: Counter = field(default_factory=Counter)
@@ -74,6 +75,7 @@ class AccountCounts:
             "standing": self.standing,
             "healed": self.healed,
             "deferred": self.deferred,
+            "left_out": self.left_out,
             "skip_gate": self.skip_gate,
             "truncated": self.truncated,
             "failed_by": dict(self.failed_by),
@@ -93,6 +95,12 @@ class RunTally:
         counts = self.accounts[account_id]
         counts.skipped += 1
         counts.skip_gate = gate
+
+    def left_out(self, account_id: str) -> None:
+        """A row of a pair the mapping leaves out: skipped (not failed), counted apart from the gates."""
+        counts = self.accounts[account_id]
+        counts.skipped += 1
+        counts.left_out += 1
 
     def failed(self, account_id: str, reason_code: str, count: int = 1) -> None:
         self.accounts[account_id].failed_by[reason_code] += count

@@ -10,7 +10,7 @@ real org's Bulk jobs): an idle-in-transaction session holds back vacuum and trip
 
 from __future__ import annotations
 
-from collections.abc import Iterator, Sequence
+from collections.abc import Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
@@ -204,13 +204,16 @@ class CategoryStore:
         with self.write_conn.transaction():
             yield
 
-    def save_ledger(self, gates: dict[str, str | None]) -> None:
+    def save_ledger(self, gates: dict[str, str | None], leave_out: Iterable[tuple[str, str]] = ()) -> None:
         """The run's outcomes of the category into the event ledger, and the days its extract looked at
-        in full with the snapshot it read them under; ``gates``: each account's closed gate."""
+        in full with the snapshot it read them under; ``gates``: each account's closed gate;
+        ``leave_out``: the (code, subcode) pairs the mapping leaves out."""
+        pairs = sorted(leave_out)
         self.execute(
             "sync/save_ledger.sql",
-            {**self.params, "gate_accounts": list(gates), "gates": list(gates.values())},
-        )
+            {**self.params, "gate_accounts": list(gates), "gates": list(gates.values()),
+             "left_codes": [c for c, _ in pairs], "left_subcodes": [s for _, s in pairs]},
+        )  # fmt: skip
         self.execute("sync/save_considered_days.sql", self.params)
 
     def save_counts(self, account_id: str, counts: AccountCounts, run: dict[str, Any]) -> None:
@@ -221,7 +224,7 @@ class CategoryStore:
              "written": counts.written, "failed": counts.failed, "skipped": counts.skipped,
              "skip_gate": counts.skip_gate, "truncated": counts.truncated, "unchanged": counts.unchanged,
              "late": counts.late, "retried": counts.retried, "standing": counts.standing, "healed": counts.healed,
-             "deferred": counts.deferred},
+             "deferred": counts.deferred, "left_out": counts.left_out},
         )  # fmt: skip
 
 
