@@ -57,6 +57,15 @@ def standard_objects() -> list[SObject]:
         obj.add(Field("LastName", "text", 80, required=True, label="Last Name"))
         obj.add(Field("Email", "text", 80, label="Email"))
     lead.add(Field("Company", "text", 255, required=True, label="Company"))
+    # Set by the org, never by a write: a merged-away record points at the survivor (queryAll sees it,
+    # deleted), a converted Lead at the Contact it became.
+    contact.add(Field("MasterRecordId", "reference", 18, reference_to=("Contact",), createable=False,
+                      label="Master Record ID"))  # fmt: skip
+    lead.add(Field("MasterRecordId", "reference", 18, reference_to=("Lead",), createable=False,
+                   label="Master Record ID"))  # fmt: skip
+    lead.add(Field("IsConverted", "boolean", createable=False, label="Converted"))
+    lead.add(Field("ConvertedContactId", "reference", 18, reference_to=("Contact",), createable=False,
+                   label="Converted Contact ID"))  # fmt: skip
     # A non-unique external ID, as orgs migrated from another CRM often have: upserts on it can
     # match several records (HTTP 300).
     contact.add(Field("Legacy_Id__c", "text", 40, external_id=True, label="Legacy Id"))

@@ -358,8 +358,8 @@ class Handler(BaseHTTPRequestHandler):
         head = parts[0]
         if head == "limits":
             return self.send(200, self.server.sandbox.limits.answer(self.server.sandbox.store.record_count()))
-        if head == "query" and method == "GET":
-            return self.query(parts[1] if len(parts) > 1 else None, (query.get("q") or [""])[0])
+        if head in ("query", "queryAll") and method == "GET":
+            return self.query(parts[1] if len(parts) > 1 else None, (query.get("q") or [""])[0], head)
         if head == "sobjects" and len(parts) >= 2:
             return self.sobjects(method, self.sobject(parts[1]), parts[2:])
         if head == "composite" and len(parts) >= 2 and parts[1] == "sobjects":
@@ -491,7 +491,8 @@ class Handler(BaseHTTPRequestHandler):
             out.append(item)
         self.send(200, out)
 
-    def query(self, locator: str | None, q: str) -> None:
+    def query(self, locator: str | None, q: str, resource: str = "query") -> None:
+        """SOQL: ``query`` sees the live records, ``queryAll`` deleted ones too."""
         sandbox = self.server.sandbox
         offset = 0
         if locator:
@@ -502,7 +503,7 @@ class Handler(BaseHTTPRequestHandler):
             offset = int(offset_text)
         else:
             try:
-                parsed = soql.parse(q, sandbox.objects)
+                parsed = soql.parse(q, sandbox.objects, all_rows=resource == "queryAll")
             except soql.SoqlError as err:
                 raise _Reply(400, err.code, str(err)) from None
             key = uuid.uuid4().hex[:15]
@@ -520,7 +521,7 @@ class Handler(BaseHTTPRequestHandler):
         body: dict = {"totalSize": total, "done": offset + len(rows) >= total, "records": records}
         if not body["done"]:
             sandbox.queries[key] = parsed
-            body["nextRecordsUrl"] = f"/services/data/v{API_VERSION}/query/{key}-{offset + len(rows)}"
+            body["nextRecordsUrl"] = f"/services/data/v{API_VERSION}/{resource}/{key}-{offset + len(rows)}"
         self.send(200, body)
 
     # --- Bulk API 2.0 ---------------------------------------------------------------------------
@@ -780,11 +781,27 @@ class Handler(BaseHTTPRequestHandler):
             sandbox.auth.sessions.reset()
             sandbox.forget_jobs()
             return self.send(200, {"ok": True})
+        if what in ("convert-lead", "merge") and method == "POST":
+            return self.send(200, _people_change(sandbox.store, what, self.json_body()))
         if what.startswith("seed/") and method == "PUT":
             records = self.json_body()
             obj = self.sobject(what[5:])
             return self.send(200, {"seeded": sandbox.store.seed(obj, records if isinstance(records, list) else [])})
         raise _Reply(404, "NOT_FOUND", "no such admin endpoint")
+
+
+def _people_change(store: Store, what: str, body: object) -> dict:
+    """``convert-lead`` (``{"leadId", "contactId"?}``) or ``merge`` (``{"sobject", "masterId", "mergedIds"}``)."""
+    body = body if isinstance(body, dict) else {}
+    try:
+        if what == "convert-lead":
+            return {"contactId": store.convert_lead(str(body.get("leadId") or ""), body.get("contactId"))}
+        obj = store.sobject(str(body.get("sobject") or ""))
+        if obj is None or obj.name not in ("Contact", "Lead"):
+            raise ValueError("sobject must be Contact or Lead")
+        return {"merged": store.merge(obj, str(body.get("masterId") or ""), list(body.get("mergedIds") or []))}
+    except ValueError as err:
+        raise _Reply(400, "INVALID_FIELD", str(err)) from None
 
 
 class _Reply(Exception):  # noqa: N818 - a control-flow signal, not an error of ours

@@ -9,7 +9,7 @@ checked against the org schema and answered with the org's own error when unknow
 from __future__ import annotations
 
 import re
-from dataclasses import dataclass
+from dataclasses import dataclass, replace
 
 from sf_sandbox.ids import to_18_or_same
 from sf_sandbox.orgschema import SObject
@@ -206,5 +206,12 @@ class _Parser:
         raise SoqlError("MALFORMED_QUERY", f"unexpected value '{raw}'")
 
 
-def parse(text: str, objects: dict[str, SObject]) -> Query:
-    return _Parser(text, objects).parse()
+def parse(text: str, objects: dict[str, SObject], all_rows: bool = False) -> Query:
+    """A query of the live records; ``all_rows`` (``queryAll``): deleted ones too, as an org keeps
+    them in its recycle bin."""
+    query = _Parser(text, objects).parse()
+    if all_rows:
+        return query
+    live = "coalesce(\"IsDeleted\", '') <> 'true'"  # booleans are stored as the text Salesforce sends
+    where = f" WHERE {live} AND ({query.where_sql[7:]})" if query.where_sql else f" WHERE {live}"
+    return replace(query, where_sql=where)

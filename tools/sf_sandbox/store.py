@@ -107,6 +107,10 @@ class Store:
                 f'"{f.name}" TEXT' + (" PRIMARY KEY" if f.name == "Id" else "") for f in obj.fields.values()
             )
             self.db.execute(f'CREATE TABLE IF NOT EXISTS "{obj.name}" ({columns})')
+            present = {row[1] for row in self.db.execute(f'PRAGMA table_info("{obj.name}")')}
+            for f in obj.fields.values():  # a sandbox folder made before a field was known gets it
+                if f.name not in present:
+                    self.db.execute(f'ALTER TABLE "{obj.name}" ADD COLUMN "{f.name}" TEXT')
             for f in obj.fields.values():
                 if f.external_id or f.unique:
                     unique = "UNIQUE " if f.unique else ""
@@ -172,17 +176,72 @@ class Store:
             rows = cur.fetchall()
             return [d[0] for d in cur.description], rows
 
-    def existing_ids(self, obj: SObject, ids: set[str]) -> set[str]:
+    def existing_ids(self, obj: SObject, ids: set[str], *, lookups: bool = False) -> set[str]:
+        """The Ids among ``ids`` of live records (a merged-away one is deleted); ``lookups``: only those a
+        lookup may point at, which leaves out converted Leads too."""
         found: set[str] = set()
+        items = list(ids)
+        usable = "coalesce(\"IsDeleted\", '') <> 'true'"  # booleans are stored as the text Salesforce sends
+        if lookups and obj.field("IsConverted"):
+            usable += " AND coalesce(\"IsConverted\", '') <> 'true'"
+        with self.lock:
+            for start in range(0, len(items), 900):
+                chunk = items[start : start + 900]
+                marks = ",".join("?" * len(chunk))
+                sql = f'SELECT "Id" FROM "{obj.name}" WHERE "Id" IN ({marks}) AND {usable}'
+                found |= {r[0] for r in self.db.execute(sql, chunk)}
+        return found
+
+    def lookup_refusals(self, obj: SObject, ids: set[str]) -> dict[str, tuple[str, str]]:
+        """Why a lookup may not point at these records, as an org says it: deleted, or a converted Lead."""
+        refusals: dict[str, tuple[str, str]] = {}
+        converted = "\"IsConverted\" = 'true'" if obj.field("IsConverted") else "0"
         items = list(ids)
         with self.lock:
             for start in range(0, len(items), 900):
                 chunk = items[start : start + 900]
                 marks = ",".join("?" * len(chunk))
-                found |= {
-                    r[0] for r in self.db.execute(f'SELECT "Id" FROM "{obj.name}" WHERE "Id" IN ({marks})', chunk)
-                }
-        return found
+                sql = f'SELECT "Id", "IsDeleted" = \'true\', {converted} FROM "{obj.name}" WHERE "Id" IN ({marks})'
+                for record_id, deleted, was_converted in self.db.execute(sql, chunk):
+                    if deleted:
+                        refusals[record_id] = ("ENTITY_IS_DELETED", "entity is deleted")
+                    elif was_converted:
+                        refusals[record_id] = ("CANNOT_UPDATE_CONVERTED_LEAD", "cannot reference converted lead")
+        return refusals
+
+    def convert_lead(self, lead_id: str, contact_id: str | None) -> str:
+        """The Lead converted into ``contact_id`` (a new Contact from its names when ``None``); that Id."""
+        lead, contact = self.sobject("Lead"), self.sobject("Contact")
+        assert lead is not None and contact is not None
+        record = self.get(lead, lead_id)
+        if record is None or "true" in (record.get("IsDeleted"), record.get("IsConverted")):
+            raise ValueError(f"no live, unconverted Lead {lead_id}")
+        if contact_id is None:
+            contact_id = self.new_ids(contact, 1)[0]
+            names = {k: record.get(k) for k in ("FirstName", "LastName", "Email")}
+            self.seed(contact, [{"Id": contact_id, **names}])
+        elif not self.existing_ids(contact, {to_18_or_same(contact_id)}):
+            raise ValueError(f"no live Contact {contact_id}")
+        with self.lock:
+            self.db.execute('UPDATE "Lead" SET "IsConverted" = \'true\', "ConvertedContactId" = ? WHERE "Id" = ?',
+                            (to_18_or_same(contact_id), record["Id"]))  # fmt: skip
+        return to_18_or_same(contact_id)
+
+    def merge(self, obj: SObject, master_id: str, merged_ids: list[str]) -> int:
+        """The merged records deleted, each pointing at the survivor (``MasterRecordId``); how many."""
+        master = to_18_or_same(master_id)
+        merged = [to_18_or_same(i) for i in merged_ids]
+        if not self.existing_ids(obj, {master}) or master in merged:
+            raise ValueError(f"no live {obj.name} {master_id} to merge into (or it is among the merged)")
+        with self.lock:
+            return sum(
+                self.db.execute(
+                    f'UPDATE "{obj.name}" SET "IsDeleted" = \'true\', "MasterRecordId" = ? WHERE "Id" = ?'
+                    " AND coalesce(\"IsDeleted\", '') <> 'true'",
+                    (master, record_id),
+                ).rowcount
+                for record_id in merged
+            )
 
     # --- writes -------------------------------------------------------------------------------
 
@@ -424,7 +483,7 @@ class Store:
             for value in values:
                 by_prefix.setdefault(value[:3], set()).add(value)
             if any(p not in allowed for p in by_prefix) or sum(
-                len(self.existing_ids(allowed[p], ids)) for p, ids in by_prefix.items()
+                len(self.existing_ids(allowed[p], ids, lookups=True)) for p, ids in by_prefix.items()
             ) != len(values):
                 return False
         return True
@@ -602,15 +661,19 @@ class Store:
                 if value and value[:3] in targets:
                     wanted.setdefault(value[:3], set()).add(value)
         found: set[str] = set()
+        refused: dict[str, tuple[str, str]] = {}
         for prefix, ids in wanted.items():
-            found |= self.existing_ids(targets[prefix], ids)
+            found |= self.existing_ids(targets[prefix], ids, lookups=True)
+            refused |= self.lookup_refusals(targets[prefix], ids - found)
         allowed = {f.name: {t.key_prefix for t in map(self.sobject, f.reference_to) if t} for f in ref_fields}
         for i, values in enumerate(clean):
             if not values:
                 continue
             for f in ref_fields:
                 value = values.get(f.name)
-                if value and (value not in found or value[:3] not in allowed[f.name]):
+                if value and value[:3] in allowed[f.name] and value in refused:
+                    results[i].errors.append(error(*refused[value], [f.name]))
+                elif value and (value not in found or value[:3] not in allowed[f.name]):
                     results[i].errors.append(
                         error("INVALID_CROSS_REFERENCE_KEY", f"invalid cross reference id: {value}", [f.name])
                     )
