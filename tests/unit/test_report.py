@@ -6,10 +6,10 @@ from thrive_sync.core.report import build_report, format_report, threshold_breac
 
 WINDOW = ("2026-11-26 00:00:00+00:00", "2026-11-27 00:00:00+00:00")
 ROWS = [  # category, account, extracted, written, failed, skipped, unchanged, late, retried, standing, healed,
-    # deferred, left_out, gate, truncated
-    ("message_activity", "a1", 110, 80, 15, 5, 10, 3, 4, 6, 2, 0, 5, None, 2),
-    ("message_activity", "a2", 20, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, "tracking_disabled", 0),
-    ("social_crm", "a1", 10, 5, 5, 0, 0, 0, 0, 0, 0, 0, 0, None, 0),
+    # deferred, left_out, converted, merged, gate, truncated
+    ("message_activity", "a1", 110, 80, 15, 5, 10, 3, 4, 6, 2, 0, 5, 3, 1, None, 2),
+    ("message_activity", "a2", 20, 0, 0, 20, 0, 0, 0, 0, 0, 0, 0, 0, 0, "tracking_disabled", 0),
+    ("social_crm", "a1", 10, 5, 5, 0, 0, 0, 0, 0, 0, 0, 0, 0, 0, None, 0),
 ]
 FAILURES = [("message_activity", "UNMATCHED_MEMBER_ID", 10), ("message_activity", "REJECTED", 5),
             ("social_crm", "MISSING_SOCIAL_HANDLE", 5)]  # fmt: skip
@@ -20,7 +20,7 @@ def test_totals_and_the_failure_share_of_rows_past_the_gates():
     report = build_report("run-1", WINDOW, ROWS, FAILURES, CATEGORIES, dry_run=False)
     assert report["totals"] == {"extracted": 140, "written": 85, "failed": 20, "skipped": 25, "unchanged": 10,
                                 "late": 3, "retried": 4, "standing": 6, "healed": 2, "deferred": 0,
-                                "left_out": 5, "new": 117}  # fmt: skip
+                                "left_out": 5, "converted": 3, "merged": 1, "new": 117}  # fmt: skip
     assert report["failure_share"] == round(20 / 115, 4)  # skipped rows are not considered; unchanged ones are
     assert report["categories"]["message_activity"]["totals"]["written"] == 80
     assert report["categories"]["message_activity"]["truncated"] == 2
@@ -48,6 +48,7 @@ def test_the_text_report_names_failed_tasks_and_dry_runs():
     assert "failed: REJECTED 5, UNMATCHED_MEMBER_ID 10" in text
     assert "truncated by the mapping: 2 values" in text
     assert "skipped: 5 of pairs the mapping leaves out (left_out_by_mapping)" in text
+    assert "redirected: 3 to the Contact a converted Lead became, 1 to a merge's surviving record" in text
     assert "late 3, retried 4 (healed 2), standing 6" in text
     assert lines[-3].strip() == (
         "new 117, late 3, retried 4 (healed 2), standing 6 (failed before, not sent again), unchanged 10"
@@ -65,7 +66,7 @@ def test_the_open_backlog_is_shown_per_category():
 
 
 def test_deferred_rows_are_counted_apart_and_are_no_failures():
-    rows = [("message_activity", "a1", 100, 60, 30, 0, 10, 0, 0, 0, 0, 25, 0, None, 0)]
+    rows = [("message_activity", "a1", 100, 60, 30, 0, 10, 0, 0, 0, 0, 25, 0, 0, 0, None, 0)]
     failures = [("message_activity", "DEFERRED_QUOTA", 25), ("message_activity", "UNMATCHED_MEMBER_ID", 5)]
     orgs = [("salesforce_default", 15_000, 1_234, 2_766, 15_000, 12, 14_988, 25, None, 10_240, 1_500, 60, 2.0, 0.8),
             ("org_b", None, None, None, None, None, None, 0, "the org's /limits has no readable DailyApiRequests",

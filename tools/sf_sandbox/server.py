@@ -397,6 +397,8 @@ class Handler(BaseHTTPRequestHandler):
             found = store.get(obj, record_id)
             if not found:
                 raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
+            if found.get("IsDeleted") == "true":  # in the recycle bin: queryAll sees it, a read by Id does not
+                raise _Reply(404, "ENTITY_IS_DELETED", "entity is deleted")
             return self.send(200, record_json(obj, found))
         if method == "PATCH":
             record = self.json_body()

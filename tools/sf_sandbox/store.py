@@ -168,7 +168,8 @@ class Store:
 
     def find_by(self, obj: SObject, field_name: str, value: str) -> list[str]:
         with self.lock:
-            return [r[0] for r in self.db.execute(f'SELECT "Id" FROM "{obj.name}" WHERE "{field_name}" = ?', (value,))]
+            sql = f'SELECT "Id" FROM "{obj.name}" WHERE "{field_name}" = ? AND coalesce("IsDeleted", \'\') <> \'true\''
+            return [r[0] for r in self.db.execute(sql, (value,))]
 
     def select(self, sql: str, params: list) -> tuple[list[str], list[tuple]]:
         with self.lock:
@@ -270,8 +271,15 @@ class Store:
             return sum(self.db.execute(f'SELECT count(*) FROM "{o.name}"').fetchone()[0] for o in self.objects.values())
 
     def delete(self, obj: SObject, record_id: str) -> bool:
+        """A Contact or Lead goes to the recycle bin (``IsDeleted``, seen by ``queryAll``), as in an org;
+        other records are removed (their external IDs free again)."""
         with self.lock:
-            return self.db.execute(f'DELETE FROM "{obj.name}" WHERE "Id" = ?', (to_18_or_same(record_id),)).rowcount > 0
+            if obj.field("MasterRecordId"):
+                sql = (f"UPDATE \"{obj.name}\" SET \"IsDeleted\" = 'true' WHERE \"Id\" = ?"
+                       " AND coalesce(\"IsDeleted\", '') <> 'true'")  # fmt: skip
+            else:
+                sql = f'DELETE FROM "{obj.name}" WHERE "Id" = ?'
+            return self.db.execute(sql, (to_18_or_same(record_id),)).rowcount > 0
 
     def seed(self, obj: SObject, records: list[dict]) -> int:
         """Admin path: store records with the Ids they carry (the sample data's Contacts and Leads)."""

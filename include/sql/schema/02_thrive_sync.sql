@@ -24,6 +24,8 @@ CREATE TABLE IF NOT EXISTS thrive_sync.sync_runs (
     standing     integer,  -- of the failed, those that failed before and were logged again, not sent
     deferred     integer,  -- of the failed, those not sent for the org's daily allowance (DEFERRED_QUOTA)
     left_out     integer,  -- of the skipped, rows of pairs the mapping file leaves out (left_out_by_mapping)
+    converted    integer,  -- of the written, sent to the Contact a converted Lead became
+    merged       integer,  -- of the written, sent to the record a merged-away member Id now is
     PRIMARY KEY (dag_run_id, account_id, category)
 );
 
@@ -122,8 +124,14 @@ CREATE UNLOGGED TABLE IF NOT EXISTS thrive_sync.member_matches (
     salesforce_conn_id text    NOT NULL,
     sf_id              text    NOT NULL,  -- 18-character Contact or Lead Id
     found              boolean NOT NULL,
+    target             text,              -- the record written to: sf_id, or what it became
+    redirect           text,              -- converted | merged, when target is another record
+    detail             text,              -- why there is none, when the org says more than "not there"
     PRIMARY KEY (dag_run_id, salesforce_conn_id, sf_id)
 );
+ALTER TABLE thrive_sync.member_matches ADD COLUMN IF NOT EXISTS target text;
+ALTER TABLE thrive_sync.member_matches ADD COLUMN IF NOT EXISTS redirect text;
+ALTER TABLE thrive_sync.member_matches ADD COLUMN IF NOT EXISTS detail text;
 
 -- Every Bulk API 2.0 job a validate-and-map task made, recorded before its data is sent: a try of the
 -- task killed outright (SIGKILL, a lost worker) cannot abort its own jobs, so the next try aborts
@@ -271,6 +279,9 @@ ALTER TABLE thrive_sync.staged_events ADD COLUMN IF NOT EXISTS content_hash text
 ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS deferred integer;
 -- Of the skipped rows, those of (code, subcode) pairs the mapping file leaves out.
 ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS left_out integer;
+-- Of the written rows, those whose member Id names a converted Lead or a merged-away record.
+ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS converted integer;
+ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS merged integer;
 
 -- Each org's daily allowances as a task found them before writing and left them after, and how
 -- many of its rows the allowance had room for: the report's calls spent and left (core/budget.py).

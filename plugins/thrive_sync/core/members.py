@@ -10,29 +10,30 @@ tasks share theirs through PostgreSQL, so each Id is asked of the org once per r
 from __future__ import annotations
 
 from collections.abc import Callable, Iterable
-from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from typing import Protocol
 
+from thrive_sync.core.org_people import OrgAnswer, OrgPeople
 from thrive_sync.core.reasons import MALFORMED_MEMBER_ID, MISSING_MEMBER_ID, UNMATCHED_MEMBER_ID
 from thrive_sync.core.sfid import MemberObject, member_id_problem, member_object, to_18
 
-# Ids per SOQL query: 300 x 21 characters keeps the GET URL near 6 KB, far below limits.
-QUERY_CHUNK = 300
-# SOQL queries in flight at once: latency hidden, far below the org's concurrent-request limit (25).
-CONCURRENT_QUERIES = 4
 # Distinct member ids resolved ahead of a task's rows (about 200 bytes each in memory).
 PREFETCH_LIMIT = 200_000
 
 
 @dataclass(frozen=True, slots=True)
 class MemberMatch:
-    """What a Custom Member ID resolves to: a record (``sf_id``, ``sobject``) or a reason code."""
+    """What a Custom Member ID resolves to: a record (``sf_id``, ``sobject``) or a reason code.
+
+    ``redirect``: ``converted`` (a converted Lead, written to its Contact) or ``merged`` (a record
+    merged away, written to the survivor); ``sf_id`` is then the record written to.
+    """
 
     sf_id: str | None = None
     sobject: MemberObject | None = None
     reason_code: str | None = None
     detail: str | None = None
+    redirect: str | None = None
 
 
 def check_locally(raw: str | None) -> MemberMatch:
@@ -46,11 +47,11 @@ def check_locally(raw: str | None) -> MemberMatch:
 
 
 class MemberStore(Protocol):
-    """Where org answers outlive one matcher: ``known`` -> {18-char Id: exists}, ``save`` the same."""
+    """Where org answers outlive one matcher: ``known`` -> {18-char Id: OrgAnswer}, ``save`` the same."""
 
-    def known(self, sf_ids: list[str]) -> dict[str, bool]: ...
+    def known(self, sf_ids: list[str]) -> dict[str, OrgAnswer]: ...
 
-    def save(self, answers: dict[str, bool]) -> None: ...
+    def save(self, answers: dict[str, OrgAnswer]) -> None: ...
 
 
 class MemberIdMatcher:
@@ -59,13 +60,17 @@ class MemberIdMatcher:
     ``query_all`` is a SOQL runner (``Salesforce.query_all`` or a retrying wrapper of it).
     """
 
-    def __init__(self, query_all: Callable[[str], dict], store: MemberStore | None = None) -> None:
-        self._query_all = query_all
+    def __init__(self, query_all: Callable[..., dict], store: MemberStore | None = None) -> None:
+        self._people = OrgPeople(query_all)
         self._store = store
         self._known: dict[str | None, MemberMatch] = {}
-        self.queries = 0
         self.from_store = 0
         self.prefetched = 0
+
+    @property
+    def queries(self) -> int:
+        """SOQL queries this matcher sent to the org."""
+        return self._people.queries
 
     def resolve(self, raw_ids: Iterable[str | None]) -> dict[str | None, MemberMatch]:
         """``{raw id: MemberMatch}`` for every id given; the org is asked only about new, well-formed ones."""
@@ -75,28 +80,21 @@ class MemberIdMatcher:
         for match in new.values():
             if match.sf_id and match.sobject:
                 to_ask.setdefault(match.sobject, set()).add(match.sf_id)
-        found: set[str] = set()
+        answers: dict[str, OrgAnswer] = {}
         for sobject, ids in to_ask.items():
-            found |= self._existing(sobject, sorted(ids))
+            answers |= self._answers(sobject, sorted(ids))
         for raw, match in new.items():
-            if match.sf_id and match.sf_id not in found:
-                match = MemberMatch(
-                    reason_code=UNMATCHED_MEMBER_ID,
-                    detail=f"no {match.sobject} with Id {match.sf_id} in the integration",
-                )
-            self._known[raw] = match
+            self._known[raw] = _matched(match, answers[match.sf_id]) if match.sf_id else match
         return {raw: self._known[raw] for raw in wanted}
 
-    def _existing(self, sobject: MemberObject, ids: list[str]) -> set[str]:
-        """The Ids among ``ids`` that exist in the org: from the store where it knows, else by SOQL."""
+    def _answers(self, sobject: MemberObject, ids: list[str]) -> dict[str, OrgAnswer]:
+        """What the org says of ``ids``: from the store where it knows, else asked (and saved there)."""
         known = self._store.known(ids) if self._store else {}
         self.from_store += len(known)
-        found = {i for i, exists in known.items() if exists}
-        asked = [i for i in ids if i not in known]
-        answered = self._ask_org(sobject, asked)
-        if self._store:
-            self._store.save({i: i in answered for i in asked})
-        return found | answered
+        asked = self._people.answers(sobject, [i for i in ids if i not in known])
+        if self._store and asked:
+            self._store.save(asked)
+        return known | asked
 
     def prefetch(self, raw_ids: Iterable[str | None], chunk: int = 5_000, limit: int = PREFETCH_LIMIT) -> int:
         """Resolve up to ``limit`` distinct ids ahead of the rows that carry them; how many were.
@@ -119,18 +117,10 @@ class MemberIdMatcher:
         self.prefetched += done
         return done
 
-    def _ask_org(self, sobject: MemberObject, ids: list[str]) -> set[str]:
-        """The Ids that exist, asked by SOQL ``IN`` queries of :data:`QUERY_CHUNK`, a few at a time."""
 
-        def ask(chunk: list[str]) -> set[str]:
-            # Ids passed the local check (letters and digits only), so quoting them inline is safe.
-            in_list = ", ".join(f"'{i}'" for i in chunk)
-            result = self._query_all(f"SELECT Id FROM {sobject.value} WHERE Id IN ({in_list})")  # noqa: S608
-            return {to_18(r["Id"]) for r in result["records"]}
-
-        chunks = [ids[start : start + QUERY_CHUNK] for start in range(0, len(ids), QUERY_CHUNK)]
-        self.queries += len(chunks)
-        if len(chunks) < 2:
-            return set().union(*map(ask, chunks))
-        with ThreadPoolExecutor(max_workers=CONCURRENT_QUERIES, thread_name_prefix="member-ids") as pool:
-            return set().union(*pool.map(ask, chunks))
+def _matched(local: MemberMatch, answer: OrgAnswer) -> MemberMatch:
+    """The match of a well-formed Id from the org's answer: its record, the one it became, or why none."""
+    if answer.target is None:
+        detail = answer.detail or f"no {local.sobject} with Id {local.sf_id} in the integration"
+        return MemberMatch(reason_code=UNMATCHED_MEMBER_ID, detail=detail)
+    return MemberMatch(sf_id=answer.target, sobject=member_object(answer.target), redirect=answer.redirect)

@@ -128,7 +128,7 @@ class EventPipeline:
             if problem:
                 return self._failed(event, *problem)
         record, cut = self._to_row(self.source_values(event, match))
-        self.tally.written(event.account_id, len(cut))
+        self.tally.written(event.account_id, len(cut), match.redirect)
         return record
 
     def source_values(self, event: StagedEvent, match: MemberMatch) -> SourceValues:

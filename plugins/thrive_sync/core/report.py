@@ -12,7 +12,7 @@ from typing import Any
 from thrive_sync.core.tally import COUNTS
 
 # What the report adds up per category: the counts, and the ledger's shares of extracted.
-TOTALS = (*COUNTS, "late", "retried", "standing", "healed", "deferred", "left_out")
+TOTALS = (*COUNTS, "late", "retried", "standing", "healed", "deferred", "left_out", "converted", "merged")
 ORG_FIGURES = ("api_max", "api_spent", "api_left", "batches_max", "batches_spent", "batches_left", "deferred", "notes",
                "storage_max", "storage_left", "written", "record_kb", "storage_warn_share")  # fmt: skip
 
@@ -158,6 +158,11 @@ def _category_notes(entry: dict[str, Any]) -> list[str]:
     if entry["backlog"]:
         backlog = ", ".join(f"{r} {n:,}" for r, n in sorted(entry["backlog"].items()))
         notes.append(f"{'':<22}open in the ledger (last retry_days): {backlog}")
+    if t["converted"] or t["merged"]:
+        notes.append(
+            f"{'':<22}redirected: {t['converted']:,} to the Contact a converted Lead became, "
+            f"{t['merged']:,} to a merge's surviving record"
+        )
     if t["left_out"]:
         notes.append(f"{'':<22}skipped: {t['left_out']:,} of pairs the mapping leaves out (left_out_by_mapping)")
     if entry["truncated"]:

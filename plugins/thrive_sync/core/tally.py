@@ -50,6 +50,8 @@ class AccountCounts:
     standing: int = 0
     healed: int = 0
     left_out: int = 0  # of the skipped, rows of pairs the mapping leaves out (the rest: the account's gate)
+    converted: int = 0  # of the written, records of a converted Lead's member Id, sent to its Contact
+    merged: int = 0  # of the written, records of a merged-away member Id, sent to the surviving record
     truncated: int = 0
     skip_gate: str | None = None
     failed_by: Counter = field(default_factory=Counter)
@@ -76,6 +78,8 @@ class AccountCounts:
             "healed": self.healed,
             "deferred": self.deferred,
             "left_out": self.left_out,
+            "converted": self.converted,
+            "merged": self.merged,
             "skip_gate": self.skip_gate,
             "truncated": self.truncated,
             "failed_by": dict(self.failed_by),
@@ -105,10 +109,15 @@ class RunTally:
     def failed(self, account_id: str, reason_code: str, count: int = 1) -> None:
         self.accounts[account_id].failed_by[reason_code] += count
 
-    def written(self, account_id: str, truncated_fields: int = 0) -> None:
+    def written(self, account_id: str, truncated_fields: int = 0, redirect: str | None = None) -> None:
+        """A record sent; ``redirect``: to the Contact a converted Lead became, or a merge's survivor."""
         counts = self.accounts[account_id]
         counts.written += 1
         counts.truncated += truncated_fields
+        if redirect == "converted":
+            counts.converted += 1
+        elif redirect == "merged":
+            counts.merged += 1
 
     def rejected(self, account_id: str, reason_code: str) -> None:
         """A record counted as written came back refused: it moves from written to failed."""

@@ -338,8 +338,9 @@ class SalesforceApiHook(SalesforceHook):
             self.reconnect()
         log.warning("Salesforce call failed (%s), attempt %d; retrying", type(exc).__name__, state.attempt_number)
 
-    def query_all(self, soql: str) -> dict:
-        return self.call(lambda sf: sf.query_all(soql))
+    def query_all(self, soql: str, include_deleted: bool = False) -> dict:
+        """Every record of ``soql``, pages followed; ``include_deleted``: ``queryAll`` (merged-away ones too)."""
+        return self.call(lambda sf: sf.query_all(soql, include_deleted=include_deleted))
 
     def describe_fields(self, sobject: str) -> dict[str, dict] | None:
         """``{field name: describe entry}`` of ``sobject`` (``None``: no such object); asked once, not retried.

@@ -20,6 +20,7 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.gates import AccountGates
+from thrive_sync.core.org_people import OrgAnswer
 from thrive_sync.core.pipeline import Failure
 from thrive_sync.core.tally import AccountCounts, StagedCounts
 from thrive_sync.core.validation import StagedEvent
@@ -224,7 +225,8 @@ class CategoryStore:
              "written": counts.written, "failed": counts.failed, "skipped": counts.skipped,
              "skip_gate": counts.skip_gate, "truncated": counts.truncated, "unchanged": counts.unchanged,
              "late": counts.late, "retried": counts.retried, "standing": counts.standing, "healed": counts.healed,
-             "deferred": counts.deferred, "left_out": counts.left_out},
+             "deferred": counts.deferred, "left_out": counts.left_out, "converted": counts.converted,
+             "merged": counts.merged},
         )  # fmt: skip
 
 
@@ -251,14 +253,17 @@ class RunMemberStore:
         self._store = store
         self._params = {"run_id": store.run_id, "conn_id": salesforce_conn_id}
 
-    def known(self, sf_ids: list[str]) -> dict[str, bool]:
-        return dict(self._store.execute("sync/known_members.sql", {**self._params, "sf_ids": sf_ids}))
+    def known(self, sf_ids: list[str]) -> dict[str, OrgAnswer]:
+        rows = self._store.execute("sync/known_members.sql", {**self._params, "sf_ids": sf_ids})
+        return {sf_id: OrgAnswer(*answer) for sf_id, *answer in rows}
 
-    def save(self, answers: dict[str, bool]) -> None:
+    def save(self, answers: dict[str, OrgAnswer]) -> None:
         if answers:
             self._store.execute(
-                "sync/save_members.sql", {**self._params, "sf_ids": list(answers), "found": list(answers.values())}
-            )
+                "sync/save_members.sql",
+                {**self._params, "sf_ids": list(answers), "targets": [a.target for a in answers.values()],
+                 "redirects": [a.redirect for a in answers.values()], "details": [a.detail for a in answers.values()]},
+            )  # fmt: skip
 
 
 class RunJobLedger:
