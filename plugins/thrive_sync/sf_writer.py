@@ -158,15 +158,19 @@ class SalesforceWriter:
         if len(first) < self.bulk_threshold:
             outcomes = self._with_resends([(dict(zip(header, row, strict=True)), Outcome("")) for row in first])
         else:
-            outcomes = self._bulk_pipeline(chain(first, stream), header, not only_failures)
+            outcomes = self._bulk_pipeline(iter(first), stream, header, not only_failures)
         return (o for o in outcomes if not o.written) if only_failures else outcomes
 
-    def _bulk_pipeline(self, rows: Iterator[Sequence[Any]], header: list[str], with_written: bool) -> Iterator[Outcome]:
-        """Jobs of ``bulk_job_rows`` built while earlier ones run; outcomes in job order.
+    def _bulk_pipeline(
+        self, taken: Iterator[Sequence[Any]], stream: Iterator[Sequence[Any]], header: list[str], with_written: bool
+    ) -> Iterator[Outcome]:
+        """Jobs of ``bulk_job_rows`` built while earlier ones run; outcomes in job order. ``taken``: the
+        rows already read from ``stream`` (to see that Bulk is worth it), sent first.
 
         Jobs left by lost create answers are swept once every job has ended: a job of ours whose
         create is still on its way would look like one of them.
         """
+        rows = chain(taken, stream)
         in_flight: deque[tuple[Future[dict], list[str]]] = deque()
         key_at = header.index(self.external_id_field)
         marked: list[Sequence[Any]] = []  # rows whose text is the null marker: Collections takes them
@@ -183,8 +187,9 @@ class SalesforceWriter:
                     while in_flight:
                         yield from self._settled(*in_flight[0], with_written)
                         in_flight.popleft()
-                except DailyLimitReached as spent:
-                    spent.unconfirmed = self._unconfirmed(spent, in_flight, [row[key_at] for row in marked])
+                except DailyLimitReached as spent:  # the rows already taken and not yet in a job too
+                    unsent = [row[key_at] for row in chain(marked, taken)]
+                    spent.unconfirmed = self._unconfirmed(spent, in_flight, unsent)
                     raise
                 finally:
                     for future, _ in in_flight:  # a failure above: do not start jobs nobody will read

@@ -12,7 +12,7 @@ from __future__ import annotations
 
 import logging
 import time
-from collections.abc import Iterable, Iterator, Mapping, Sequence
+from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import asdict, replace
 from itertools import chain, groupby, islice
@@ -147,6 +147,17 @@ class CategorySync:
             return self.store.staged_events()
         return chain(self.store.staged_events(carried=True), self.store.staged_events(carried=False))
 
+    def _refused_or_done(self, conn_id: str, step: Callable[[], object]) -> None:
+        """``step`` of getting ready to write to an org; a refusal for its daily allowance leaves the
+        org no room (its rows are deferred) instead of failing the task."""
+        try:
+            step()
+        except DailyLimitReached as spent:
+            log.warning("%s: %s; its rows are deferred", conn_id, str(spent)[:300])
+            self.spent[conn_id] = spent
+            if conn_id in self.allowances:
+                self.allowances[conn_id] = OrgAllowance.read(self.hooks[conn_id], self.allowances[conn_id].rows, spent)
+
     def _open_accounts(self, conn_id: str) -> list[str]:
         category = self.store.category
         return [a for a, s in self.accounts.items() if self._org_of(a) == conn_id and not s.gates.closed_gate(category)]
@@ -169,15 +180,15 @@ class CategorySync:
                 job_ledger=self.store.job_ledger(conn_id),
             )
             if conn_id not in self.spent:  # an org that refuses every call cannot abort anything either
-                writer.abort_left_over()  # a killed earlier try's jobs must not run beside this try's
+                self._refused_or_done(conn_id, writer.abort_left_over)  # a killed try's jobs must not run beside
         open_accounts = [a for a, gate in gates.items() if not gate]
-        allowance = self.allowances.get(conn_id)  # None: a dry run, or no row of an open account
         pipeline = EventPipeline(category, self.mapping, gates, self.tally)
-        org = OrgSync(hook, pipeline, self.log_rows, list(self.mapping.fields), writer, allowance)
-        if allowance is None or allowance.budget.calls != 0:  # no member lookups for rows that all wait
-            org.prefetch(self.store, open_accounts)
-        if allowance is not None:
-            allowance.fit(org.matcher.queries, self.options.bulk_threshold, self.options.bulk_job_rows)
+        org = OrgSync(hook, pipeline, self.log_rows, list(self.mapping.fields), writer, self.allowances.get(conn_id))
+        if org.allowance is None or org.allowance.budget.calls != 0:  # no member lookups for rows that all wait
+            self._refused_or_done(conn_id, lambda: org.prefetch(self.store, open_accounts))
+            org.allowance = self.allowances.get(conn_id)  # a refusal meanwhile leaves it no room
+        if org.allowance is not None:
+            org.allowance.fit(org.matcher.queries, self.options.bulk_threshold, self.options.bulk_job_rows)
         return org
 
 

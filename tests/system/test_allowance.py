@@ -78,6 +78,13 @@ def test_an_allowance_below_the_reserve_defers_every_row_and_the_next_run_writes
     in_org = {r["Thrive_Event_Id__c"] for r in records}
     assert in_org == expected
     assert "deferred" not in ledger_statuses(wired)
+    with psycopg.connect(wired) as conn:
+        stale = conn.execute(
+            "SELECT count(*) FROM thrive_sync.event_ledger WHERE last_dag_run_id = %(run)s AND last_attempt_at <"
+            " (SELECT min(started_at) FROM thrive_sync.sync_runs WHERE dag_run_id = %(run)s)",
+            {"run": dag_runs.latest_run_id(wired)},
+        ).fetchone()[0]
+    assert stale == 0  # each row the second run acted on carries its time
 
 
 def test_a_run_leaves_the_reserve_and_defers_what_does_not_fit(wired, org):

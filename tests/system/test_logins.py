@@ -22,7 +22,7 @@ from cryptography.hazmat.primitives.asymmetric import rsa
 from simple_salesforce import Salesforce, SalesforceLogin
 from simple_salesforce.exceptions import SalesforceAuthenticationFailed, SalesforceExpiredSession
 
-from dag_runs import airflow_run_id, dags_test, task_states
+from dag_runs import airflow_run_id, dags_test, latest_run_id, task_states
 from thrive_sync.core.mapping import load_mapping
 from thrive_sync.errors import ConfigurationError, CredentialsRefused, DailyLimitReached, LoginRefused
 from thrive_sync.hooks.salesforce import RetryBudget, SalesforceApiHook
@@ -320,18 +320,41 @@ def test_a_wrong_password_fails_the_run_at_once_and_locks_no_one_out(wired, org,
     assert hook_for(monkeypatch, conn_with(login_conns["password"])).get_conn().session_id  # not locked out
 
 
-def test_a_spent_daily_api_allowance_fails_the_run_at_once(wired, org, pg_server):
+def test_a_spent_daily_api_allowance_defers_every_row_and_nothing_is_tried_twice(wired, org, pg_server):
+    """No API request left when the run starts: each task's first call is refused, its rows are deferred
+    (DEFERRED_QUOTA, carried to the next run), the run succeeds and the report says why."""
     org.admin("PUT", "limits", json={"DailyApiRequests": {"Max": 15_000, "Remaining": 0}})
     result = dags_test()
     output = result.stdout + result.stderr
+    assert result.returncode == 0, output[-3000:]
     states = task_states(pg_server, airflow_run_id(pg_server))
-    failed = {task: tries for task, (tries, state) in states.items() if state == "failed" and task != "report"}
-    assert result.returncode != 0
-    assert "DailyLimitReached: Salesforce refused a call of connection 'salesforce_default': " in output
-    assert "REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded. The org's daily allowance (DailyApiRequests" in output
-    assert "rolling 24 hours" in output
-    assert failed and set(failed.values()) == {1}, states
-    assert stats(org)["api_calls"] == len(failed)  # one refused describe per task: nothing resent
+    assert {state for _, state in states.values()} == {"success"} and {t for t, _ in states.values()} == {1}, states
+    with psycopg.connect(wired) as conn:
+        deferred, failed, written = conn.execute(
+            "SELECT sum(deferred), sum(failed), sum(written) FROM thrive_sync.sync_runs WHERE dag_run_id = %s",
+            [latest_run_id(wired)],
+        ).fetchone()
+    assert deferred == failed > 0 and written == 0
+    assert stats(org).get("records.received", 0) == 0
+    assert "the org refuses calls: REQUEST_LIMIT_EXCEEDED: TotalRequests Limit exceeded." in output
+    assert stats(org)["api_calls"] == 2 * SYNC_TASKS  # a refused describe and a refused /limits a task: none resent
+
+
+def test_a_refusal_mid_write_names_every_record_taken_and_not_confirmed(org, salesforce_conn, sf):
+    """The allowance runs out while the first of three Bulk jobs runs: the writer names the records of
+    the jobs it never saw end and those it had read ahead to choose Bulk, each once; the rest are
+    still in the caller's stream (the task defers both)."""
+    contact = sf.Contact.create({"LastName": "C"})["id"]
+    hook = SalesforceApiHook(salesforce_conn, retry=FAST)
+    writer = SalesforceWriter(hook, TA, EXT, bulk_threshold=100, bulk_job_rows=20)
+    org.admin("PUT", "limits", json={"DailyApiRequests": {"Max": 15_000, "Remaining": 3}})
+    stream = iter([(f"r:{i}", contact, "Opened") for i in range(150)])
+    with pytest.raises(DailyLimitReached) as spent:
+        list(writer.write_rows([EXT, "Contact__c", "Activity__c"], stream, only_failures=True))
+    rest = [row[0] for row in stream]
+    assert len(spent.value.unconfirmed) == 100 and sorted(spent.value.unconfirmed + rest) == sorted(
+        f"r:{i}" for i in range(150)
+    )
 
 
 def test_a_spent_bulk_allowance_fails_the_write_at_once(org, salesforce_conn, sf):

@@ -253,7 +253,11 @@ class Store:
             chunk = keys[start : start + 900]
             marks = ",".join("?" * len(chunk))
             found.update(
-                self.db.execute(f'SELECT "{ext_field}", "Id" FROM "{obj.name}" WHERE "{ext_field}" IN ({marks})', chunk)
+                self.db.execute(
+                    f'SELECT "{ext_field}", "Id" FROM "{obj.name}" WHERE "{ext_field}" IN ({marks})'
+                    " AND coalesce(\"IsDeleted\", '') <> 'true'",  # a record in the recycle bin is no match
+                    chunk,
+                )
             )
         return found
 

@@ -28,5 +28,6 @@ WHERE s.dag_run_id = %(run_id)s AND s.category = %(category)s
 ON CONFLICT (account_id, category, event_id, occurred_at) DO UPDATE
 SET status = EXCLUDED.status, reason_code = EXCLUDED.reason_code, error_code = EXCLUDED.error_code,
     content_hash = EXCLUDED.content_hash, last_dag_run_id = EXCLUDED.last_dag_run_id,
-    attempts = l.attempts + EXCLUDED.attempts,  -- a deferred row was not sent: no attempt last_attempt_at = EXCLUDED.last_attempt_at,
+    attempts = l.attempts + EXCLUDED.attempts,  -- a deferred row was not sent: no attempt
+    last_attempt_at = EXCLUDED.last_attempt_at,
     written_at = coalesce(EXCLUDED.written_at, l.written_at), custom_member_id = EXCLUDED.custom_member_id;
