@@ -189,10 +189,10 @@ def test_trigger_from_the_form_and_read_the_tracking_log(airflow_ui, browser, wi
             [run_id],
         ).fetchone()[0]
         in_db = {
-            (c, a, str(x), str(w), str(f), str(s), str(u), g or "")
-            for c, a, x, w, f, s, u, g in conn.execute(
-                "SELECT category, account_id, extracted, written, failed, skipped, unchanged, skip_gate"
-                " FROM thrive_sync.sync_runs WHERE dag_run_id = %s AND category = 'message_activity'",
+            (c, a, str(x), str(w), str(f), str(s), str(u), str(d), g or "")
+            for c, a, x, w, f, s, u, d, g in conn.execute(
+                "SELECT category, account_id, extracted, written, failed, skipped, unchanged, coalesce(deferred, 0),"
+                " skip_gate FROM thrive_sync.sync_runs WHERE dag_run_id = %s AND category = 'message_activity'",
                 [run_id],
             )
         }
