@@ -229,7 +229,6 @@ class CategoryStore:
              "merged": counts.merged},
         )  # fmt: skip
 
-
     def save_org_usage(self, allowance: OrgAllowance) -> None:
         """One org's allowances before and after this task's writes, its room and deferred rows."""
         self.execute(
