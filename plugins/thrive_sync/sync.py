@@ -68,12 +68,9 @@ class CategorySync:
         category = self.store.category
         conn_ids = {a.salesforce_conn_id for a in self.accounts.values() if not a.gates.closed_gate(category)}
         for conn_id in sorted(conn_ids):
-            self.hooks[conn_id] = SalesforceApiHook(conn_id)
-            try:
-                check_org(self.hooks[conn_id], self.mapping)
-            except DailyLimitReached as spent:  # its rows are deferred, not failed: the allowance comes back
-                log.warning("%s: %s; its rows are deferred", conn_id, spent)
-                self.spent[conn_id] = spent
+            self.hooks[conn_id] = hook = SalesforceApiHook(conn_id)
+            self._refused_or_done(conn_id, lambda hook=hook: check_org(hook, self.mapping))
+            if conn_id in self.spent:
                 continue
             fields = len(self.mapping.fields)
             log.info("%s: %s and its %d mapped fields are there", conn_id, self.mapping.object, fields)
