@@ -73,8 +73,8 @@ def test_deferred_rows_are_counted_apart_and_are_no_failures():
              None, None, 0, 2.0, 0.8)]  # fmt: skip
     report = build_report("run-1", WINDOW, rows, failures, CATEGORIES, False, orgs=orgs)
     assert report["totals"]["deferred"] == 25 and report["totals"]["failed"] == 30
-    assert report["failure_share"] == round(5 / 75, 4)  # neither failed nor past the gates: not tried
-    assert threshold_breach(report, 0.07) is None
+    assert report["failure_share"] == round(5 / 100, 4)  # deferred: past the gates, not failed
+    assert threshold_breach(report, 0.06) is None
     text = format_report(report)
     assert "deferred 25 (the org's daily allowance: not sent, carried forward)" in text
     assert ("org salesforce_default: API requests 1,234 spent, 2,766 of 15,000 left; "

@@ -11,5 +11,5 @@ INVALID_ROW = "INVALID_ROW"  # a required value is missing or unknown (the detai
 REJECTED = "REJECTED"  # the org refused the record (detail: its error code and message)
 RETRIES_EXHAUSTED = "RETRIES_EXHAUSTED"  # transient errors outlasted the retry budget
 # Not sent: the org's daily allowance would fall below the reserve kept for its other integrations.
-# Carried to the next runs by the ledger; not a failure of the integration (the failure share leaves it out).
+# Carried to the next runs by the ledger; not a failure of the integration (the failure share never counts it failed).
 DEFERRED_QUOTA = "DEFERRED_QUOTA"

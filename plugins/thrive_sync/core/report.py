@@ -61,8 +61,9 @@ def build_report(
     report["totals"] = {**totals, "new": _new(totals)}
     # Unchanged rows count: they are the day's rows written before. Without them, a rerun (whose only
     # rows acted on are the failures tried again) would fail on its share every time. Deferred rows
-    # were not tried (the org's allowance): neither failures nor rows past the gates.
-    past_gates = totals["extracted"] - totals["skipped"] - totals["deferred"]
+    # (the org's allowance) are past the gates but not failures: left out of the denominator, a run
+    # whose valid records were all deferred mid-write would show its validation failures as 100%.
+    past_gates = totals["extracted"] - totals["skipped"]
     report["failure_share"] = round((totals["failed"] - totals["deferred"]) / past_gates, 4) if past_gates else 0.0
     report["orgs"] = {conn_id: dict(zip(ORG_FIGURES, figures, strict=True)) for conn_id, *figures in orgs}
     report["failed_tasks"] = sorted(failed_tasks)
