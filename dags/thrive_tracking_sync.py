@@ -95,6 +95,7 @@ def category_group(category: Category) -> tuple[SQLExecuteQueryOperator, Validat
             bulk_job_rows=DEPLOYMENT.bulk_job_rows,
             poll_seconds=DEPLOYMENT.poll_seconds,
             job_timeout_seconds=DEPLOYMENT.job_timeout_seconds,
+            group_by_parent=DEPLOYMENT.group_by_parent,
             doc_md=f"Validates the staged `{category.value}` events, upserts the good ones into Salesforce and "
             "records every failure in `thrive_sync.tracking_log`.",
         )

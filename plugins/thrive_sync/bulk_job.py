@@ -1,4 +1,5 @@
-"""``BulkJob``: one Bulk API 2.0 upsert job of ours, from create to its end, each step a call of its own.
+"""``BulkJob``: one Bulk API 2.0 ingest job of ours (an upsert, or a retention's delete), from create
+to its end, each step a call of its own.
 
 Create, upload, close and every look at the running job are separately retried calls, so the retry
 budget counts time spent failing and never time spent waiting for the org; a step resent after its
@@ -87,10 +88,12 @@ class BulkJob:
         stop: threading.Event | None = None,
         lost: list[LostCreate] | None = None,
         ledger: JobLedger | None = None,
+        operation: str = "upsert",
     ) -> None:
         self.hook = hook
         self.sobject = sobject
-        self.external_id_field = external_id_field
+        self.external_id_field = external_id_field  # an upsert's key; unused by a delete (its rows are Ids)
+        self.operation = operation
         self.poll_seconds = poll_seconds
         self.timeout_seconds = timeout_seconds
         self.known = known
@@ -131,16 +134,10 @@ class BulkJob:
         return ingest_client(sf, self.sobject)
 
     def _create(self) -> str:
-        payload = json.dumps(
-            {
-                "object": self.sobject,
-                "operation": "upsert",
-                "externalIdFieldName": self.external_id_field,
-                "contentType": "CSV",
-                "columnDelimiter": "COMMA",
-                "lineEnding": "LF",
-            }
-        )
+        spec = {"object": self.sobject, "operation": self.operation, "contentType": "CSV"}
+        if self.operation == "upsert":
+            spec["externalIdFieldName"] = self.external_id_field
+        payload = json.dumps({**spec, "columnDelimiter": "COMMA", "lineEnding": "LF"})
 
         def once(sf: Salesforce) -> str:
             client = self._client(sf)

@@ -1,4 +1,4 @@
-"""``ValidateAndMapOperator``: one category's staged events -> Salesforce, failures -> tracking log."""
+"""The package's operators: ``ValidateAndMapOperator`` (the sync) and ``PurgeOldRecordsOperator`` (retention)."""
 
 from __future__ import annotations
 
@@ -7,9 +7,11 @@ from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
 from airflow.sdk import BaseOperator
+from airflow.sdk.exceptions import AirflowSkipException
 
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.mapping import load_mapping
+from thrive_sync.core.retention import RETENTION_VARIABLE, RetentionQuery
 from thrive_sync.links import TrackingLogLink
 from thrive_sync.settings import DEFAULT_MAPPING, THRIVE_DB_CONN_ID, WriterOptions
 
@@ -55,6 +57,7 @@ class ValidateAndMapOperator(BaseOperator):
         xcom_log_cap: int = 100,
         poll_seconds: float = WriterOptions.poll_seconds,
         job_timeout_seconds: float = WriterOptions.job_timeout_seconds,
+        group_by_parent: bool = WriterOptions.group_by_parent,
         **kwargs: Any,
     ) -> None:
         super().__init__(**kwargs)
@@ -67,6 +70,7 @@ class ValidateAndMapOperator(BaseOperator):
         self.xcom_log_cap = xcom_log_cap
         self.poll_seconds = poll_seconds
         self.job_timeout_seconds = job_timeout_seconds
+        self.group_by_parent = group_by_parent
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Deferred: the hooks bring psycopg, simple_salesforce and the providers' hooks, about a
@@ -79,7 +83,9 @@ class ValidateAndMapOperator(BaseOperator):
         thrive = ThriveStoreHook(self.thrive_conn_id)
         thrive.check_defined()
         mapping = load_mapping(self.mapping_path or DEFAULT_MAPPING)
-        options = WriterOptions(self.bulk_threshold, self.bulk_job_rows, self.poll_seconds, self.job_timeout_seconds)
+        options = WriterOptions(
+            self.bulk_threshold, self.bulk_job_rows, self.poll_seconds, self.job_timeout_seconds, self.group_by_parent
+        )
         started_at = datetime.now(UTC)
         with thrive.category_session(context["run_id"], category) as store:
             run = CategorySync(
@@ -97,3 +103,56 @@ class ValidateAndMapOperator(BaseOperator):
             )
         self.log.info("%s: %s%s", category.value, run.tally.totals(), " (dry run: nothing written)" if dry_run else "")
         return run.summary()
+
+
+class PurgeOldRecordsOperator(BaseOperator):
+    """Delete one category's Salesforce records older than ``retention_days``, through Bulk API 2.0
+    delete jobs, in every org an account names; mark them ``purged`` in the event ledger so that no
+    sync sends them again; save what it did per org in ``thrive_sync.retention_runs``
+    (:mod:`~thrive_sync.retention`). Skipped while the category has no retention configured.
+
+    :param category: one of :class:`~thrive_sync.core.catalog.Category`'s values.
+    :param retention_days: keep this many days before the run's window ends; ``None``: retention off.
+    :param dry_run: count what would be deleted, delete nothing.
+    :param mapping_path, bulk_job_rows, poll_seconds, job_timeout_seconds: as the sync's; a delete
+        job holds ``bulk_job_rows`` Ids.
+    """
+
+    template_fields: Sequence[str] = ("dry_run",)
+    ui_color = "#fdecea"
+
+    def __init__(
+        self,
+        *,
+        category: str,
+        retention_days: int | None,
+        dry_run: bool | str = False,
+        thrive_conn_id: str = THRIVE_DB_CONN_ID,
+        mapping_path: str | None = None,
+        bulk_job_rows: int = WriterOptions.bulk_job_rows,
+        poll_seconds: float = WriterOptions.poll_seconds,
+        job_timeout_seconds: float = WriterOptions.job_timeout_seconds,
+        **kwargs: Any,
+    ) -> None:
+        super().__init__(**kwargs)
+        self.category = category
+        self.retention_days = retention_days
+        self.dry_run = dry_run
+        self.thrive_conn_id = thrive_conn_id
+        self.mapping_path = mapping_path
+        self.options = WriterOptions(bulk_job_rows=bulk_job_rows, poll_seconds=poll_seconds,
+                                     job_timeout_seconds=job_timeout_seconds)  # fmt: skip
+
+    def execute(self, context: Context) -> dict[str, Any]:
+        if self.retention_days is None:
+            raise AirflowSkipException(f"retention is off for {self.category}: {RETENTION_VARIABLE} gives it no days")
+        from thrive_sync.hooks.thrive_store import ThriveStoreHook  # deferred, as in ValidateAndMapOperator
+        from thrive_sync.retention import purge_category
+
+        store = ThriveStoreHook(self.thrive_conn_id)
+        store.check_defined()
+        store.check_tables()
+        query = RetentionQuery.from_mapping(load_mapping(self.mapping_path or DEFAULT_MAPPING))
+        run = {"run_id": context["run_id"], "window_end": context["data_interval_end"],
+               "dry_run": self.dry_run in (True, "True", "true", "1")}  # fmt: skip
+        return purge_category(store, query, Category(self.category), self.retention_days, run, self.options)

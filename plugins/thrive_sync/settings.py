@@ -18,6 +18,7 @@ from thrive_sync.errors import ConfigurationError
 
 DAG_ID = "thrive_tracking_sync"
 SETUP_DAG_ID = "thrive_tracking_sync_setup"  # creates the package's tables in a new deployment
+RETENTION_DAG_ID = "thrive_tracking_retention"  # deletes old records from the orgs, once configured
 THRIVE_DB_CONN_ID = "thrive_db"  # PostgreSQL: the thrive source tables and the package's thrive_sync tables
 THRIVE_DB_PURPOSE = "the PostgreSQL database with the thrive tables"
 DEFAULT_SALESFORCE_CONN_ID = "salesforce_default"  # for accounts that name none
@@ -26,6 +27,7 @@ PROJECT_ROOT = Path(__file__).resolve().parents[2]
 SQL_DIR = PROJECT_ROOT / "include" / "sql"
 DEFAULT_MAPPING = PROJECT_ROOT / "include" / "mapping" / "thrive_activity.yaml"
 N = TypeVar("N", int, float)
+FLAG_WORDS = {"1": True, "true": True, "yes": True, "on": True, "0": False, "false": False, "no": False, "off": False}
 
 
 @dataclass(frozen=True)
@@ -35,12 +37,15 @@ class WriterOptions:
     at every ``poll_seconds`` at most while they run, and aborted (the task fails, to be retried)
     when one has not ended after ``job_timeout_seconds``: waiting for the org is outside the retry
     budget of a call, so it has a limit of its own, generous because a busy org queues jobs for
-    many minutes."""
+    many minutes. ``group_by_parent``: records go ordered by the Contact or Lead they look up, and a
+    job ends only where that changes, so jobs running at once never wait for each other's parent
+    locks (``UNABLE_TO_LOCK_ROW``; why: docs/design.md, Lock-aware loading)."""
 
     bulk_threshold: int = 2_000
     bulk_job_rows: int = 25_000
     poll_seconds: float = 2.0
     job_timeout_seconds: float = 3_600.0
+    group_by_parent: bool = True
 
 
 @dataclass(frozen=True)
@@ -55,6 +60,7 @@ class Deployment:
     bulk_job_rows: int = WriterOptions.bulk_job_rows
     poll_seconds: float = WriterOptions.poll_seconds
     job_timeout_seconds: float = WriterOptions.job_timeout_seconds
+    group_by_parent: bool = WriterOptions.group_by_parent
     ledger_retention_days: int = 400  # the event ledger keeps a year and a month of days
 
     @classmethod
@@ -71,10 +77,20 @@ class Deployment:
             job_timeout_seconds=_number(
                 env, "THRIVE_SYNC_JOB_TIMEOUT_SECONDS", float, cls.job_timeout_seconds, positive=True
             ),
+            group_by_parent=_flag(env, "THRIVE_SYNC_GROUP_BY_PARENT", cls.group_by_parent),
             ledger_retention_days=_number(
                 env, "THRIVE_SYNC_LEDGER_RETENTION_DAYS", int, cls.ledger_retention_days, positive=True
             ),
         )
+
+
+def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:
+    raw = (env.get(name) or "").strip().lower()
+    if not raw:
+        return default
+    if raw not in FLAG_WORDS:
+        raise ConfigurationError(f"{name}={env[name]!r} is not one of {', '.join(sorted(FLAG_WORDS))}")
+    return FLAG_WORDS[raw]
 
 
 def _number(env: Mapping[str, str], name: str, kind: Callable[[str], N], default: N, *, positive: bool = False) -> N:

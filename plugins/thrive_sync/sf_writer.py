@@ -45,6 +45,7 @@ DUPLICATE_FIELD = re.compile(r"duplicate value found: (\S+) duplicates value on 
 # through sObject Collections, where it is text: both paths leave the org in the same state.
 NULL_MARKER = "#N/A"
 COLLECTION_SIZE = 200
+ORG_BATCH_ROWS = 10_000  # an org processes a Bulk 2.0 job in internal batches of this many records
 JOBS_IN_FLIGHT = 3  # Bulk jobs running at once per writer: the org overlaps them, memory holds their CSV
 # A Bulk job the org failed for one of these failed for its data as a whole: sent again, it fails again.
 PERMANENT_JOB_ERRORS = frozenset(
@@ -101,6 +102,7 @@ class SalesforceWriter:
         job_timeout_seconds: float = WriterOptions.job_timeout_seconds,
         jobs_in_flight: int = JOBS_IN_FLIGHT,
         job_ledger: JobLedger | None = None,
+        parent_fields: Sequence[str] = (),
     ) -> None:
         self.hook = hook
         self.sobject = sobject
@@ -113,6 +115,9 @@ class SalesforceWriter:
         self.jobs_made: set[str] = set()  # every Bulk job this writer made (see BulkJob)
         self.lost_creates: list[LostCreate] = []  # its creates whose answers were lost, until swept
         self.job_ledger = job_ledger or Unrecorded()  # where its jobs are recorded for a later try
+        # The lookups whose parent the org locks while a record is written: with records ordered by
+        # them, a job ends only where they change. Empty: jobs end at their size, wherever that is.
+        self.parent_fields = tuple(parent_fields)
 
     def abort_left_over(self) -> list[str]:
         """Abort the Bulk jobs an earlier try made and never saw end (see :func:`abort_left_over`)."""
@@ -215,32 +220,39 @@ class SalesforceWriter:
     def _csv_jobs(
         self, rows: Iterator[Sequence[Any]], header: list[str], marked: list[Sequence[Any]]
     ) -> Iterator[tuple[bytes, list[str]]]:
-        """``(UTF-8 CSV with header, external IDs in order)`` per job of at most ``bulk_job_rows`` rows.
+        """``(UTF-8 CSV with header, external IDs in order)`` per job of about ``bulk_job_rows`` rows.
 
         The CSV is written straight into bytes: a job in flight holds one copy of its data, no more.
         Null and empty values are written as :data:`NULL_MARKER`; rows that carry the marker as
-        text are not written but added to ``marked``.
+        text are not written but added to ``marked``. With ``parent_fields``, a job ends where the
+        parent changes (:meth:`_ends_job`).
         """
         key_at = header.index(self.external_id_field)
+        parent_at = [header.index(f) for f in self.parent_fields if f in header]
         width = len(header)
         # The first job is a fifth of the others: the org starts working sooner, the rest overlaps.
         size = max(1, self.bulk_job_rows // 5)
+        carried: list[Sequence[Any]] = []  # the row that ended the last job: the first of the next
         while True:
             buffer = io.BytesIO()
             text = io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=False)
             out = csv.writer(text, lineterminator="\n")
             out.writerow(header)
             keys: list[str] = []
-            for row in rows:
+            last: Sequence[Any] = ()
+            source, carried = chain(carried, rows), []
+            for row in source:
                 if len(row) != width:
                     raise ValueError(f"a row of {len(row)} values for a header of {width} fields: {header}")
                 if NULL_MARKER in row:
                     marked.append(row)
                     continue
+                if len(keys) >= size and self._ends_job(row, last, parent_at, len(keys) - size):
+                    carried = [row]
+                    break
                 out.writerow([NULL_MARKER if value is None or value == "" else value for value in row])
                 keys.append(row[key_at])
-                if len(keys) >= size:
-                    break
+                last = row
             if not keys:
                 return
             text.flush()
@@ -248,9 +260,19 @@ class SalesforceWriter:
             text.close()
             yield data, keys
             del data
-            if len(keys) < size:
+            if not carried and len(keys) < size:
                 return
             size = self.bulk_job_rows
+
+    @staticmethod
+    def _ends_job(row: Sequence[Any], last: Sequence[Any], parent_at: list[int], beyond: int) -> bool:
+        """Whether ``row`` starts a new job once the job has its size: yes, unless it has the same
+        parent as the job's last row (records ordered by parent keep a parent's children in one job,
+        so two jobs running at once never wait on each other for it) and the job is less than one
+        of the org's internal batches beyond its size (a job stays a size that finishes in time)."""
+        if not parent_at or beyond >= ORG_BATCH_ROWS:
+            return True
+        return any(row[i] != last[i] for i in parent_at)
 
     def _run_job(self, data: bytes, stop: threading.Event | None = None) -> dict:
         """One Bulk 2.0 upsert job, created, uploaded, closed and waited for; its final info.

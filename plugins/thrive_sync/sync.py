@@ -140,9 +140,11 @@ class CategorySync:
             a.budget.rows_that_fit(a.rows, self.options.bulk_threshold, self.options.bulk_job_rows) < a.rows
             for a in self.allowances.values()
         )
+        by_parent = self.options.group_by_parent
         if not tight or not any(counts.retried for counts in self.staged.values()):
-            return self.store.staged_events()
-        return chain(self.store.staged_events(carried=True), self.store.staged_events(carried=False))
+            return self.store.staged_events(by_parent=by_parent)
+        carried, others = (self.store.staged_events(carried=c, by_parent=by_parent) for c in (True, False))
+        return chain(carried, others)
 
     def _refused_or_done(self, conn_id: str, step: Callable[[], object]) -> None:
         """``step`` of getting ready to write to an org; a refusal for its daily allowance leaves the
@@ -169,12 +171,15 @@ class CategorySync:
         hook = self.hooks.setdefault(conn_id, SalesforceApiHook(conn_id))
         writer = None
         if not self.dry_run:
+            options = asdict(self.options)
+            parents = self.mapping.parent_fields if options.pop("group_by_parent") else ()
             writer = SalesforceWriter(
                 hook,
                 self.mapping.object,
                 self.mapping.external_id_field,
-                **asdict(self.options),
+                **options,
                 job_ledger=self.store.job_ledger(conn_id),
+                parent_fields=parents,
             )
             if conn_id not in self.spent:  # an org that refuses every call cannot abort anything either
                 self._refused_or_done(conn_id, writer.abort_left_over)  # a killed try's jobs must not run beside

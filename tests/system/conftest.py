@@ -155,6 +155,7 @@ NO_FAULTS = {
     "batch_workers": 3,
     "batch_fail_share": 0,
     "fail_job_after_batches": 0,
+    "parent_lock_wait_seconds": 0,
     "drop_after_share": 0,
     "drop_after_requests": 0,
     "drop_after_calls": "create,upload,close,abort,poll",

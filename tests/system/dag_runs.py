@@ -119,9 +119,10 @@ def stage(category: str, run_id: str, start: datetime, **params: object) -> list
 
 
 def forget_ledger(db: str) -> None:
-    """Empty the event ledger: an org emptied or reset must not be taken for one holding the day."""
+    """Empty the event ledger (and what retention did): an org emptied or reset must not be taken for
+    one holding the day."""
     with psycopg.connect(db) as conn:
-        conn.execute("TRUNCATE thrive_sync.event_ledger")
+        conn.execute("TRUNCATE thrive_sync.event_ledger, thrive_sync.retention_runs")
 
 
 def task_states(pg_server, run_id: str) -> dict[str, tuple[int, str]]:

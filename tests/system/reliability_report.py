@@ -103,6 +103,7 @@ EXPECTED_FAULTS: dict[str, str] = {
     "sessions expire (JWT)": _S + "test_reliability.py::test_fault_sessions_expire_jwt_connection",
     "daily limit spent": _S + "test_reliability.py::test_fault_daily_limit_spent_mid_run",
     "quota below the reserve": _S + "test_reliability.py::test_fault_quota_below_the_reserve",
+    "lock contention": _S + "test_reliability.py::test_fault_lock_contention",
     "sandbox down": _S + "test_reliability.py::test_fault_sandbox_down_then_back",
     "PostgreSQL dropped": _S + "test_reliability.py::test_fault_postgresql_connection_dropped",
     "slow sandbox": _S + "test_reliability.py::test_fault_slow_sandbox",

@@ -72,8 +72,12 @@ def test_an_allowance_below_the_reserve_defers_every_row_and_the_next_run_writes
     second = run_totals(wired, dag_runs.latest_run_id(wired))
     assert second["retried"] == first["deferred"] and second["deferred"] == 0
     with psycopg.connect(wired) as conn:
-        expected = {f"{a}:{c}:{e}" for a, c, e in conn.execute(
-            "SELECT account_id, category, event_id FROM thrive_sample.expected_outcomes WHERE outcome = 'written'")}
+        expected = {
+            f"{a}:{c}:{e}"
+            for a, c, e in conn.execute(
+                "SELECT account_id, category, event_id FROM thrive_sample.expected_outcomes WHERE outcome = 'written'"
+            )
+        }
     records = sf.query_all("SELECT Thrive_Event_Id__c FROM Thrive_Activity__c")["records"]
     in_org = {r["Thrive_Event_Id__c"] for r in records}
     assert in_org == expected
@@ -131,4 +135,3 @@ def test_rows_carried_from_earlier_runs_go_first_when_the_room_is_short(fresh_db
     assert 0 < short[2] < short[1], usage  # room for part of the category's rows
     assert "deferred" not in by_day[True], by_day  # the 26th's carried rows were all sent
     assert "deferred" in by_day[False], by_day  # the 27th's own rows waited
-

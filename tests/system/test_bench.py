@@ -50,3 +50,34 @@ def test_table_shows_ratios_and_why_a_contender_failed():
     assert row_c.split()[-6:] == ["-", "-", "-", "-", "-", "4979.8"]
     assert "a/b = 0.90   c/a = -   rerun/a = 0.10   DAG file parse 0.070 s" in lines
     assert "c did not succeed: the metadata database refused the upstream task's XCom" in lines
+
+
+def test_table_shows_what_grouping_by_parent_costs_and_saves():
+    runs = {
+        "a": Measure(seconds=6.0, written=190_000).as_json(),
+        "a_rerun": Measure(seconds=0.6, written=0).as_json(),
+        "a_ungrouped": Measure(seconds=5.5, written=190_000).as_json(),
+        "a_contention": Measure(seconds=30.0, written=190_000, extra={"parent_lock_failures": 120}).as_json(),
+        "a_contention_ungrouped": Measure(
+            seconds=60.0, written=190_000, extra={"parent_lock_failures": 90_000}
+        ).as_json(),
+    }
+    report = {
+        "rows": 200_000,
+        "recipients": 4_000,
+        "day": "2026-11-26",
+        "ratios": {
+            "a_over_b": None,
+            "c_over_a": None,
+            "a_over_ungrouped": 1.09,
+            "grouped_over_ungrouped_contention": 0.5,
+        },
+        "dag_parse_seconds": 0.07,
+        "machine": {"cores": 2, "memory_gib": 23.5, "python": "3.11.7", "postgresql": "16.2"},
+        "runs": runs,
+    }
+    lines = table(report)
+    assert next(line for line in lines if line.startswith("a, lock contention")).split()[3] == "30.00"
+    grouping = next(line for line in lines if line.startswith("grouping by parent"))
+    assert grouping.startswith("grouping by parent: a / a not grouped = 1.09; under contention")
+    assert grouping.endswith("= 0.50, rows that met a held parent 120 grouped, 90,000 not grouped")

@@ -441,6 +441,59 @@ def test_fault_quota_below_the_reserve(wired, org, sf, pg_server):
     assert result.notes == ["first run: 0 records sent"]
 
 
+class OtherIntegration(threading.Thread):
+    """Another integration of the org: Bulk API 2.0 updates of every Contact, one job after another
+    (a second apart) until the run ends. Each batch holds the Contacts it updates, as an org locks
+    records while it writes them; records of ours that look one up wait for it, or fail."""
+
+    def __init__(self, sf) -> None:
+        super().__init__(daemon=True)
+        self.sf = sf
+        self.stopped = threading.Event()
+        self.jobs = 0
+
+    def run(self) -> None:
+        contacts = [{"Id": r["Id"], "LastName": r["LastName"]}
+                    for r in self.sf.query_all("SELECT Id, LastName FROM Contact")["records"]]  # fmt: skip
+        while not self.stopped.wait(1.0):
+            self.sf.bulk2.Contact.update(records=contacts, wait=0.5)
+            self.jobs += 1
+
+    def stop(self) -> None:
+        self.stopped.set()
+        self.join(timeout=60)
+
+
+def test_fault_lock_contention(wired, org, sf, pg_server):
+    """Writes hold the records they write and the Contacts and Leads those look up (a Bulk batch for
+    its two seconds); a row waits 0.2 s for one another write holds, then fails UNABLE_TO_LOCK_ROW.
+    The big category's records go ordered by parent, a parent's records in one job, so its own jobs
+    never wait for each other; another integration updating every Contact meanwhile still holds
+    them, and the rows that met it are resent: nothing is lost."""
+    other: list[OtherIntegration] = []
+
+    def start_other() -> OtherIntegration:
+        other.append(OtherIntegration(sf))
+        other[0].start()
+        return other[0]
+
+    case = Case(
+        "lock contention",
+        "writes hold what they write and what it looks up (a row waits 0.2 s, then UNABLE_TO_LOCK_ROW); "
+        "another integration updates every Contact by Bulk API 2.0 throughout the run",
+        {"parent_lock_wait_seconds": 0.2},
+        during=start_other,  # type: ignore[arg-type]  (stopped like a Watcher)
+        evidence=lambda delta: [
+            f"first run: {delta.get('faults.parent_lock', 0)} rows met a record another write held, "
+            f"beside {other[0].jobs} Bulk update jobs of every Contact"
+        ],
+    )
+    result = run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
+    assert result.first_run.startswith("succeeded"), result.first_run
+    held = int(result.notes[0].split()[2])
+    assert held > 0 and other[0].jobs >= 1, result.notes  # the contention was there, and the run came through
+
+
 def test_fault_sandbox_down_then_back(wired, org, sf, pg_server, tmp_root):
     from thrive_dev import sandbox as sf_sandbox
 

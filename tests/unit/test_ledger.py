@@ -52,6 +52,9 @@ def failed(reason: str, content: str = "h", attempts: int = 1, error_code: str |
         (days_before(8), failed("UNMATCHED_MEMBER_ID"), None),  # beyond retry_days
         (days_before(1), LedgerEntry("skipped", "h", 1, "tracking_disabled"), None),
         (DAY + timedelta(days=1), None, None),  # after the day: the next run's
+        (days_before(0), LedgerEntry("purged", "h", 1), "unchanged"),  # deleted by retention: counted, not sent
+        (days_before(0), LedgerEntry("purged", "old", 1), "unchanged"),  # changed or not
+        (days_before(1), LedgerEntry("purged", "old", 1), None),
     ],
 )
 def test_what_a_run_considers(when, entry, expected):
@@ -63,6 +66,7 @@ def test_resend_unchanged_sends_the_days_written_rows_only():
     assert consideration(days_before(0), "h", written(), horizon) == "new"
     assert consideration(days_before(0), "h", failed("REJECTED", error_code="STRING_TOO_LONG"), horizon) == "retried"
     assert consideration(days_before(1), "h", written(), horizon) is None
+    assert consideration(days_before(0), "h", LedgerEntry("purged", "h", 1), horizon) == "unchanged"  # never again
 
 
 def test_the_ledger_days_of_a_run_are_utc_days():

@@ -29,7 +29,8 @@ class FakeOrg:
         found = [
             {"Id": i, **self.records[i]}
             for i in ids
-            if i in self.records and (include_deleted or not self.records[i].get("IsDeleted"))
+            if i in self.records
+            and (include_deleted or not self.records[i].get("IsDeleted"))
             and (obj == "Contact") == i.startswith("003")
         ]
         return {"records": found}

@@ -19,8 +19,12 @@ def test_defaults_and_values():
         "THRIVE_SYNC_BULK_JOB_ROWS": "1500",
         "THRIVE_SYNC_POLL_SECONDS": "0.5",
         "THRIVE_SYNC_JOB_TIMEOUT_SECONDS": "90",
+        "THRIVE_SYNC_GROUP_BY_PARENT": "Off",
     }
-    assert Deployment.from_environ(env) == Deployment("America/New_York", 30, 1.5, "/m.yaml", 1, 1500, 0.5, 90.0)
+    assert Deployment.from_environ(env) == Deployment(
+        "America/New_York", 30, 1.5, "/m.yaml", 1, 1500, 0.5, 90.0, group_by_parent=False
+    )
+    assert Deployment.from_environ({"THRIVE_SYNC_GROUP_BY_PARENT": "1"}).group_by_parent is True
 
 
 def test_the_writer_defaults_are_the_deployment_defaults():
@@ -32,6 +36,7 @@ def test_the_writer_defaults_are_the_deployment_defaults():
         options.poll_seconds,
         options.job_timeout_seconds,
     )
+    assert deployment.group_by_parent is options.group_by_parent is True
 
 
 @pytest.mark.parametrize(
@@ -46,6 +51,7 @@ def test_the_writer_defaults_are_the_deployment_defaults():
         ("THRIVE_SYNC_POLL_SECONDS", "nan", "is not a finite number"),
         ("THRIVE_SYNC_JOB_TIMEOUT_SECONDS", "-1", "must be more than 0"),
         ("THRIVE_SYNC_JOB_TIMEOUT_SECONDS", "inf", "is not a finite number"),
+        ("THRIVE_SYNC_GROUP_BY_PARENT", "maybe", "THRIVE_SYNC_GROUP_BY_PARENT='maybe' is not one of 0, 1, false"),
     ],
 )
 def test_a_value_that_cannot_be_used_names_the_variable(name, value, message):

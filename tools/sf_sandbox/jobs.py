@@ -26,6 +26,7 @@ from itertools import islice
 from pathlib import Path
 from typing import Protocol
 
+from sf_sandbox.contention import ParentLocks, locked_columns, parents_of
 from sf_sandbox.limits import DailyLimits
 from sf_sandbox.orgschema import SObject
 from sf_sandbox.store import Store, WriteResult, format_datetime
@@ -54,6 +55,7 @@ class Pace(Protocol):
     batch_workers: int
     batch_fail_share: float
     fail_job_after_batches: int
+    parent_lock_wait_seconds: float
 
 
 class JobStateError(Exception):
@@ -225,6 +227,7 @@ class JobRunner:
         limits: DailyLimits,
         pace: Callable[[], Pace],
         draw: Callable[[float], bool],
+        parents: ParentLocks,
     ) -> None:
         self.book = book
         self.jobs_dir = jobs_dir
@@ -233,6 +236,7 @@ class JobRunner:
         self.pace = pace
         self.draw = draw  # True with the given probability (the sandbox's seeded generator)
         self.workers = Workers(lambda: self.pace().batch_workers)
+        self.parents = parents  # the parent records batches and other writes hold (sf_sandbox.contention)
         # job id -> the upload's line where the rows processed or being processed end, while it runs
         self.claimed: dict[str, int] = {}
 
@@ -328,9 +332,12 @@ class JobRunner:
             ):
                 return "Failed", BATCH_FAILED
             began = time.perf_counter()
-            written = self.store.write_rows(obj, header, rows, info["operation"], info.get("externalIdFieldName"))
-            results.add(rows, written, end_line)
-            time.sleep(max(0.0, pace.batch_seconds - (time.perf_counter() - began)))
+            wanted = parents_of(rows, locked_columns(obj, header)) if pace.parent_lock_wait_seconds else set()
+            with self.parents.holding(wanted, pace.parent_lock_wait_seconds) as locked:  # for the whole batch
+                operation, key = info["operation"], info.get("externalIdFieldName")
+                written = self.store.write_rows(obj, header, rows, operation, key, locked)
+                results.add(rows, written, end_line)
+                time.sleep(max(0.0, pace.batch_seconds - (time.perf_counter() - began)))
 
         def done(current: dict) -> None:
             current.update(numberRecordsProcessed=results.processed, numberRecordsFailed=results.failed)

@@ -25,6 +25,7 @@ from pathlib import Path
 from urllib.parse import parse_qs, unquote, urlsplit
 
 from sf_sandbox import logins, soql
+from sf_sandbox.contention import ParentLocks, locked_columns, parents_of
 from sf_sandbox.jobs import JOBS_PAGE, JobBook, JobRunner, JobStateError, job_results, job_time
 from sf_sandbox.limits import DailyLimits, LimitExceeded
 from sf_sandbox.orgschema import SObject, load_org
@@ -60,6 +61,9 @@ class Faults:
     batch_workers: int = 3  # the org's batch workers, shared by all jobs
     batch_fail_share: float = 0.0  # that share of batches fails its job (the rest is left unprocessed)
     fail_job_after_batches: int = 0  # N > 0: every job fails at its batch N + 1
+    # Parent-record locks (sf_sandbox.contention): above 0, writes hold the Contacts and Leads their rows
+    # look up, and a row waits this long for one another write holds, then fails UNABLE_TO_LOCK_ROW.
+    parent_lock_wait_seconds: float = 0.0
     drop_after_share: float = 0.0  # that share of job requests does its work, then loses its answer
     drop_after_requests: int = 0  # the next N job requests do their work, then lose their answer
     drop_after_calls: str = "create,upload,close,abort,poll"  # which job requests the two above touch
@@ -84,7 +88,10 @@ class Sandbox:
         self.lock = threading.Lock()
         if os.environ.get("SF_SANDBOX_FAULTS"):
             self.set_faults(json.loads(os.environ["SF_SANDBOX_FAULTS"]))
-        self.runner = JobRunner(self.book, self.jobs_dir, self.store, self.limits, lambda: self.faults, self.draw)
+        self.parents = ParentLocks()
+        self.runner = JobRunner(
+            self.book, self.jobs_dir, self.store, self.limits, lambda: self.faults, self.draw, self.parents
+        )
         for info in self.all_jobs():  # a restart finishes what was in flight
             if info["state"] in ("UploadComplete", "InProgress"):
                 self.runner.start(info["id"])
@@ -176,6 +183,18 @@ class Sandbox:
         if state == "Aborted":
             return self.book.abort(job_id)
         raise JobStateError(f"Cannot change a job's state to {state}")
+
+    def write_records(self, obj: SObject, records: list[dict], mode: str, ext: str | None, **options: bool) -> list:
+        """``Store.write_many`` holding the parents the records look up while it writes (when the
+        ``parent_lock_wait_seconds`` knob models contention): the same locks Bulk batches take."""
+        wait = self.faults.parent_lock_wait_seconds
+        wanted: set[str] = set()
+        if wait:
+            for record in records:
+                names = list(record)
+                wanted |= parents_of([list(record.values())], locked_columns(obj, names))
+        with self.parents.holding(wanted, wait) as locked:
+            return self.store.write_many(obj, records, mode, ext, locked=locked, **options)
 
     def draw(self, share: float) -> bool:
         """True with probability ``share``, from the seeded generator (the same draws for the same seed)."""
@@ -466,7 +485,6 @@ class Handler(BaseHTTPRequestHandler):
         if len(records) > 200:
             raise _Reply(400, "EXCEEDED_ID_LIMIT", "Record limit reached. Reduce the number of records in the request.")
         all_or_none = bool(payload.get("allOrNone"))
-        store = self.server.sandbox.store
         if method == "PATCH" and len(rest) == 2:
             obj = self.sobject(rest[0])
             field = obj.field(rest[1])
@@ -482,7 +500,7 @@ class Handler(BaseHTTPRequestHandler):
             obj, mode, ext = self.sobject(types.pop()), "insert", None  # type: ignore[arg-type]
         else:
             raise _Reply(404, "NOT_FOUND", "The requested resource does not exist")
-        results = store.write_many(
+        results = self.server.sandbox.write_records(
             obj, [r if isinstance(r, dict) else {} for r in records], mode, ext, all_or_none=all_or_none
         )
         out = []
@@ -580,7 +598,7 @@ class Handler(BaseHTTPRequestHandler):
             raise _Reply(400, "JSON_PARSER_ERROR", "Expected a JSON object")
         obj = self.sobject(str(spec.get("object")))
         operation = spec.get("operation")
-        if operation not in ("insert", "upsert", "update"):
+        if operation not in ("insert", "upsert", "update", "delete"):
             raise _Reply(400, "FEATURE_NOT_ENABLED", f"Operation {operation} is not supported by this sandbox")
         ext = spec.get("externalIdFieldName")
         if sandbox.limits.remaining("DailyBulkApiBatches") <= 0:
@@ -734,8 +752,8 @@ class Handler(BaseHTTPRequestHandler):
     def _run_v1_batch(self, info: dict, folder: Path, batch: dict, records: list) -> None:
         sandbox = self.server.sandbox
         obj = sandbox.store.sobject(info["object"])
-        results = sandbox.store.write_many(
-            obj,
+        results = sandbox.write_records(
+            obj,  # type: ignore[arg-type]
             [r if isinstance(r, dict) else {} for r in records],  # type: ignore[arg-type]
             info["operation"],
             info.get("externalIdFieldName"),

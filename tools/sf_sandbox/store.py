@@ -20,6 +20,7 @@ from dataclasses import dataclass, field
 from datetime import UTC, datetime
 from pathlib import Path
 
+from sf_sandbox.contention import LOCK_ERROR, LOCK_MESSAGE
 from sf_sandbox.ids import is_valid_id, mint_ids, to_18_or_same
 from sf_sandbox.orgschema import Field, SObject
 
@@ -285,6 +286,21 @@ class Store:
                 sql = f'DELETE FROM "{obj.name}" WHERE "Id" = ?'
             return self.db.execute(sql, (to_18_or_same(record_id),)).rowcount > 0
 
+    def delete_rows(self, obj: SObject, header: list[str], rows: list[list[str]]) -> list[WriteResult]:
+        """A Bulk ``delete`` job's rows: each names a record by ``Id`` (the only column such a job takes)."""
+        if [h.lower() for h in header] != ["id"]:
+            raise ValueError(f"A delete job takes one column, Id; this one has {header}")
+        self.bump("records.received", len(rows))
+        results = []
+        for (record_id,) in rows:
+            if not is_valid_id(record_id) or not to_18_or_same(record_id).startswith(obj.key_prefix):
+                results.append(WriteResult(False, errors=[error("MALFORMED_ID", f"invalid record id: {record_id}")]))
+            elif self.delete(obj, record_id):
+                results.append(WriteResult(True, id=to_18_or_same(record_id)))
+            else:
+                results.append(WriteResult(False, errors=[error("ENTITY_IS_DELETED", "entity is deleted")]))
+        return results
+
     def seed(self, obj: SObject, records: list[dict]) -> int:
         """Admin path: store records with the Ids they carry (the sample data's Contacts and Leads)."""
         now = now_sf()
@@ -321,12 +337,15 @@ class Store:
         *,
         empty_is_unset: bool = False,
         all_or_none: bool = False,
+        locked: frozenset[str] = frozenset(),
     ) -> list[WriteResult]:
         """Insert, update (records carry ``Id``) or upsert (on ``ext_field``) ``records``, each validated.
 
         Values are strings or ``None`` (JSON numbers and booleans are accepted as their text).
         ``empty_is_unset``: Bulk CSV semantics, where an empty cell changes nothing and ``#N/A``
-        sets null. ``all_or_none``: write nothing unless every record would succeed.
+        sets null. ``all_or_none``: write nothing unless every record would succeed. ``locked``:
+        parents (15-character Ids) another write held too long; rows looking them up fail
+        ``UNABLE_TO_LOCK_ROW`` (``sf_sandbox.contention``).
         """
         results = [WriteResult(False) for _ in records]
         clean: list[dict | None] = []
@@ -335,10 +354,16 @@ class Store:
             values, errors = self._check_fields(obj, record, mode, ext_field, empty_is_unset, plan)
             result.errors = errors
             clean.append(None if errors else values)
-        return self._write_checked(obj, clean, results, mode, ext_field, all_or_none)
+        return self._write_checked(obj, clean, results, mode, ext_field, all_or_none, locked)
 
     def write_rows(
-        self, obj: SObject, header: list[str], rows: list[list[str]], mode: str, ext_field: str | None
+        self,
+        obj: SObject,
+        header: list[str],
+        rows: list[list[str]],
+        mode: str,
+        ext_field: str | None,
+        locked: frozenset[str] = frozenset(),
     ) -> list[WriteResult]:
         """Bulk CSV rows: :meth:`write_many` with Bulk semantics, screening whole columns first.
 
@@ -346,11 +371,12 @@ class Store:
         right shape) and taken as they are; only the rows with a cell that is not plainly valid go
         through the cell-by-cell checks, so that each bad cell gets its own error.
         """
+        if mode == "delete":
+            return self.delete_rows(obj, header, rows)
         screened = self._screen_columns(obj, header, rows, ext_field)
-        if screened is None:
-            return self.write_many(
-                obj, [dict(zip(header, r, strict=False)) for r in rows], mode, ext_field, empty_is_unset=True
-            )
+        if screened is None or locked:
+            records = [dict(zip(header, r, strict=False)) for r in rows]
+            return self.write_many(obj, records, mode, ext_field, empty_is_unset=True, locked=locked)
         clean_columns, gaps, bad_rows = screened
         names = [obj.field(h).name for h in header]  # type: ignore[union-attr]
         plan: dict = {}
@@ -386,6 +412,7 @@ class Store:
         mode: str,
         ext_field: str | None,
         all_or_none: bool,
+        locked: frozenset[str] = frozenset(),
     ) -> list[WriteResult]:
         """The checks that need the org's data (lookups, duplicate keys), faults, then the write.
 
@@ -398,6 +425,7 @@ class Store:
             if mode == "upsert":
                 self._check_duplicate_keys(clean, results, ext_field or "")
             self._inject_lock_failures(clean, results)
+            self._fail_locked_parents(obj, clean, results, locked)
             planned = self._plan(obj, clean, results, mode, ext_field, all_or_none)
         if planned is None:
             return results
@@ -712,9 +740,20 @@ class Store:
         for i, values in enumerate(clean):
             if values and self.rng.random() < self.lock_row_share:
                 self.bump("faults.lock_row")
-                results[i].errors.append(
-                    error("UNABLE_TO_LOCK_ROW", "unable to obtain exclusive access to this record or 1 records")
-                )
+                results[i].errors.append(error(LOCK_ERROR, LOCK_MESSAGE))
+                clean[i] = None
+
+    def _fail_locked_parents(
+        self, obj: SObject, clean: list[dict | None], results: list[WriteResult], locked: frozenset[str]
+    ) -> None:
+        """Rows looking up a parent another write held for longer than the wait (``sf_sandbox.contention``)."""
+        if not locked:
+            return
+        lookups = [f.name for f in obj.fields.values() if f.kind in ("reference", "id")]
+        for i, values in enumerate(clean):
+            if values and any(str(values.get(name) or "")[:15] in locked for name in lookups):
+                self.bump("faults.parent_lock")
+                results[i].errors.append(error(LOCK_ERROR, LOCK_MESSAGE))
                 clean[i] = None
 
     def _plan(

@@ -68,9 +68,10 @@ def _parser() -> argparse.ArgumentParser:
     ben.add_argument("--date", type=date.fromisoformat, required=True, help="the day (UTC) the rows fall on")
     ben.add_argument("--no-baseline", action="store_true", help="skip c, the provider's operator")
     ben.add_argument("--timeout", type=float, default=3600, help="seconds each DAG run may take")
-    ben.add_argument("--only", default="abc", help="which of a, b, c to run (default: abc)")
+    ben.add_argument("--only", default="abcg", help="which of a, b, c, g (grouping by parent) to run (default: abcg)")
     ben.add_argument("--profile", action="store_true", help="sample a with py-spy (.local/bench/profile-a.txt)")
     ben.add_argument("--no-slow-org", action="store_true", help="skip a and b again under the slow-org pace")
+    ben.add_argument("--no-grouping", action="store_true", help="skip g, a with and without grouping by parent")
     return parser
 
 
@@ -85,11 +86,13 @@ def _run(args: argparse.Namespace) -> list[str]:
     if args.command == "airflow":
         return airflow_ui.up()
     if args.command == "bench":
+        skipped = {"c"} if args.no_baseline else set()
+        skipped |= {"g"} if args.no_grouping else set()
         return bench.table(
             bench.run(
                 args.rows,
                 args.date,
-                only=args.only.replace("c", "") if args.no_baseline else args.only,
+                only="".join(c for c in args.only if c not in skipped),
                 timeout=args.timeout,
                 profile=args.profile,
                 slow_org=not args.no_slow_org,

@@ -16,6 +16,10 @@ same day again: every row unchanged, nothing sent. The sandbox (and the event le
 emptied and reseeded with the sample's Contacts and Leads before each of a, b, c, so each one
 inserts the day from scratch. Results: a table on stdout and ``.local/bench.json``. A baseline that
 fails is recorded with its error, not hidden.
+
+- **g, grouping by parent** (``only`` has ``g``): a again with ``THRIVE_SYNC_GROUP_BY_PARENT=0``
+  (what grouping costs where nothing contends), then both ways on the slow org with parent-lock
+  contention (:data:`CONTENTION`: what it saves), with the rows that met a held parent.
 """
 
 from __future__ import annotations
@@ -45,6 +49,9 @@ OURS_DAG = "thrive_tracking_sync"
 PEER_DAG = "bench_provider_bulk_baseline"
 COUNT_SOQL = "SELECT COUNT() FROM Thrive_Activity__c"
 LOOKBACK_DAYS = 2  # the DAG's default lookback_days: the days before the bench's day, synced first
+# The slow org, where a write holds the Contacts and Leads its rows look up and a row waits 0.2 s for one.
+CONTENTION = {**SLOW_ORG, "parent_lock_wait_seconds": 0.2}
+UNGROUPED = {"THRIVE_SYNC_GROUP_BY_PARENT": "0"}
 
 
 @dataclass
@@ -94,6 +101,10 @@ def _fresh_org(info: sandbox.SandboxInfo, thrive_uri: str) -> None:
     with psycopg.connect(thrive_uri) as conn:
         conn.execute("TRUNCATE thrive_sync.event_ledger")
     sandbox.seed_from_sample(info, thrive_uri)
+
+
+def _counter(info: sandbox.SandboxInfo, name: str) -> int:
+    return int(info.admin("GET", "stats").json().get(name, 0))
 
 
 def _received(info: sandbox.SandboxInfo) -> int:
@@ -167,6 +178,7 @@ def run_ours(
     run_date = (day + timedelta(days=1)).isoformat()
     command = [airflow, "dags", "test", OURS_DAG, run_date, "-c", '{"delay_minutes": 0}']
     in_org_before, received_before, calls_before = _org_count(info), _received(info), _api_calls(info)
+    locked_before = _counter(info, "faults.parent_lock")
     if profile:  # py-spy samples the whole run from outside; its overhead makes the figures slower
         command = [str(Path(sys.executable).parent / "py-spy"), "record", "-r", "100", "--gil", "--format", "raw",
                    "-o", str(profile), "--", *command]  # fmt: skip
@@ -189,7 +201,8 @@ def run_ours(
     measure.written = int(written)
     added = _org_count(info) - in_org_before
     measure.extra.update(failed=int(failed), skipped=int(skipped), unchanged=int(unchanged), task_seconds=durations,
-                         records_added_to_org=added, records_sent=_received(info) - received_before)  # fmt: skip
+                         records_added_to_org=added, records_sent=_received(info) - received_before,
+                         parent_lock_failures=_counter(info, "faults.parent_lock") - locked_before)  # fmt: skip
     if added != measure.written:
         measure.error = f"the run reports {measure.written:,} written but the org gained {added:,} records"
     return measure
@@ -317,6 +330,8 @@ def run(
     results = _contenders(env, info, day, work_dir, only, timeout, profile)
     if slow_org:
         results.update(_slow_org_contenders(env, info, day, work_dir, only, timeout))
+    if "g" in only:
+        results.update(_grouping_contenders(env, info, day, work_dir, timeout))
     report = {
         "rows": events,
         "day": day.isoformat(),
@@ -387,6 +402,24 @@ def _slow_org_contenders(
     return _contenders(env, info, day, work_dir, only.replace("c", ""), timeout, False, "_slow_org", SLOW_ORG)
 
 
+def _grouping_contenders(
+    env: dict[str, str], info: sandbox.SandboxInfo, day: date, work_dir: Path, timeout: float
+) -> dict[str, Measure]:
+    """a without grouping by parent at the default pace; then with and without it under :data:`CONTENTION`."""
+    results: dict[str, Measure] = {}
+    for key, overrides, pace in (
+        ("a_ungrouped", UNGROUPED, None),
+        ("a_contention", {}, CONTENTION),
+        ("a_contention_ungrouped", UNGROUPED, CONTENTION),
+    ):
+        _fresh_org(info, env["THRIVE_DB_URI"])
+        prime(env, info, day, work_dir, timeout)
+        with _paced(info, pace):
+            print(f"bench: {key.replace('_', ' ')} running ...", flush=True)
+            results[key] = run_ours({**env, **overrides}, info, day, work_dir / f"{key}.log", timeout)
+    return results
+
+
 def _ratios(results: dict[str, Measure]) -> dict[str, float | None]:
     def ratio(top: str, bottom: str) -> float | None:
         a, b = results.get(top), results.get(bottom)
@@ -398,7 +431,25 @@ def _ratios(results: dict[str, Measure]) -> dict[str, float | None]:
         "rerun_over_a": ratio("a_rerun", "a"),
         "a_over_b_slow_org": ratio("a_slow_org", "b_slow_org"),
         "rerun_over_a_slow_org": ratio("a_rerun_slow_org", "a_slow_org"),
+        "a_over_ungrouped": ratio("a", "a_ungrouped"),
+        "grouped_over_ungrouped_contention": ratio("a_contention", "a_contention_ungrouped"),
     }
+
+
+def cell(value: Any, fmt: str) -> str:
+    """A figure for the table; ``-`` when it was not measured."""
+    return "-" if value is None else format(value, fmt)
+
+
+def _grouping_line(runs: dict[str, Any], ratios: dict[str, Any]) -> str:
+    """What grouping by parent cost (no contention) and saved (under :data:`CONTENTION`)."""
+    locked = {key: runs[key].get("parent_lock_failures") for key in ("a_contention", "a_contention_ungrouped")}
+    return (
+        f"grouping by parent: a / a not grouped = {cell(ratios.get('a_over_ungrouped'), '.2f')}; under contention "
+        f"{CONTENTION}: grouped / not grouped = {cell(ratios.get('grouped_over_ungrouped_contention'), '.2f')}, "
+        f"rows that met a held parent {cell(locked['a_contention'], ',')} grouped, "
+        f"{cell(locked['a_contention_ungrouped'], ',')} not grouped"
+    )
 
 
 def table(report: dict[str, Any]) -> list[str]:
@@ -406,11 +457,9 @@ def table(report: dict[str, Any]) -> list[str]:
     runs = report["runs"]
     names = {"a": "a ours (DAG tasks)", "a_rerun": "a rerun (same day again)", "b": "b floor (COPY + our jobs)",
              "c": "c provider bulk operator", "a_slow_org": "a ours, slow org", "a_rerun_slow_org": "a rerun, slow org",
-             "b_slow_org": "b floor, slow org"}  # fmt: skip
+             "b_slow_org": "b floor, slow org", "a_ungrouped": "a, not grouped by parent",
+             "a_contention": "a, lock contention", "a_contention_ungrouped": "a, contention, not grouped"}  # fmt: skip
     keys = [key for key in names if key in runs and not (key.endswith("slow_org") and runs[key]["error"] == "not run")]
-
-    def cell(value: Any, fmt: str) -> str:
-        return "-" if value is None else format(value, fmt)
 
     lines = [
         f"bench: {report['rows']:,} events, {report['recipients']:,} recipients, day {report['day']}",
@@ -433,6 +482,8 @@ def table(report: dict[str, Any]) -> list[str]:
             f"slow org (sandbox Bulk pace {report['slow_org_profile']}): "
             f"a/b = {cell(ratios.get('a_over_b_slow_org'), '.2f')}"
         )
+    if "a_contention" in runs:
+        lines.append(_grouping_line(runs, ratios))
     m = report["machine"]
     lines.append(
         f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, PostgreSQL {m['postgresql']}"

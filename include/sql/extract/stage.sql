@@ -4,7 +4,8 @@
 -- What a run considers (docs/design.md, The event ledger), the same rule as in Python:
 -- thrive_sync.core.ledger.consideration, which the tests hold this file to.
 --   its day: every row; a row the ledger holds as written with the same content is 'unchanged'
---     (counted, never staged or sent) unless resend_unchanged; a failure nothing could heal (same
+--     (counted, never staged or sent) unless resend_unchanged, and so is one whose record the
+--     retention DAG deleted (purged), always; a failure nothing could heal (same
 --     content, not a healing reason, or out of attempts) is 'standing' (logged again from the
 --     ledger, never sent);
 --   the lookback_days before it: rows the ledger lacks (late arrivals) or whose content changed;
@@ -66,6 +67,7 @@ FROM (
                WHEN s.occurred_at >= %(window_start)s THEN  -- the run's day
                    CASE
                        WHEN NOT s.known THEN 'new'
+                       WHEN s.status = 'purged' THEN 'unchanged'  -- deleted by retention: never sent again
                        WHEN s.status IN ('failed', 'deferred') THEN
                            CASE
                                WHEN s.known_hash <> h.content_hash OR %(resend_unchanged)s::boolean
@@ -79,6 +81,7 @@ FROM (
                    END
                WHEN NOT s.known THEN  -- before the day, never seen: late, within the lookback
                    CASE WHEN s.occurred_at >= {{ lookback_from }} THEN 'late' END
+               WHEN s.status = 'purged' THEN NULL
                WHEN s.status = 'written' AND s.known_hash = h.content_hash THEN NULL
                WHEN s.status IN ('failed', 'deferred') AND s.occurred_at >= {{ retry_from }}
                     AND s.attempts < %(max_attempts)s::integer
@@ -142,7 +145,7 @@ FROM (
                      -- three keys' selectivities to one row in all and joined 41,000 rows with every
                      -- recipient (a rerun's extract: 38 s instead of 3)
         ) s
-        WHERE l.category = '{{ category }}' AND l.status <> 'written'
+        WHERE l.category = '{{ category }}' AND l.status NOT IN ('written', 'purged')
           AND l.occurred_at >= {{ retry_from }} AND l.occurred_at < %(window_end)s::timestamptz
           AND (l.occurred_at >= %(window_start)s
                OR l.status IN ('failed', 'deferred') AND l.attempts < %(max_attempts)s::integer

@@ -163,7 +163,7 @@ CREATE TABLE IF NOT EXISTS thrive_sync.event_ledger (
     category         text        NOT NULL,
     event_id         bigint      NOT NULL,
     occurred_at      timestamptz NOT NULL,
-    status           text        NOT NULL,  -- written | failed | skipped | deferred
+    status           text        NOT NULL,  -- written | failed | skipped | deferred | purged (retention)
     reason_code      text,                  -- failed / deferred: the reason code; skipped: the gate
     error_code       text,                  -- REJECTED: the org's error code (some heal: a locked row)
     content_hash     text        NOT NULL,  -- SHA-256 (hex) of what the record is made of (stage.sql)
@@ -185,9 +185,12 @@ CREATE INDEX IF NOT EXISTS event_ledger_open_idx ON thrive_sync.event_ledger (oc
     WHERE status IN ('failed', 'deferred');
 
 -- Rows that can be tried again, by category and day: the extract looks the ledger's failures and
--- skipped rows up by key instead of reading the source days they are in (extract/stage.sql).
-CREATE INDEX IF NOT EXISTS event_ledger_unsettled_idx ON thrive_sync.event_ledger (category, occurred_at)
-    WHERE status <> 'written';
+-- skipped rows up by key instead of reading the source days they are in (extract/stage.sql). Rows
+-- whose record the retention DAG deleted (purged) never are: left out, or the index would hold
+-- every old day's rows.
+CREATE INDEX IF NOT EXISTS event_ledger_retry_idx ON thrive_sync.event_ledger (category, occurred_at)
+    WHERE status NOT IN ('written', 'purged');
+DROP INDEX IF EXISTS thrive_sync.event_ledger_unsettled_idx;  -- its predicate took purged rows in
 
 -- Per category and UTC day: the source snapshot under which a run last looked at every row of the
 -- day, saved with the ledger rows that run wrote (sync/save_ledger.sql), and the mapping it used.
@@ -306,5 +309,25 @@ CREATE TABLE IF NOT EXISTS thrive_sync.org_usage (
     storage_warn_share real,       -- how full the storage may be before the report warns (storage_warn_share)
     notes              text,
     saved_at           timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dag_run_id, category, salesforce_conn_id)
+);
+
+-- What each task of the retention DAG (dags/thrive_tracking_retention.py) did in each org: the
+-- records of its category older than the cutoff it found, deleted and failed to delete (with the
+-- first failures), and the ledger rows it marked purged. A retried task replaces its row.
+CREATE TABLE IF NOT EXISTS thrive_sync.retention_runs (
+    dag_run_id         text        NOT NULL,
+    category           text        NOT NULL,
+    salesforce_conn_id text        NOT NULL,
+    retention_days     integer     NOT NULL,
+    cutoff             timestamptz NOT NULL,  -- records of activities before this were deleted
+    dry_run            boolean     NOT NULL,  -- counted only: nothing deleted, nothing marked
+    found              integer     NOT NULL,
+    deleted            integer     NOT NULL,
+    failed             integer     NOT NULL,
+    ledger_marked      integer     NOT NULL,
+    failures           text,                  -- the first few: "Id: error code: message"
+    started_at         timestamptz NOT NULL,
+    finished_at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (dag_run_id, category, salesforce_conn_id)
 );

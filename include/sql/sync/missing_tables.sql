@@ -4,7 +4,7 @@ SELECT name
 FROM unnest(ARRAY[
     'thrive_sync.sync_runs', 'thrive_sync.tracking_log', 'thrive_sync.staged_events',
     'thrive_sync.staged_tallies', 'thrive_sync.member_matches', 'thrive_sync.bulk_jobs',
-    'thrive_sync.event_ledger', 'thrive_sync.org_usage'
+    'thrive_sync.event_ledger', 'thrive_sync.org_usage', 'thrive_sync.retention_runs'
 ]) AS name
 WHERE to_regclass(name) IS NULL
 ORDER BY name;

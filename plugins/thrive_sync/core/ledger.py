@@ -20,6 +20,7 @@ HEALING_REASONS = (UNMATCHED_MEMBER_ID, RETRIES_EXHAUSTED)
 # A record the org refused with one of these error codes may go through another day.
 HEALING_ERROR_CODES = ("UNABLE_TO_LOCK_ROW", "API_TEMPORARILY_UNAVAILABLE")
 OPEN_STATUSES = ("failed", "deferred")  # a deferred row was not sent (the org's allowance): always carried
+PURGED = "purged"  # written, then deleted from the org by the retention DAG (thrive_sync.retention)
 
 
 class Consideration(StrEnum):
@@ -36,7 +37,7 @@ class Consideration(StrEnum):
 class LedgerEntry:
     """What the ledger holds of a row: its latest outcome."""
 
-    status: str  # written | failed | skipped | deferred
+    status: str  # written | failed | skipped | deferred | purged
     content_hash: str
     attempts: int
     reason_code: str | None = None
@@ -73,6 +74,8 @@ def consideration(occurred_at: datetime, content_hash: str, entry: LedgerEntry |
     """Why the run stages a row of ``occurred_at`` with ``content_hash`` (``None``: it does not)."""
     if not horizon.lookback_from <= occurred_at < horizon.end and not horizon.retry_from <= occurred_at < horizon.end:
         return None
+    if entry is not None and entry.status == PURGED:  # its record deleted by retention: never sent again
+        return Consideration.UNCHANGED if occurred_at >= horizon.start else None
     changed = entry is not None and entry.content_hash != content_hash
     if occurred_at >= horizon.start:  # the run's day: every row
         if entry is None:

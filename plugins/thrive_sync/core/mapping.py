@@ -33,6 +33,7 @@ class SourceValues(NamedTuple):
 
 
 SOURCES = frozenset(SourceValues._fields)
+PARENT_SOURCES = ("contact_id", "lead_id")  # the member's record: the parent a record's lookup locks
 
 
 @dataclass(frozen=True)
@@ -43,6 +44,11 @@ class Mapping:
     truncate: dict[str, int] = field(default_factory=dict)
     path: str = ""
     leave_out: frozenset[tuple[str, str]] = frozenset()  # (code, subcode) pairs not written: skipped
+
+    @property
+    def parent_fields(self) -> tuple[str, ...]:
+        """The fields that look up the member's Contact or Lead (the org locks it while writing)."""
+        return tuple(name for name, source in self.fields.items() if source in PARENT_SOURCES)
 
     def row_maker(self) -> Callable[[SourceValues], tuple[Sequence[Any], list[str]]]:
         """A function from an event's :class:`SourceValues` to ``(row, fields cut to fit)``.

@@ -10,11 +10,11 @@ real org's Bulk jobs): an idle-in-transaction session holds back vacuum and trip
 
 from __future__ import annotations
 
-from collections.abc import Iterable, Iterator, Sequence
+from collections.abc import Callable, Iterable, Iterator, Sequence
 from contextlib import contextmanager
 from dataclasses import dataclass
 from datetime import date, datetime
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, TypeVar
 
 from airflow.providers.postgres.hooks.postgres import PostgresHook
 
@@ -32,6 +32,7 @@ from thrive_sync.sql import read_sql
 if TYPE_CHECKING:  # allowance.py reads FETCH_ROWS from here
     from thrive_sync.allowance import OrgAllowance
 
+T = TypeVar("T")
 FETCH_ROWS = 2_000  # rows per page of staged rows, and per round trip of a cursor
 FIRST_EVENT_ID = -(2**63)  # the smallest bigint: where the first page of staged rows starts
 STREAM_APPLICATION_NAME = "thrive_sync stream"  # the reading connection, as pg_stat_activity shows it
@@ -82,6 +83,20 @@ class ThriveStoreHook(PostgresHook):
         rows = self.fetch("sync/account_settings.sql", {"default_conn_id": DEFAULT_SALESFORCE_CONN_ID})
         return {row[0]: AccountSettings(row[1], AccountGates(row[0], *row[2:])) for row in rows}
 
+    def salesforce_connections(self) -> list[str]:
+        """Every Salesforce connection an account names (``salesforce_default`` when none does)."""
+        return sorted({s.salesforce_conn_id for s in self.account_settings().values()} or {DEFAULT_SALESFORCE_CONN_ID})
+
+    def mark_purged(self, run_id: str, category: Category, keys: Sequence[tuple[str, int, datetime]]) -> int:
+        """Retention: the ledger rows of these deleted records (account, event, time) marked purged; how many."""
+        accounts, events, times = (list(column) for column in zip(*keys, strict=True))
+        params = {"run_id": run_id, "category": category.value, "account_ids": accounts, "event_ids": events,
+                  "occurred_at": times}  # fmt: skip
+        return self.fetch("retention/mark_purged.sql", params)[0][0]
+
+    def save_retention_run(self, row: dict[str, Any]) -> None:
+        self.run(read_sql("retention/save_run.sql"), parameters=row)
+
     def org_usage(self, run_id: str) -> list[tuple]:
         return self.fetch("sync/org_usage_report.sql", {"run_id": run_id})
 
@@ -129,15 +144,21 @@ class CategoryStore:
     def execute(self, sql_file: str, params: dict[str, Any]) -> list[tuple]:
         return execute(self.write_conn, sql_file, params)
 
-    def staged_events(self, carried: bool | None = None) -> Iterator[StagedEvent]:
-        """The category's staged rows, ordered by account, a page per statement (never the day in memory);
-        ``carried``: only the rows carried from earlier runs (consideration ``retried``), or only the others.
+    def staged_events(self, carried: bool | None = None, *, by_parent: bool = False) -> Iterator[StagedEvent]:
+        """The category's staged rows, ordered by account, never the day in memory; ``carried``: only
+        the rows carried from earlier runs (consideration ``retried``), or only the others.
+        ``by_parent``: within an account, by Custom Member ID (the record's parent), then event.
 
-        Keyset pages on the primary key rather than one cursor: a cursor needs its transaction open
-        for as long as the stream, and the stream lasts as long as the writer waits on Salesforce.
+        By event, keyset pages on the primary key rather than one cursor: a cursor needs its
+        transaction open for as long as the stream, and the stream lasts as long as the writer waits
+        on Salesforce. By parent, a ``WITH HOLD`` cursor: the rows are sorted once (no index has
+        that order), and PostgreSQL keeps the result once the statement's transaction has ended.
         """
         params = {**self.params, "from_account": "", "from_event": FIRST_EVENT_ID, "page_rows": FETCH_ROWS,
-                  "carried": carried}  # fmt: skip
+                  "carried": carried, "by_parent": by_parent}  # fmt: skip
+        if by_parent:
+            yield from self._held_rows("sync/stream_staged.sql", {**params, "page_rows": None}, StagedEvent)
+            return
         while True:
             page = execute(self.read_conn, "sync/stream_staged.sql", params)
             yield from (StagedEvent(*row) for row in page)
@@ -146,16 +167,20 @@ class CategoryStore:
             params.update(from_account=page[-1][0], from_event=page[-1][1] + 1)
 
     def distinct_member_ids(self, account_ids: Sequence[str]) -> Iterator[str]:
-        """The member Ids the open accounts' rows carry, in pages (org lookups run between them).
+        """The member Ids the open accounts' rows carry, in pages (org lookups run between them)."""
+        params = {**self.params, "account_ids": list(account_ids)}
+        return self._held_rows("sync/distinct_members.sql", params, lambda member_id: member_id)
 
-        A ``WITH HOLD`` cursor: PostgreSQL keeps its result once the statement's own transaction
-        has ended, so reading it while the org answers holds no transaction open.
-        """
-        with self.read_conn.cursor(name=f"members_{self.category.value}", withhold=True) as cursor:
+    def _held_rows(self, sql_file: str, params: dict[str, Any], make: Callable[..., T]) -> Iterator[T]:
+        """A query's rows through a ``WITH HOLD`` cursor, a round trip per :data:`FETCH_ROWS`: PostgreSQL
+        keeps its result once the statement's own transaction has ended, so reading it while the org
+        answers holds no transaction open."""
+        name = f"{sql_file.rsplit('/', 1)[-1].removesuffix('.sql')}_{self.category.value}"
+        with self.read_conn.cursor(name=name, withhold=True) as cursor:
             cursor.itersize = FETCH_ROWS
-            cursor.execute(read_sql("sync/distinct_members.sql"), {**self.params, "account_ids": list(account_ids)})
+            cursor.execute(read_sql(sql_file), params)
             for row in cursor:
-                yield row[0]
+                yield make(*row)
 
     def member_store(self, salesforce_conn_id: str) -> RunMemberStore:
         return RunMemberStore(self, salesforce_conn_id)
