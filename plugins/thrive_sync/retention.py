@@ -5,8 +5,9 @@ asked by SOQL), deleted, then what the org confirmed deleted (its ``successfulRe
 ``purged`` in the event ledger, so that no later run of the sync sends them again. Asked again, the
 deleted records are gone from the answer, so no query cursor stays open across jobs. Each round
 first checks the org's daily allowance and stops at the reserve kept for its other integrations
-(the rules: :mod:`thrive_sync.core.budget`); a round with records the org would not delete ends the
-task's work in that org: asked again, the same records would come first. The next run goes on.
+(the rules: :mod:`thrive_sync.core.budget`). Records the org would not delete are left out of the
+next rounds' queries by Id; a round that deletes nothing, or more than :data:`MAX_REFUSED` such
+records, ends the task's work in that org. The next run goes on.
 """
 
 from __future__ import annotations
@@ -37,6 +38,9 @@ FAILURE_SAMPLE = 20  # failures kept per org for the table and the XCom
 QUERY_PAGE = 2_000  # records per page of a SOQL answer: a round's query costs a call per page
 AT_RESERVE = "stopped at the reserve of the org's daily allowance; the rest waits for the next run"
 REFUSED = "the org refused a call for its daily allowance; the rest waits for the next run"
+MAX_REFUSED = 500  # records the org would not delete, left out of the query by Id (the query's length)
+NO_HEADWAY = "the org deleted none of a round's records; the next run tries again"
+TOO_MANY_REFUSED = f"more than {MAX_REFUSED} records the org would not delete; the next run tries again"
 
 
 @dataclass
@@ -82,13 +86,14 @@ class OrgRetention:
             soql = self.query.count_soql(self.category, cutoff)
             counts.found = self.hook.call(lambda sf: sf.query(soql))["totalSize"]
             return counts
+        refused: set[str] = set()  # Ids the org would not delete: left out of the next rounds' queries
         try:
             while self._room_for_a_round():
-                soql = self.query.soql(self.category, cutoff, self.options.bulk_job_rows)
+                soql = self.query.soql(self.category, cutoff, self.options.bulk_job_rows, refused)
                 records = self.hook.query_all(soql)["records"]
                 if not records:
                     return counts
-                if not self._round(records, counts):
+                if not self._round(records, counts, refused):
                     return counts
         except DailyLimitReached:
             counts.notes.append(REFUSED)
@@ -96,18 +101,23 @@ class OrgRetention:
         counts.notes.append(AT_RESERVE)
         return counts
 
-    def _round(self, records: list[dict[str, Any]], counts: RetentionCounts) -> bool:
-        """One delete job; whether to go on (every record of it was deleted)."""
+    def _round(self, records: list[dict[str, Any]], counts: RetentionCounts, refused: set[str]) -> bool:
+        """One delete job; whether to go on: something was deleted, and few enough were refused to
+        leave them out of the query."""
         counts.found += len(records)
         deleted, failures = self._delete([to_18(r["Id"]) for r in records])
         gone = [r for r in records if to_18(r["Id"]) in deleted]
         counts.deleted += len(gone)
         counts.failed_with(failures)
         counts.ledger_marked += self._mark_purged(gone)
+        refused.update(failures)
         if failures:
             log.warning("%s: %d records of %s were not deleted, e.g. %s; the next run tries again",
                         self.hook.conn_id, len(failures), self.category.value, counts.failures[0])  # fmt: skip
-        return not failures
+        if gone and len(refused) <= MAX_REFUSED:
+            return True
+        counts.notes.append(NO_HEADWAY if not gone else TOO_MANY_REFUSED)
+        return False
 
     def _room_for_a_round(self) -> bool:
         """Whether the org's allowance above its reserve pays for one more round (``/limits``, one call)."""
@@ -155,7 +165,8 @@ class OrgRetention:
                 at = datetime.strptime(record[self.query.date_field], "%Y-%m-%dT%H:%M:%S.%f%z")
             except (ValueError, TypeError):
                 continue  # not a record of this package's (an external ID it never writes): no ledger row
-            keys.append((account_id, event_id, at))
+            if -(2**63) <= event_id < 2**63:  # a key the ledger can hold (bigint)
+                keys.append((account_id, event_id, at))
         if not keys:
             return 0
         return self.store.mark_purged(self.run_id, self.category, keys)

@@ -179,11 +179,12 @@ class SalesforceWriter:
         in_flight: deque[tuple[Future[dict], list[str]]] = deque()
         key_at = header.index(self.external_id_field)
         marked: list[Sequence[Any]] = []  # rows whose text is the null marker: Collections takes them
+        ahead: list[Sequence[Any]] = []  # a row read to see that its parent is another: the next job's first
         stop = threading.Event()  # set when this ends early: the jobs still running are aborted
         try:
             with ThreadPoolExecutor(max_workers=self.jobs_in_flight, thread_name_prefix="bulk2-job") as pool:
                 try:
-                    for data, keys in self._csv_jobs(rows, header, marked):
+                    for data, keys in self._csv_jobs(rows, header, marked, ahead):
                         in_flight.append((pool.submit(self._run_job, data, stop), keys))
                         del data
                         while len(in_flight) >= self.jobs_in_flight:
@@ -193,7 +194,7 @@ class SalesforceWriter:
                         yield from self._settled(*in_flight[0], with_written)
                         in_flight.popleft()
                 except DailyLimitReached as spent:  # the rows already taken and not yet in a job too
-                    unsent = [row[key_at] for row in chain(marked, taken)]
+                    unsent = [row[key_at] for row in chain(marked, ahead, taken)]
                     spent.unconfirmed = self._unconfirmed(spent, in_flight, unsent)
                     raise
                 finally:
@@ -218,41 +219,45 @@ class SalesforceWriter:
         return [*(settling or []), *(k for _, keys in later for k in keys), *marked]
 
     def _csv_jobs(
-        self, rows: Iterator[Sequence[Any]], header: list[str], marked: list[Sequence[Any]]
+        self,
+        rows: Iterator[Sequence[Any]],
+        header: list[str],
+        marked: list[Sequence[Any]],
+        ahead: list[Sequence[Any]] | None = None,
     ) -> Iterator[tuple[bytes, list[str]]]:
         """``(UTF-8 CSV with header, external IDs in order)`` per job of about ``bulk_job_rows`` rows.
 
         The CSV is written straight into bytes: a job in flight holds one copy of its data, no more.
         Null and empty values are written as :data:`NULL_MARKER`; rows that carry the marker as
-        text are not written but added to ``marked``. With ``parent_fields``, a job ends where the
-        parent changes (:meth:`_ends_job`).
+        text are not written but added to ``marked``. With ``parent_fields``, a full job goes on
+        while the parent stays the same (:meth:`_room_past_size`); the row that shows it changed is
+        kept in ``ahead`` until the next job takes it, so a caller that stops early knows it was read.
         """
         key_at = header.index(self.external_id_field)
         parent_at = [header.index(f) for f in self.parent_fields if f in header]
+        ahead = [] if ahead is None else ahead
         width = len(header)
         # The first job is a fifth of the others: the org starts working sooner, the rest overlaps.
         size = max(1, self.bulk_job_rows // 5)
-        carried: list[Sequence[Any]] = []  # the row that ended the last job: the first of the next
         while True:
-            buffer = io.BytesIO()
-            text = io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=False)
-            out = csv.writer(text, lineterminator="\n")
-            out.writerow(header)
+            buffer, text, out = _csv_bytes(header)
             keys: list[str] = []
             last: Sequence[Any] = ()
-            source, carried = chain(carried, rows), []
-            for row in source:
+            room = self._room_past_size(size) if parent_at else 0
+            for row in chain([ahead.pop()] if ahead else [], rows):
                 if len(row) != width:
                     raise ValueError(f"a row of {len(row)} values for a header of {width} fields: {header}")
                 if NULL_MARKER in row:
                     marked.append(row)
                     continue
-                if len(keys) >= size and self._ends_job(row, last, parent_at, len(keys) - size):
-                    carried = [row]
+                if len(keys) >= size and any(row[i] != last[i] for i in parent_at):
+                    ahead.append(row)  # another parent: the next job's
                     break
                 out.writerow([NULL_MARKER if value is None or value == "" else value for value in row])
                 keys.append(row[key_at])
                 last = row
+                if len(keys) >= size + room:
+                    break  # full (and, grouping, as far past its size as it may go): nothing read ahead
             if not keys:
                 return
             text.flush()
@@ -260,19 +265,17 @@ class SalesforceWriter:
             text.close()
             yield data, keys
             del data
-            if not carried and len(keys) < size:
+            if not ahead and len(keys) < size:
                 return
             size = self.bulk_job_rows
 
     @staticmethod
-    def _ends_job(row: Sequence[Any], last: Sequence[Any], parent_at: list[int], beyond: int) -> bool:
-        """Whether ``row`` starts a new job once the job has its size: yes, unless it has the same
-        parent as the job's last row (records ordered by parent keep a parent's children in one job,
-        so two jobs running at once never wait on each other for it) and the job is less than one
-        of the org's internal batches beyond its size (a job stays a size that finishes in time)."""
-        if not parent_at or beyond >= ORG_BATCH_ROWS:
-            return True
-        return any(row[i] != last[i] for i in parent_at)
+    def _room_past_size(size: int) -> int:
+        """How far a job of ``size`` may go past it to keep a parent's records together: to the end of
+        the org's internal batch its size ends in, never into another (a job then costs the batches
+        and the time its size does: ``core.budget.cost`` holds). A size that fills its last batch
+        exactly has no room: a parent there is split, and its lock failures are resent."""
+        return -size % ORG_BATCH_ROWS
 
     def _run_job(self, data: bytes, stop: threading.Event | None = None) -> dict:
         """One Bulk 2.0 upsert job, created, uploaded, closed and waited for; its final info.
@@ -460,6 +463,15 @@ class SalesforceWriter:
             final += done
             transient += again
         return final, transient
+
+
+def _csv_bytes(header: Sequence[str]) -> tuple[io.BytesIO, io.TextIOWrapper, Any]:
+    """A CSV writer onto bytes (the buffer, its text layer to flush, the writer), its header written."""
+    buffer = io.BytesIO()
+    text = io.TextIOWrapper(buffer, encoding="utf-8", newline="", write_through=False)
+    out = csv.writer(text, lineterminator="\n")
+    out.writerow(header)
+    return buffer, text, out
 
 
 def _record_from_csv(row: dict[str, str]) -> dict[str, Any]:

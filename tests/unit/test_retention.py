@@ -43,8 +43,11 @@ def test_the_query_asks_for_the_oldest_records_of_the_category_before_the_cutoff
     assert before == datetime(2026, 8, 29, 12, tzinfo=UTC)
     assert query.soql(Category.SOCIAL_CRM, before, 25_000) == (
         "SELECT Id, Thrive_Event_Id__c, Activity_Date__c FROM Thrive_Activity__c WHERE Category__c = 'social_crm'"
-        " AND Activity_Date__c < 2026-08-29T12:00:00Z ORDER BY Activity_Date__c LIMIT 25000"
+        " AND Activity_Date__c < 2026-08-29T12:00:00Z AND Thrive_Event_Id__c != null"
+        " ORDER BY Activity_Date__c LIMIT 25000"
     )
+    skipping = query.soql(Category.SOCIAL_CRM, before, 100, skip={"a00000000000002AAA", "a00000000000001AAA"})
+    assert " AND Id NOT IN ('a00000000000001AAA', 'a00000000000002AAA') ORDER BY" in skipping
     assert query.count_soql(Category.SOCIAL_CRM, before).startswith("SELECT COUNT() FROM Thrive_Activity__c WHERE")
 
 

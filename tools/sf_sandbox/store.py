@@ -295,6 +295,9 @@ class Store:
         for (record_id,) in rows:
             if not is_valid_id(record_id) or not to_18_or_same(record_id).startswith(obj.key_prefix):
                 results.append(WriteResult(False, errors=[error("MALFORMED_ID", f"invalid record id: {record_id}")]))
+            elif self.lock_row_share and self.rng.random() < self.lock_row_share:  # the lock fault, as writes meet it
+                self.bump("faults.lock_row")
+                results.append(WriteResult(False, errors=[error(LOCK_ERROR, LOCK_MESSAGE)]))
             elif self.delete(obj, record_id):
                 results.append(WriteResult(True, id=to_18_or_same(record_id)))
             else:

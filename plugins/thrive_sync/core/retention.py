@@ -8,6 +8,7 @@ rules here are plain code the unit tests call; the DAG does the I/O.
 
 from __future__ import annotations
 
+from collections.abc import Collection
 from dataclasses import dataclass
 from datetime import UTC, datetime, timedelta
 
@@ -69,12 +70,16 @@ class RetentionQuery:
             )
         return cls(mapping.object, mapping.external_id_field, by_source["category"], by_source["occurred_at"])
 
-    def soql(self, category: Category, cutoff: datetime, limit: int) -> str:
-        """The oldest ``limit`` records of ``category`` from before ``cutoff`` (deleted ones are gone
-        from the next answer, so asking again until none is left needs no cursor)."""
+    def soql(self, category: Category, cutoff: datetime, limit: int, skip: Collection[str] = ()) -> str:
+        """The oldest ``limit`` records of ``category`` from before ``cutoff`` but those in ``skip`` (the
+        org would not delete them). Deleted ones are gone from the next answer, so asking again until
+        none is left needs no cursor."""
         fields = f"Id, {self.external_id_field}, {self.date_field}"
+        where = self._older(category, cutoff)
+        if skip:
+            where += " AND Id NOT IN (" + ", ".join(f"'{record_id}'" for record_id in sorted(skip)) + ")"
         order = f"ORDER BY {self.date_field} LIMIT {limit}"
-        return f"SELECT {fields} FROM {self.sobject} WHERE {self._older(category, cutoff)} {order}"  # noqa: S608
+        return f"SELECT {fields} FROM {self.sobject} WHERE {where} {order}"  # noqa: S608
 
     def count_soql(self, category: Category, cutoff: datetime) -> str:
         """How many records :meth:`soql` would find in all (a dry run's answer)."""
@@ -83,7 +88,8 @@ class RetentionQuery:
     def _older(self, category: Category, cutoff: datetime) -> str:
         # SOQL, not SQL: names from the mapping (checked against the org), a category from the enum.
         at = cutoff.astimezone(UTC).strftime("%Y-%m-%dT%H:%M:%SZ")
-        return f"{self.category_field} = '{category.value}' AND {self.date_field} < {at}"
+        mine = f"{self.external_id_field} != null"  # records this package wrote (others' are not its business)
+        return f"{self.category_field} = '{category.value}' AND {self.date_field} < {at} AND {mine}"
 
 
 def cutoff(window_end: datetime, days: int) -> datetime:

@@ -91,7 +91,7 @@ class ThriveStoreHook(PostgresHook):
         """Retention: the ledger rows of these deleted records (account, event, time) marked purged; how many."""
         accounts, events, times = (list(column) for column in zip(*keys, strict=True))
         params = {"run_id": run_id, "category": category.value, "account_ids": accounts, "event_ids": events,
-                  "occurred_at": times}  # fmt: skip
+                  "occurred_at": times, "first_at": min(times), "last_at": max(times)}  # fmt: skip
         return self.fetch("retention/mark_purged.sql", params)[0][0]
 
     def save_retention_run(self, row: dict[str, Any]) -> None:
