@@ -39,6 +39,8 @@ class ValidateAndMapOperator(BaseOperator):
     :param poll_seconds: the longest wait between two looks at a running Bulk job.
     :param job_timeout_seconds: how long a Bulk job may take from its close to its end before it is
         aborted and the task fails (to be retried): waiting is outside the calls' retry budget.
+    :param group_by_parent: send records ordered by the Contact or Lead they look up, a parent's
+        records in one Bulk job (see ``WriterOptions``).
     """
 
     template_fields: Sequence[str] = ("dry_run",)
