@@ -9,6 +9,8 @@ answer was lost is recognised for what it is. Why, and the whole life cycle: ``d
 
 from __future__ import annotations
 
+import csv
+import io
 import json
 import logging
 import threading
@@ -328,6 +330,13 @@ def _all_jobs(sf: Salesforce, sobject: str) -> list[dict]:
         following = page.get("nextRecordsUrl")
         url = f"https://{sf.sf_instance}{following}" if following and not page.get("done") else None
     return jobs
+
+
+def job_result_rows(hook: SalesforceApiHook, sobject: str, job_id: str, kind: str) -> list[dict[str, str]]:
+    """A job's ``successfulResults``, ``failedResults`` or ``unprocessedrecords``, as rows by column name
+    (one retried call; a job's results are at most one job's worth of rows)."""
+    text = hook.call(lambda sf: ingest_client(sf, sobject).get_ingest_results(job_id, kind))
+    return list(csv.DictReader(io.StringIO(text)))
 
 
 def ingest_client(sf: Salesforce, sobject: str) -> Any:

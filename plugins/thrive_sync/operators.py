@@ -19,6 +19,11 @@ if TYPE_CHECKING:
     from airflow.sdk import Context
 
 
+def is_true(value: bool | str) -> bool:
+    """A boolean param as a template renders it (``"{{ params.dry_run }}"`` becomes ``"True"``)."""
+    return value in (True, "True", "true", "1")
+
+
 class ValidateAndMapOperator(BaseOperator):
     """Validate one category's staged events, write the good ones to Salesforce, log the rest.
 
@@ -81,7 +86,7 @@ class ValidateAndMapOperator(BaseOperator):
         from thrive_sync.sync import CategorySync
 
         category = Category(self.category)
-        dry_run = self.dry_run in (True, "True", "true", "1")
+        dry_run = is_true(self.dry_run)
         thrive = ThriveStoreHook(self.thrive_conn_id)
         thrive.check_defined()
         mapping = load_mapping(self.mapping_path or DEFAULT_MAPPING)
@@ -156,5 +161,5 @@ class PurgeOldRecordsOperator(BaseOperator):
         store.check_tables()
         query = RetentionQuery.from_mapping(load_mapping(self.mapping_path or DEFAULT_MAPPING))
         run = {"run_id": context["run_id"], "window_end": context["data_interval_end"],
-               "dry_run": self.dry_run in (True, "True", "true", "1")}  # fmt: skip
+               "dry_run": is_true(self.dry_run)}  # fmt: skip
         return purge_category(store, query, Category(self.category), self.retention_days, run, self.options)

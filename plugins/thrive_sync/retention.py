@@ -12,16 +12,15 @@ records, ends the task's work in that org. The next run goes on.
 
 from __future__ import annotations
 
-import csv
-import io
 import logging
 import math
 from collections.abc import Sequence
 from dataclasses import asdict, dataclass, field
 from datetime import UTC, datetime
+from functools import partial
 from typing import Any
 
-from thrive_sync.bulk_job import BulkJob, ingest_client
+from thrive_sync.bulk_job import BulkJob, job_result_rows
 from thrive_sync.core.budget import BULK_BATCH_RECORDS, CALLS_PER_BULK_JOB, read_budget
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.retention import RetentionQuery, cutoff
@@ -140,21 +139,15 @@ class OrgRetention:
             operation="delete",
         )
         info = job.run(("Id\n" + "\n".join(ids) + "\n").encode())
-        deleted = {to_18(row["sf__Id"]) for row in self._results(info["id"], "successfulResults") if row["sf__Id"]}
-        failures = {
-            to_18(row["Id"]): row.get("sf__Error") or "UNKNOWN_ERROR"
-            for row in self._results(info["id"], "failedResults")
-            if row.get("Id")
-        }
+        results = partial(job_result_rows, self.hook, self.query.sobject, info["id"])
+        deleted = {to_18(row["sf__Id"]) for row in results("successfulResults") if row["sf__Id"]}
+        failed = (row for row in results("failedResults") if row.get("Id"))
+        failures = {to_18(row["Id"]): row.get("sf__Error") or "UNKNOWN_ERROR" for row in failed}
         state = info.get("state")
         for record_id in ids:
             if record_id not in deleted and record_id not in failures:
                 failures[record_id] = f"UNPROCESSED: the delete job ended {state} before this record"
         return deleted, failures
-
-    def _results(self, job_id: str, kind: str) -> list[dict[str, str]]:
-        text = self.hook.call(lambda sf: ingest_client(sf, self.query.sobject).get_ingest_results(job_id, kind))
-        return list(csv.DictReader(io.StringIO(text)))
 
     def _mark_purged(self, records: list[dict[str, Any]]) -> int:
         """Mark the deleted records' ledger rows ``purged``; how many there were."""

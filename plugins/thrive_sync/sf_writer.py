@@ -28,6 +28,7 @@ from thrive_sync.bulk_job import (
     Unrecorded,
     abort_left_over,
     ingest_client,
+    job_result_rows,
     sweep_orphans,
 )
 from thrive_sync.core.reasons import REJECTED, RETRIES_EXHAUSTED
@@ -349,8 +350,7 @@ class SalesforceWriter:
 
     def _result_rows(self, job_id: str, kind: str) -> list[dict[str, str]]:
         """``failedResults`` or ``unprocessedrecords`` of a job, as rows by column name."""
-        text = self.hook.call(lambda sf: ingest_client(sf, self.sobject).get_ingest_results(job_id, kind))
-        return list(csv.DictReader(io.StringIO(text)))
+        return job_result_rows(self.hook, self.sobject, job_id, kind)
 
     def _settled_figures(self, info: dict, records: int) -> tuple[dict, list[dict[str, str]]]:
         """The job's figures and its unprocessed records, once they add up to the ``records`` sent.
