@@ -15,6 +15,7 @@ BASELINE ?= 1
 PROFILE ?= 0
 SLOW   ?= 1
 GROUPING ?= 1
+ORGS   ?= 1
 
 .PHONY: demo test test-fast reliability up down airflow sample bench lint clean-local help
 
@@ -26,7 +27,7 @@ help:
 	@echo "make up / make down                    start / stop the local services (data stays in .local/)"
 	@echo "make airflow                           the Airflow UI on the local services; prints the URL and login"
 	@echo "make sample [DATE= EVENTS= RECIPIENTS=] replace the thrive tables with deterministic sample data"
-	@echo "make bench [ROWS=N] [BASELINE=0] [PROFILE=1] [SLOW=0] [GROUPING=0]  N events in a day: our DAG vs the floor vs the provider operator (and a, b under a slow org; a with and without grouping by parent)"
+	@echo "make bench [ROWS=N] [BASELINE=0] [PROFILE=1] [SLOW=0] [GROUPING=0] [ORGS=0]  N events in a day: our DAG vs the floor vs the provider operator (and a, b under a slow org; a with and without grouping by parent; the day over 4 orgs vs 1, LocalExecutor)"
 	@echo "make lint                              ruff, with Airflow's AIR rules"
 
 $(PY):
@@ -66,10 +67,10 @@ $(VENV)/.installed-bench: $(VENV)/.installed-local requirements-bench.txt
 bench: $(VENV)/.installed-bench up
 	@$(PY) -m thrive_dev bench --rows $(ROWS) --date $(DATE) $(if $(filter 0,$(BASELINE)),--no-baseline) \
 	  $(if $(filter 1,$(PROFILE)),--profile) $(if $(filter 0,$(SLOW)),--no-slow-org) \
-	  $(if $(filter 0,$(GROUPING)),--no-grouping)
+	  $(if $(filter 0,$(GROUPING)),--no-grouping) $(if $(filter 0,$(ORGS)),--no-orgs)
 
 test: $(VENV)/.installed-test
-	@$(PY) -m pytest $(PYTEST_ARGS); status=$$?; \
+	@$(PY) -m pytest --durations=30 $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$status
 
 test-fast: $(VENV)/.installed-test

@@ -40,6 +40,7 @@ import pendulum
 from airflow.providers.common.sql.operators.sql import SQLExecuteQueryOperator
 from airflow.providers.standard.sensors.time_delta import TimeDeltaSensor
 from airflow.sdk import Param, TaskGroup, dag, get_current_context, task
+from airflow.sdk.definitions.mappedoperator import MappedOperator
 from airflow.sdk.definitions.retry_policy import ExceptionRetryPolicy, RetryAction, RetryRule
 from airflow.timetables.interval import CronDataIntervalTimetable
 
@@ -48,9 +49,10 @@ from thrive_sync.alerts import on_task_failure
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.ledger import HEALING_ERROR_CODES, HEALING_REASONS
 from thrive_sync.core.mapping import mapping_digest
+from thrive_sync.core.parts import part_kwargs
 from thrive_sync.errors import NOT_RETRIED
 from thrive_sync.operators import ValidateAndMapOperator
-from thrive_sync.settings import DAG_ID, SQL_DIR, THRIVE_DB_CONN_ID, Deployment
+from thrive_sync.settings import DAG_ID, DEFAULT_SALESFORCE_CONN_ID, SQL_DIR, THRIVE_DB_CONN_ID, Deployment
 
 DEPLOYMENT = Deployment.from_environ()  # THRIVE_SYNC_* (cheap: no database, no network)
 ALL_CATEGORIES = [c.value for c in Category]
@@ -60,7 +62,7 @@ NO_RETRY = ExceptionRetryPolicy(
 )
 
 
-def category_group(category: Category) -> tuple[SQLExecuteQueryOperator, ValidateAndMapOperator]:
+def category_group(category: Category) -> tuple[SQLExecuteQueryOperator, MappedOperator]:
     """The task group of one category: stage its day, then validate, write and log it."""
     with TaskGroup(group_id=category.value, prefix_group_id=False, tooltip=f"Sync {category.value}"):
         extract = SQLExecuteQueryOperator(
@@ -80,14 +82,20 @@ def category_group(category: Category) -> tuple[SQLExecuteQueryOperator, Validat
                 "mapping_digest": "{{ mapping_digest() }}",
                 "healing_reasons": list(HEALING_REASONS),
                 "healing_error_codes": list(HEALING_ERROR_CODES),
+                "default_conn_id": DEFAULT_SALESFORCE_CONN_ID,
+                "shard_rows": DEPLOYMENT.shard_rows,
+                "max_shards": DEPLOYMENT.max_shards,
             },
             pre_execute=tasks.skip_unless_selected(category),
             doc_md=f"Stages the `{category.value}` events the run considers (its day, late rows and failures "
-            "that can heal, by the event ledger) in `thrive_sync.staged_events`; returns the counts per "
-            "account. Skipped when `categories` leaves the category out.",
+            "that can heal, by the event ledger) in `thrive_sync.staged_events`; returns the parts the sync "
+            "maps over: one per Salesforce connection the accounts use, a large day of one org in shards. "
+            "Skipped when `categories` leaves the category out.",
         )
-        sync = ValidateAndMapOperator(
+        # One instance per part (org, shard), named by it in the UI: one org's trouble fails only its own.
+        sync = ValidateAndMapOperator.partial(
             task_id=f"validate_and_map_{category.value}",
+            map_index_template=ValidateAndMapOperator.PART_LABEL,
             category=category.value,
             dry_run="{{ params.dry_run }}",
             mapping_path=DEPLOYMENT.mapping_path,
@@ -96,10 +104,9 @@ def category_group(category: Category) -> tuple[SQLExecuteQueryOperator, Validat
             poll_seconds=DEPLOYMENT.poll_seconds,
             job_timeout_seconds=DEPLOYMENT.job_timeout_seconds,
             group_by_parent=DEPLOYMENT.group_by_parent,
-            doc_md=f"Validates the staged `{category.value}` events, upserts the good ones into Salesforce and "
-            "records every failure in `thrive_sync.tracking_log`.",
-        )
-        extract >> sync
+            doc_md=f"Validates the staged `{category.value}` events of one org (or one shard of its day), upserts "
+            "the good ones into Salesforce and records every failure in `thrive_sync.tracking_log`.",
+        ).expand_kwargs(extract.output.map(part_kwargs))
     return extract, sync
 
 

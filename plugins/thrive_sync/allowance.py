@@ -50,9 +50,12 @@ class OrgAllowance:
     sent: int = 0  # rows let through so far (an org's accounts may come in more than one run of rows)
 
     @classmethod
-    def read(cls, hook: SalesforceApiHook, rows: int, refused: DailyLimitReached | None = None) -> OrgAllowance:
+    def read(
+        cls, hook: SalesforceApiHook, rows: int, refused: DailyLimitReached | None = None, shards: int = 1
+    ) -> OrgAllowance:
         """The org's limits now: what the task may spend on ``rows`` (its room is set by :meth:`fit`).
-        ``refused``: the org refused an earlier call of the task for its allowance (no room, not asked)."""
+        ``refused``: the org refused an earlier call of the task for its allowance (no room, not asked).
+        ``shards``: the instances writing to the org side by side, each with its share."""
         storage = {
             "record_kb": hook.number_extra("record_storage_kb", DEFAULT_RECORD_KB, "the KB the org counts a record at",
                                            upper=1_000),
@@ -67,7 +70,7 @@ class OrgAllowance:
         except DailyLimitReached as spent:
             budget = Budget(0, 0, (f"the org refuses calls: {str(spent).split(': ', 1)[-1].split(' The ')[0]}",))
             return cls(hook.conn_id, rows, budget, 0, hook.reserve_share, **storage)
-        budget = read_budget(before, hook.reserve_share)
+        budget = read_budget(before, hook.reserve_share).shared(shards)
         return cls(hook.conn_id, rows, budget, rows, hook.reserve_share, before, **storage)
 
     def fit(self, lookups: int, bulk_threshold: int, bulk_job_rows: int) -> None:

@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 from collections.abc import Sequence
+from dataclasses import replace
 from datetime import UTC, datetime
 from typing import TYPE_CHECKING, Any
 
@@ -11,9 +12,10 @@ from airflow.sdk.exceptions import AirflowSkipException
 
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.mapping import load_mapping
+from thrive_sync.core.parts import Part
 from thrive_sync.core.retention import RETENTION_VARIABLE, RetentionQuery
 from thrive_sync.links import TrackingLogLink
-from thrive_sync.settings import DEFAULT_MAPPING, THRIVE_DB_CONN_ID, WriterOptions
+from thrive_sync.settings import DEFAULT_MAPPING, DEFAULT_SALESFORCE_CONN_ID, THRIVE_DB_CONN_ID, WriterOptions
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -25,15 +27,19 @@ def is_true(value: bool | str) -> bool:
 
 
 class ValidateAndMapOperator(BaseOperator):
-    """Validate one category's staged events, write the good ones to Salesforce, log the rest.
+    """Validate one part of a category's staged events, write the good ones to Salesforce, log the rest.
 
-    Before any row, each Salesforce connection the category's open accounts use is checked
-    (:mod:`~thrive_sync.preflight`). Rows stream from ``thrive_sync.staged_events`` grouped by org
-    (:class:`~thrive_sync.sync.CategorySync`). Per account, extracted / written / failed / skipped
-    go to ``thrive_sync.sync_runs`` and must add up to what was staged. XCom gets those counts and
-    the first ``xcom_log_cap`` log rows.
+    A part is the rows of the accounts whose Salesforce connection is ``salesforce_conn_id``, or shard
+    ``shard`` of ``shards`` of them (:mod:`~thrive_sync.core.parts`): the DAG maps the operator over
+    the parts its extract lists, so one org's trouble fails only its own instances. Before any row,
+    the connection is checked (:mod:`~thrive_sync.preflight`). Rows stream from
+    ``thrive_sync.staged_events`` (:class:`~thrive_sync.sync.CategorySync`). Per account,
+    extracted / written / failed / skipped go to ``thrive_sync.sync_runs`` (the sum of the shards) and
+    must add up to what was staged. XCom gets those counts and the first ``xcom_log_cap`` log rows.
 
     :param category: one of :class:`~thrive_sync.core.catalog.Category`'s values.
+    :param salesforce_conn_id: the part's org: the accounts naming this connection (blank: the default).
+    :param shard, shards: which shard of the org's rows, of how many (a hash of the Custom Member ID).
     :param dry_run: validate and map, write nothing; ``written`` then counts what would be written.
     :param thrive_conn_id: the PostgreSQL connection holding ``thrive`` and ``thrive_sync``.
     :param mapping_path: the mapping file (default ``include/mapping/thrive_activity.yaml``).
@@ -51,11 +57,18 @@ class ValidateAndMapOperator(BaseOperator):
     template_fields: Sequence[str] = ("dry_run",)
     ui_color = "#e8f4fd"
     operator_extra_links = (TrackingLogLink(),)
+    # How the UI names a mapped instance: its org, and its shard when the org's day is split.
+    PART_LABEL = (
+        "{{ task.salesforce_conn_id }}{% if task.shards > 1 %} {{ task.shard + 1 }}/{{ task.shards }}{% endif %}"
+    )
 
     def __init__(
         self,
         *,
         category: str,
+        salesforce_conn_id: str = DEFAULT_SALESFORCE_CONN_ID,
+        shard: int = 0,
+        shards: int = 1,
         dry_run: bool | str = False,
         thrive_conn_id: str = THRIVE_DB_CONN_ID,
         mapping_path: str | None = None,
@@ -69,6 +82,9 @@ class ValidateAndMapOperator(BaseOperator):
     ) -> None:
         super().__init__(**kwargs)
         self.category = category
+        self.salesforce_conn_id = salesforce_conn_id
+        self.shard = shard
+        self.shards = shards
         self.dry_run = dry_run
         self.thrive_conn_id = thrive_conn_id
         self.mapping_path = mapping_path
@@ -86,6 +102,7 @@ class ValidateAndMapOperator(BaseOperator):
         from thrive_sync.sync import CategorySync
 
         category = Category(self.category)
+        part = Part(self.salesforce_conn_id, self.shard, self.shards)
         dry_run = is_true(self.dry_run)
         thrive = ThriveStoreHook(self.thrive_conn_id)
         thrive.check_defined()
@@ -94,11 +111,14 @@ class ValidateAndMapOperator(BaseOperator):
             self.bulk_threshold, self.bulk_job_rows, self.poll_seconds, self.job_timeout_seconds, self.group_by_parent
         )
         started_at = datetime.now(UTC)
-        with thrive.category_session(context["run_id"], category) as store:
-            run = CategorySync(
-                store, thrive.account_settings(), mapping, options, dry_run=dry_run, log_sample=self.xcom_log_cap
-            )
+        settings = thrive.account_settings()
+        with thrive.category_session(context["run_id"], category, part) as store:
+            # The part's accounts as the extract found them, all of them in the part's org.
+            accounts = {a: replace(settings[a], salesforce_conn_id=part.conn_id)
+                        for a in store.account_ids if a in settings}  # fmt: skip
+            run = CategorySync(store, accounts, mapping, options, dry_run=dry_run, log_sample=self.xcom_log_cap)
             run.check_orgs()
+            run.wait_for_other_runs(context["data_interval_start"])
             run.sync()
             run.save_counts(
                 {
@@ -108,7 +128,8 @@ class ValidateAndMapOperator(BaseOperator):
                     "started_at": started_at,
                 }
             )
-        self.log.info("%s: %s%s", category.value, run.tally.totals(), " (dry run: nothing written)" if dry_run else "")
+        self.log.info("%s, %s: %s%s", category.value, part.label, run.tally.totals(),
+                      " (dry run: nothing written)" if dry_run else "")  # fmt: skip
         return run.summary()
 
 

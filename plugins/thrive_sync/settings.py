@@ -62,6 +62,8 @@ class Deployment:
     job_timeout_seconds: float = WriterOptions.job_timeout_seconds
     group_by_parent: bool = WriterOptions.group_by_parent
     ledger_retention_days: int = 400  # the event ledger keeps a year and a month of days
+    shard_rows: int = 100_000  # an org's day of more rows than this is split into shards written side by side
+    max_shards: int = 8
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> Deployment:
@@ -81,6 +83,8 @@ class Deployment:
             ledger_retention_days=_number(
                 env, "THRIVE_SYNC_LEDGER_RETENTION_DAYS", int, cls.ledger_retention_days, positive=True
             ),
+            shard_rows=_number(env, "THRIVE_SYNC_SHARD_ROWS", int, cls.shard_rows, positive=True),
+            max_shards=_number(env, "THRIVE_SYNC_MAX_SHARDS", int, cls.max_shards, positive=True),
         )
 
 

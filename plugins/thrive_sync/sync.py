@@ -1,7 +1,8 @@
-"""The write path of one validate-and-map task: its orgs checked, its rows streamed, its counts saved.
+"""The write path of one validate-and-map task: its org checked, its rows streamed, its counts saved.
 
-:class:`CategorySync` runs one category for one DAG run; :class:`OrgSync` the rows of the
-accounts that share one org. Staged rows stream in a batch at a time; the core's
+:class:`CategorySync` runs one part of one category for one DAG run (the rows of the accounts whose
+Salesforce connection is the part's, or one shard of them: :mod:`thrive_sync.core.parts`);
+:class:`OrgSync` the rows of the accounts that share one org. Staged rows stream in a batch at a time; the core's
 ``EventPipeline`` sorts each row into a record, a failure or a skip, asking the org about member
 Ids through the ``MemberIdMatcher``; failures go to the tracking log, records to the
 ``SalesforceWriter``, and what the org refuses comes back as log rows. Nothing holds more than a
@@ -15,17 +16,20 @@ import time
 from collections.abc import Callable, Iterable, Iterator, Mapping, Sequence
 from contextlib import closing
 from dataclasses import asdict, replace
+from datetime import datetime
 from itertools import chain, groupby, islice
 from typing import Any
 
 from thrive_sync.allowance import OrgAllowance
+from thrive_sync.core.catalog import Category
+from thrive_sync.core.gates import TRACKING_DISABLED
 from thrive_sync.core.mapping import Mapping as RecordMapping
 from thrive_sync.core.members import MemberIdMatcher, MemberMatch
 from thrive_sync.core.pipeline import EventPipeline
 from thrive_sync.core.reasons import DEFERRED_QUOTA, REJECTED
 from thrive_sync.core.tally import RunTally, StagedCounts
 from thrive_sync.core.validation import StagedEvent, parse_external_id
-from thrive_sync.errors import ConservationError, DailyLimitReached
+from thrive_sync.errors import ConfigurationError, ConservationError, DailyLimitReached, LoginRefused
 from thrive_sync.hooks.salesforce import SalesforceApiHook
 from thrive_sync.hooks.thrive_store import FETCH_ROWS, AccountSettings, CategoryStore
 from thrive_sync.preflight import check_org
@@ -38,7 +42,10 @@ REFUSED_MID_RUN = "the org refused a call mid-run: its daily allowance is spent"
 
 
 class CategorySync:
-    """One category of one DAG run: every staged row to Salesforce or the log, then the counts."""
+    """One part of a category of one DAG run: every staged row to Salesforce or the log, then the counts.
+
+    ``accounts``: the settings of the accounts whose connection is the part's (``store.part``).
+    """
 
     def __init__(
         self,
@@ -64,16 +71,55 @@ class CategorySync:
         self.orgs: dict[str, OrgSync] = {}
 
     def check_orgs(self) -> None:
-        """Before any row: each Salesforce connection an account open to the category uses is checked."""
+        """Before any row: the part's Salesforce connection is checked, when an account open to the
+        category has rows in the part (an org with none that day is not asked anything)."""
         category = self.store.category
-        conn_ids = {a.salesforce_conn_id for a in self.accounts.values() if not a.gates.closed_gate(category)}
-        for conn_id in sorted(conn_ids):
-            self.hooks[conn_id] = hook = SalesforceApiHook(conn_id)
-            self._refused_or_done(conn_id, lambda hook=hook: check_org(hook, self.mapping))
-            if conn_id in self.spent:
-                continue
+        open_accounts = sorted(a for a in self.store.account_ids if not self._gate(a, category))
+        conn_id = self.store.part.conn_id
+        if not open_accounts:
+            log.info("%s: no account open to %s has rows in this part: not checked", conn_id, category.value)
+            return
+        self.hooks[conn_id] = hook = SalesforceApiHook(conn_id)
+        try:
+            hook.check_defined()
+        except ConfigurationError as err:
+            raise ConfigurationError(f"account(s) {', '.join(open_accounts)} name {conn_id!r}: {err}") from None
+        with self.store.login_turn(conn_id):  # the org's other instances of the run wait for this answer
+            self._check_login_once(hook)
+        if conn_id not in self.spent:
             fields = len(self.mapping.fields)
             log.info("%s: %s and its %d mapped fields are there", conn_id, self.mapping.object, fields)
+
+    def wait_for_other_runs(self, window_start: datetime) -> None:
+        """Runs of one day (a scheduled run and a backfill, two backfills) take turns per part: the
+        second waits for the first to save, then leaves alone what the first wrote after the second's
+        extract, instead of sending it again. A dry run writes nothing, and does not wait."""
+        part = self.store.part
+        day_key = f"{self.store.category.value} {window_start.isoformat()} {part.conn_id} {part.shard}/{part.shards}"
+        if self.dry_run:
+            return
+        started = time.perf_counter()
+        if not self.store.take_day(day_key, wait=False):
+            log.warning("another run of this day is syncing %s to %s: waiting for it to save", day_key, part.label)
+            self.store.take_day(day_key, wait=True)
+            log.warning("waited %.1f s for the other run", time.perf_counter() - started)
+        settled = self.store.settle_overlap()  # also when the other run saved between this one's extract and now
+        if settled:
+            log.warning("%d rows another run of this day wrote since this run's extract are left alone (unchanged)",
+                        settled)  # fmt: skip
+
+    def _check_login_once(self, hook: SalesforceApiHook) -> None:
+        """The org's check, unless it refused these very credentials earlier in the run: then this
+        instance fails at once without trying them (a lockout counts refused logins in a row)."""
+        digest = hook.credentials_digest()
+        earlier = self.store.refused_login(hook.conn_id, digest)
+        if earlier:
+            raise LoginRefused(f"{earlier} [refused earlier in this run: not tried again]")
+        try:
+            self._refused_or_done(hook.conn_id, lambda: check_org(hook, self.mapping))
+        except LoginRefused as refused:
+            self.store.save_refused_login(hook.conn_id, digest, str(refused))
+            raise
 
     def sync(self) -> None:
         """Every staged row of the category, org by org (rows come ordered by account)."""
@@ -111,6 +157,10 @@ class CategorySync:
                 self.store.save_org_usage(allowance)
             if not problems and not self.dry_run:
                 self.store.save_ledger(gates, self.mapping.leave_out)
+            if not problems:
+                self.store.mark_part_saved()
+                if not self.dry_run:  # once the category's last part has saved (save_considered_days.sql)
+                    self.store.save_considered_days()
         if problems:
             raise ConservationError(f"{self.store.category.value}: counts do not add up: " + "; ".join(problems))
 
@@ -118,6 +168,8 @@ class CategorySync:
         """The task's XCom: counts per account and the first log rows."""
         return {
             "category": self.store.category.value,
+            "org": self.store.part.conn_id,
+            "shard": f"{self.store.part.shard + 1}/{self.store.part.shards}",
             "dry_run": self.dry_run,
             "accounts": self.tally.by_account(),
             "log_rows": self.log_rows.sample,
@@ -131,7 +183,8 @@ class CategorySync:
             rows = sum(self.staged[a].streamed for a in self._open_accounts(conn_id) if a in self.staged)
             if rows:
                 hook = self.hooks.setdefault(conn_id, SalesforceApiHook(conn_id))
-                self.allowances[conn_id] = OrgAllowance.read(hook, rows, self.spent.get(conn_id))
+                shards = self.store.part.shards
+                self.allowances[conn_id] = OrgAllowance.read(hook, rows, self.spent.get(conn_id), shards)
 
     def _stream(self) -> Iterator[StagedEvent]:
         """The staged rows by account; when an org may not have room for all of them, the rows carried
@@ -155,7 +208,12 @@ class CategorySync:
             log.warning("%s: %s; its rows are deferred", conn_id, str(spent)[:300])
             self.spent[conn_id] = spent
             if conn_id in self.allowances:
-                self.allowances[conn_id] = OrgAllowance.read(self.hooks[conn_id], self.allowances[conn_id].rows, spent)
+                rows, shards = self.allowances[conn_id].rows, self.store.part.shards
+                self.allowances[conn_id] = OrgAllowance.read(self.hooks[conn_id], rows, spent, shards)
+
+    def _gate(self, account_id: str, category: Category) -> str | None:
+        settings = self.accounts.get(account_id)
+        return settings.gates.closed_gate(category) if settings else TRACKING_DISABLED  # as the pipeline skips it
 
     def _open_accounts(self, conn_id: str) -> list[str]:
         category = self.store.category

@@ -5,7 +5,7 @@ The DAG file wires these up; each takes the task's context, so tests and the DAG
 
 from __future__ import annotations
 
-from collections.abc import Callable, Iterable
+from collections.abc import Callable
 from datetime import UTC, timedelta
 from typing import TYPE_CHECKING, Any
 
@@ -15,6 +15,7 @@ from thrive_sync import alerts
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.gates import gate_summary
 from thrive_sync.core.ledger import ledger_days
+from thrive_sync.core.parts import part_labels
 from thrive_sync.core.report import build_report, format_report, threshold_breach
 from thrive_sync.errors import ConfigurationError, ThresholdBreached, UpstreamFailed
 
@@ -24,6 +25,7 @@ if TYPE_CHECKING:
     from thrive_sync.hooks.thrive_store import ThriveStoreHook
 
 NOT_DONE = ("failed", "upstream_failed")  # task states the report names
+SYNC_PREFIX = "validate_and_map_"  # the mapped sync tasks, one instance per part
 
 
 def check_accounts(context: Context, thrive_conn_id: str) -> dict[str, dict[str, str | None]] | bool:
@@ -46,21 +48,7 @@ def check_accounts(context: Context, thrive_conn_id: str) -> dict[str, dict[str,
     if len(closed) == len(summary):
         print(f"No account has tracking enabled ({len(summary)} accounts): nothing to sync.")
         return False
-    check_salesforce_logins({accounts[a].salesforce_conn_id for a in summary if a not in closed})
-    return summary
-
-
-def check_salesforce_logins(conn_ids: Iterable[str]) -> None:
-    """Each Salesforce connection of the open accounts exists and, if it logs in, its login is accepted.
-
-    Once per run, before the validate tasks: each of them would otherwise try a wrong password on
-    its own, five refused logins a run, and an org locks the user out after ten in a row.
-    """
-    from thrive_sync.hooks.salesforce import SalesforceApiHook  # deferred: see _thrive_store
-
-    for conn_id in sorted(conn_ids):
-        SalesforceApiHook(conn_id).check_login()
-        print(f"Salesforce connection {conn_id!r}: defined, its login (if any) accepted")
+    return summary  # each org's connection is checked by its own sync instances, only when it has rows
 
 
 def skip_unless_selected(category: Category) -> Callable[[Context], None]:
@@ -82,7 +70,7 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
         rows, failures = store.run_counts(run_id), store.failures_by_reason(run_id)
         retry_from = context["data_interval_start"] - timedelta(days=params["retry_days"])
         backlog = store.ledger_backlog(retry_from, context["data_interval_end"])
-        orgs = store.org_usage(run_id)
+        orgs, parts = store.org_usage(run_id), store.part_states(run_id)
     except Exception as err:
         if not failed:
             raise
@@ -90,11 +78,15 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
         raise UpstreamFailed(f"{', '.join(failed)} did not finish, and thrive_db cannot be read: {err}") from err
     window = (str(context["data_interval_start"]), str(context["data_interval_end"]))
     result = build_report(
-        run_id, window, rows, failures, params["categories"], bool(params["dry_run"]), failed, backlog, orgs
+        run_id, window, rows, failures, params["categories"], bool(params["dry_run"]), failed, backlog, orgs, parts
     )
     print(format_report(result))
     if failed:  # each failed task has alerted already (on_failure_callback)
-        raise UpstreamFailed(f"{', '.join(failed)} did not finish: see their logs; the report shows what was saved")
+        not_done = [conn_id for conn_id, state in result["org_states"].items() if not state["done"]]
+        orgs_text = f" (org{'s' * (len(not_done) > 1)} not done: {', '.join(not_done)})" if not_done else ""
+        raise UpstreamFailed(
+            f"{', '.join(failed)} did not finish{orgs_text}: see their logs; the report shows what was saved"
+        )
     breach = threshold_breach(result, params["failure_threshold"])
     if breach:
         alerts.send(context, f"thrive_tracking_sync {run_id}: failure threshold passed", breach)
@@ -103,10 +95,25 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
 
 
 def failed_tasks(context: Context) -> list[str]:
-    """The run's tasks that failed for good (or could not run because an upstream task failed)."""
+    """The run's tasks that failed for good (or could not run because an upstream task failed); a
+    mapped sync instance named by its part: ``validate_and_map_message_activity[salesforce_b]``."""
     ti = context["ti"]
     states = ti.get_task_states(dag_id=ti.dag_id, run_ids=[context["run_id"]]).get(context["run_id"], {})
-    return sorted(task_id for task_id, state in states.items() if state in NOT_DONE)
+    return sorted(_instance_name(ti, key, set(context["dag"].task_ids)) for key, state in states.items()
+                  if state in NOT_DONE)  # fmt: skip
+
+
+def _instance_name(ti: Any, key: str, task_ids: set[str]) -> str:
+    """``key`` as the Execution API names a task's state (``task_id``, or ``task_id_<map index>``),
+    with a sync instance's map index turned into its part, from the rows its extract returned."""
+    task_id, _, index = key.rpartition("_")
+    if key in task_ids or task_id not in task_ids or not index.isdigit() or not task_id.startswith(SYNC_PREFIX):
+        return key
+    try:
+        labels = part_labels(ti.xcom_pull(task_ids=task_id.replace(SYNC_PREFIX, "extract_", 1)))
+    except (TypeError, ValueError):  # not the rows of parts: the bare map index will do
+        labels = []
+    return f"{task_id}[{labels[int(index)] if int(index) < len(labels) else index}]"
 
 
 def clear_staging(context: Context, thrive_conn_id: str, retention_days: int) -> None:

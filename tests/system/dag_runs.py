@@ -15,6 +15,8 @@ from pathlib import Path
 
 import psycopg
 
+from thrive_dev.airflow_ui import wait_for_api
+
 AIRFLOW = str(Path(sys.executable).parent / "airflow")
 DAG_ID = "thrive_tracking_sync"
 DAY = date(2026, 11, 26)  # the generated day the reliability tests run
@@ -98,23 +100,29 @@ def snapshot(db: str, sf, run_id: str) -> Snapshot:
 
 def stage(category: str, run_id: str, start: datetime, **params: object) -> list[tuple]:
     """The DAG's extract of ``category`` for the day from ``start``, rendered and run as its task runs it
-    (through ``thrive_db``); the per-account counts it returns. ``params``: the DAG params it reads."""
+    (through ``thrive_db``); the per-account counts it staged (``staged_tallies``: events, unchanged,
+    late, retried, standing). ``params``: the DAG params it reads."""
     import jinja2
     from airflow.providers.common.sql.hooks.handlers import fetch_all_handler
 
     from thrive_sync.core.ledger import HEALING_ERROR_CODES, HEALING_REASONS
     from thrive_sync.core.mapping import mapping_digest
     from thrive_sync.hooks.thrive_store import ThriveStoreHook
-    from thrive_sync.settings import SQL_DIR
+    from thrive_sync.settings import SQL_DIR, Deployment
 
     env = jinja2.Environment(loader=jinja2.FileSystemLoader(SQL_DIR), autoescape=False)  # noqa: S701 - SQL
     sql = env.get_template(f"extract/{category}.sql").render()
     values = {"lookback_days": 2, "retry_days": 7, "resend_unchanged": False, "max_attempts": 5, **params}
     values.update(run_id=run_id, window_start=start, window_end=start + timedelta(days=1))
     values.update(mapping_digest=mapping_digest(), healing_reasons=list(HEALING_REASONS))
-    values.update(healing_error_codes=list(HEALING_ERROR_CODES))
-    return ThriveStoreHook().run(
-        sql, parameters=values, split_statements=True, return_last=True, handler=fetch_all_handler
+    values.update(healing_error_codes=list(HEALING_ERROR_CODES), default_conn_id="salesforce_default")
+    values.update(shard_rows=Deployment.shard_rows, max_shards=Deployment.max_shards)
+    store = ThriveStoreHook()
+    store.run(sql, parameters=values, split_statements=True, return_last=True, handler=fetch_all_handler)
+    return store.get_records(
+        "SELECT account_id, events, unchanged, late, retried, standing FROM thrive_sync.staged_tallies"
+        " WHERE dag_run_id = %s AND category = %s ORDER BY account_id",
+        parameters=[run_id, category],
     )
 
 
@@ -126,16 +134,20 @@ def forget_ledger(db: str) -> None:
 
 
 def task_states(pg_server, run_id: str) -> dict[str, tuple[int, str]]:
-    """``{task_id: (try_number, state)}`` of one run, from Airflow's metadata database."""
+    """``{task_id: (try_number, state)}`` of one run, from Airflow's metadata database. A task mapped
+    into more than one instance (a sync task over several orgs or shards) has one key per instance,
+    ``task_id[name]`` (its rendered map index); one of a single instance is keyed by its task id."""
     with psycopg.connect(pg_server.uri("airflow")) as meta:
-        return {
-            task: (tries, state)
-            for task, tries, state in meta.execute(
-                "SELECT task_id, try_number, state FROM task_instance WHERE dag_id = 'thrive_tracking_sync'"
-                " AND run_id = %s",
-                [run_id],
-            )
-        }
+        rows = meta.execute(
+            "SELECT task_id, map_index, rendered_map_index, try_number, state,"
+            " count(*) OVER (PARTITION BY task_id) FROM task_instance WHERE dag_id = 'thrive_tracking_sync'"
+            " AND run_id = %s",
+            [run_id],
+        ).fetchall()
+    return {
+        task if instances == 1 else f"{task}[{name or index}]": (tries, state)
+        for task, index, name, tries, state, instances in rows
+    }
 
 
 def failure_message(output: str) -> str:
@@ -236,6 +248,8 @@ def standalone(log_path: Path) -> Iterator[tuple[dict[str, str], subprocess.Pope
             while not _serialized(env):  # read from the metadata DB: each `airflow` command costs seconds of CPU
                 assert time.monotonic() < deadline, "the DAG processor did not serialize the DAG"
                 time.sleep(1)
+            # its tasks call the execution API: one queued before it answers fails its try
+            assert wait_for_api(f"http://127.0.0.1:{api_port}", 120), "the API server did not start"
             airflow_cli("dags", "unpause", "thrive_tracking_sync", env=env)
             yield env, process
         finally:
@@ -243,7 +257,17 @@ def standalone(log_path: Path) -> Iterator[tuple[dict[str, str], subprocess.Pope
 
 
 def backfill(env: dict[str, str], first: str, last: str, timeout: float = 600) -> dict[str, str]:
-    """Create a backfill of days ``first``..``last`` and wait for its runs: ``{logical day: state}``."""
+    """Create a backfill of days ``first``..``last`` and wait for its runs: ``{logical day: state}``.
+
+    Runs of those days that an earlier test left in the session's metadata database are deleted
+    first: a backfill would otherwise clear and rerun them (tries counted on from theirs), and a
+    test would depend on which tests ran before it."""
+    with _meta(env) as conn:
+        conn.execute(
+            "DELETE FROM dag_run WHERE dag_id = 'thrive_tracking_sync'"
+            " AND (logical_date AT TIME ZONE 'UTC')::date BETWEEN %s AND %s",
+            [date.fromisoformat(first), date.fromisoformat(last)],
+        )
     airflow_cli(
         "backfill", "create", "--dag-id", "thrive_tracking_sync", "--from-date", first, "--to-date", last,
         "--reprocess-behavior", "completed", env=env,

@@ -109,6 +109,8 @@ EXPECTED_FAULTS: dict[str, str] = {
     "slow sandbox": _S + "test_reliability.py::test_fault_slow_sandbox",
     "late answers": _S + "test_reliability.py::test_fault_late_answers",
     "upsert race": _S + "test_reliability.py::test_fault_upsert_race",
+    "same day twice at once": _S + "test_reliability.py::test_fault_same_day_twice_at_once",
+    "one of two orgs down": _S + "test_orgs.py::test_fault_one_of_two_orgs_down",
     "kill": _S + "test_reliability.py::test_kill_while_a_bulk_job_is_in_progress_then_airflow_retries",
     "kill before the ledger commit": _S
     + "test_reliability.py::test_kill_between_the_salesforce_write_and_the_ledger_commit",

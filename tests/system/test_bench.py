@@ -81,3 +81,29 @@ def test_table_shows_what_grouping_by_parent_costs_and_saves():
     grouping = next(line for line in lines if line.startswith("grouping by parent"))
     assert grouping.startswith("grouping by parent: a / a not grouped = 1.09; under contention")
     assert grouping.endswith("= 0.50, rows that met a held parent 120 grouped, 90,000 not grouped")
+
+
+def test_table_shows_the_fan_out_over_orgs_alone():
+    """``make bench`` with only o: no a to profile, no recipients; the speedup and where the CPU went."""
+    cpu = {"machine_busy": 259.5, "of_cores_x_wall": 261.1, "sandboxes": 38.4, "postgresql": 123.2}
+    report = {
+        "rows": 1_000_000,
+        "recipients": None,
+        "day": "2026-11-26",
+        "ratios": {"a_over_b": None, "c_over_a": None, "one_org_over_four": 0.92},
+        "dag_parse_seconds": 0.43,
+        "machine": {"cores": 2, "memory_gib": 23.5, "python": "3.11.7", "postgresql": "16.2"},
+        "runs": {
+            "o1": Measure(seconds=119.68, written=949_961, extra={"sync_instances": 12}).as_json(),
+            "o4": Measure(
+                seconds=130.57, written=949_961, extra={"sync_instances": 26, "sync_instances_at_once": 4, "cpu": cpu}
+            ).as_json(),
+        },
+    }
+    lines = table(report)
+    assert lines[0] == "bench: 1,000,000 events, - recipients, day 2026-11-26"
+    assert next(line for line in lines if line.startswith("o 4 orgs")).split()[-6:-4] == ["130.57", "949,961"]
+    assert (
+        "fan-out: one org / 4 orgs = 0.92 (12 and 26 sync instances, at most 4 at once); 4 orgs: CPU busy "
+        "260 of 261 core-seconds, sandboxes 38, PostgreSQL 123" in lines
+    )

@@ -295,31 +295,6 @@ def test_a_relogin_refused_mid_run_ends_the_call_at_once(org, login_conns, monke
     assert stats(org)["logins.refused"] == 2  # the stale client's, then ours: once, not retried
 
 
-def test_a_wrong_password_fails_the_run_at_once_and_locks_no_one_out(wired, org, login_conns, pg_server, monkeypatch):
-    """``check_accounts`` logs in once for the run; refused, it fails alone and no validate task tries.
-
-    One refused login per run, not one per validate task (five): an org locks the user out after ten
-    in a row, so two failed runs would lock out a user every integration of the org may share.
-    """
-    monkeypatch.setenv("AIRFLOW_CONN_SALESFORCE_DEFAULT", json.dumps(conn_with(login_conns["password"], password="x")))
-    result = dags_test()
-    output = result.stdout + result.stderr
-    states = task_states(pg_server, airflow_run_id(pg_server))
-    failed = {task: tries for task, (tries, state) in states.items() if state == "failed" and task != "report"}
-    assert result.returncode != 0
-    assert (
-        "LoginRefused: Salesforce refused the credentials of connection 'salesforce_default' (INVALID_LOGIN" in output
-    )
-    assert failed == {"check_accounts": 1}, states  # the one task that logs in, and no Airflow retry
-    syncs = {task: state for task, (_, state) in states.items() if task.startswith("validate_and_map_")}
-    assert len(syncs) == SYNC_TASKS and set(syncs.values()) == {"upstream_failed"}, states
-    assert states["report"][1] == "failed" and "FAILED: check_accounts, " in output  # the report says why
-    assert stats(org)["logins.refused"] == 1  # one refused login for the run
-    assert stats(org).get("records.received", 0) == 0
-    assert json.loads(login_conns["password"])["password"] not in output
-    assert hook_for(monkeypatch, conn_with(login_conns["password"])).get_conn().session_id  # not locked out
-
-
 def test_a_spent_daily_api_allowance_defers_every_row_and_nothing_is_tried_twice(wired, org, pg_server):
     """No API request left when the run starts: each task's first call is refused, its rows are deferred
     (DEFERRED_QUOTA, carried to the next run), the run succeeds and the report says why."""

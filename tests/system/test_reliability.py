@@ -63,6 +63,7 @@ SLOW = {**NO_FAULTS, **SLOW_ORG}  # the first run of every case meets the slow o
 LOGICAL_DATE = f"{RUN_DATE}T00:00:00+00:00"
 # Another logical date whose manual run syncs the same day (the last complete day before it).
 OTHER_LOGICAL_DATE = f"{RUN_DATE}T01:00:00+00:00"
+NEXT_DAY_LOGICAL_DATE = "2026-11-28T00:00:00+00:00"  # syncs the next day, its lookback the day's rows
 CATEGORY = FIELDS.index("Category__c")
 CREATES = "api_calls.POST jobs/ingest"
 UPLOADS = "api_calls.PUT jobs/ingest"
@@ -177,10 +178,11 @@ class Case:
     prepare: Callable[[], None] | None = None  # just before the first run (after its knobs are set)
     during: Callable[[], Watcher] | None = None  # a fault that comes mid-run
     categories: list[str] | None = None  # the first run's categories (None: the whole day)
-    alongside: bool = False  # a second run of the same day, started at the same moment
+    alongside: str | None = None  # the logical date of a second run started at the same moment
     recover: Callable[[], None] | None = None  # after the first run: the user's remedy, before the rerun
     evidence: Callable[[dict[str, int]], list[str]] | None = None  # notes from the sandbox's counters
     completes: bool = False  # the writer must carry the first run through: fully written, no Airflow retry
+    inspect: Callable[[FirstRun], list[str]] | None = None  # notes from what the first run(s) left
 
 
 @dataclass
@@ -190,6 +192,7 @@ class FirstRun:
     results: list[subprocess.CompletedProcess]
     snaps: list[Snapshot]
     states: list[dict[str, tuple[int, str]]]
+    run_ids: list[str] = field(default_factory=list)
 
     @property
     def output(self) -> str:
@@ -214,18 +217,22 @@ class FirstRun:
 
 
 def run_first(case: Case) -> list[subprocess.CompletedProcess]:
-    """The case's first run, or its two runs side by side (different logical dates, the same day)."""
+    """The case's first run, or its two runs side by side (two logical dates)."""
     conf = {"delay_minutes": 0, **({"categories": case.categories} if case.categories else {})}
-    dates = [LOGICAL_DATE, OTHER_LOGICAL_DATE] if case.alongside else [LOGICAL_DATE]
-    with ThreadPoolExecutor(len(dates)) as pool:
-        return list(pool.map(lambda date: dags_test(conf, run_date=date), dates))
+    with ThreadPoolExecutor(len(first_dates(case))) as pool:
+        return list(pool.map(lambda date: dags_test(conf, run_date=date), first_dates(case)))
 
 
-def measure_first(results: list[subprocess.CompletedProcess], db: str, sf, pg_server) -> FirstRun:
+def first_dates(case: Case) -> list[str]:
+    return [LOGICAL_DATE, case.alongside] if case.alongside else [LOGICAL_DATE]
+
+
+def measure_first(results: list[subprocess.CompletedProcess], case: Case, db: str, sf, pg_server) -> FirstRun:
     """What the first run(s) left. A run that failed before any count was saved has no sync_runs row,
     and the newest one there would be an earlier run's: each run is found by Airflow's run id."""
-    run_ids = [airflow_run_id(pg_server, date) for date in [LOGICAL_DATE, OTHER_LOGICAL_DATE][: len(results)]]
-    first = FirstRun(results, [snapshot(db, sf, r) for r in run_ids], [task_states(pg_server, r) for r in run_ids])
+    run_ids = [airflow_run_id(pg_server, date) for date in first_dates(case)]
+    snaps, states = [snapshot(db, sf, r) for r in run_ids], [task_states(pg_server, r) for r in run_ids]
+    first = FirstRun(results, snaps, states, run_ids)
     for run_id in run_ids[1:]:  # the rerun replaces the first run; the other one would stay for later tests
         forget_run(pg_server, run_id)
     return first
@@ -269,11 +276,13 @@ def run_case(case: Case, *, db: str, org, sf, pg_server) -> CaseResult:
         org.admin("PUT", "faults", json=NO_FAULTS)
         if case.recover:
             case.recover()
-    first = measure_first(results, db, sf, pg_server)
+    first = measure_first(results, case, db, sf, pg_server)
     after = counters(org)
     first_run, first_incomplete, notes = describe_first(first, expected)
     if case.evidence:
         notes += case.evidence({k: v - before.get(k, 0) for k, v in after.items()})
+    if case.inspect:
+        notes += case.inspect(first)
     # What the first run wrote is right, whatever it did not get to; what it logged is what the
     # fault-free run logs, or an honest RETRIES_EXHAUSTED.
     wrong = sorted(k for k, v in first.snaps[0].records.items() if clean.records.get(k) != v)
@@ -594,11 +603,26 @@ def test_fault_late_answers(wired, org, sf, pg_server, monkeypatch):
 
 
 def test_fault_upsert_race(wired, org, sf, pg_server):
-    """Two runs of the day's message activity at once (`airflow dags test` from a shell beside another
-    run: a manual run ignores max_active_runs), both inserting the same new records: the loser of each
-    insert race gets DUPLICATE_VALUE, which must end as an update, not a REJECTED row."""
+    """Two runs at once that insert the same new records: the day's, and the next day's, whose
+    lookback stages the day's rows as late (a backfill running days side by side; runs of one day
+    take turns, those of neighbouring days do not). The loser of each insert race gets
+    DUPLICATE_VALUE, which must end as an update, not a REJECTED row.
 
+    The overlap is driven, not left to the two processes' start-up: a lock on
+    ``thrive_sync.bulk_jobs`` holds each run's first Bulk job between its create and its upload
+    (where the writer records the job) until both runs wait there; then both uploads go at once.
+    """
     lost: list[int] = []
+    database = psycopg.conninfo.conninfo_to_dict(wired)["dbname"]
+    locker = psycopg.connect(wired)
+
+    def hold_uploads() -> None:
+        locker.execute("LOCK TABLE thrive_sync.bulk_jobs IN EXCLUSIVE MODE")  # reads go on; inserts wait
+
+    def release_when_both_wait() -> Watcher:
+        give_up = time.monotonic() + 300  # never leave the runs waiting
+        return watch(lambda: time.monotonic() > give_up or writers_waiting(pg_server, database, "relation") >= 2,
+                     locker.commit, 310)  # fmt: skip
 
     def evidence(_: dict[str, int]) -> list[str]:
         lost.append(
@@ -612,15 +636,20 @@ def test_fault_upsert_race(wired, org, sf, pg_server):
 
     case = Case(
         "upsert race",
-        f"two runs of the day's {BIG} at once, inserting the same new records; 3 s between an upsert's "
-        "lookup of its keys and its inserts; 6 batch workers, room for both runs' jobs at once",
+        f"the day's {BIG} and the next day's at once (its lookback takes the day's rows as late), inserting "
+        "the same new records, their first uploads released together; 3 s between an upsert's lookup of its "
+        "keys and its inserts; 6 batch workers, room for both runs' jobs at once",
         {"upsert_race_ms": 3000, "batch_workers": 6},
         categories=[BIG],
-        alongside=True,
+        alongside=NEXT_DAY_LOGICAL_DATE,
+        prepare=hold_uploads,
+        during=release_when_both_wait,
+        recover=locker.commit,
         evidence=evidence,
         completes=True,
     )
-    run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
+    with locker:
+        run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
     assert lost[0] > 0, "no insert race happened: the two runs' jobs never overlapped"
 
 
@@ -775,12 +804,13 @@ def test_kill_between_the_salesforce_write_and_the_ledger_commit(wired, org, sf,
 
         def kill_then_unlock() -> None:
             try:
-                if saving(pg_server, database):
+                if writers_waiting(pg_server, database):
                     killed.append(kill_first_try(pg_server))
             finally:
                 locker.commit()  # never leave the run's saves waiting
 
-        watcher = watch(lambda: time.monotonic() > give_up or saving(pg_server, database), kill_then_unlock, 310)
+        watcher = watch(lambda: time.monotonic() > give_up or writers_waiting(pg_server, database) > 0,
+                        kill_then_unlock, 310)  # fmt: skip
         states = backfill(env, DAY.isoformat(), DAY.isoformat())
         watcher.join(timeout=1)
     run_id = airflow_run_id(pg_server)
@@ -815,13 +845,14 @@ def test_kill_between_the_salesforce_write_and_the_ledger_commit(wired, org, sf,
     assert ledger.get("written", 0) == sum(w for _, w, _, _ in big.values())
 
 
-def saving(pg_server, database: str) -> bool:
-    """Whether validate_and_map_<BIG>'s writing connection waits on the lock, in its save."""
+def writers_waiting(pg_server, database: str, wait_event: str | None = None) -> int:
+    """How many validate_and_map_<BIG> writing connections (one per run and part) wait on a lock:
+    any lock, or of one kind (``relation``: a table's; ``advisory``: another run's part of the day)."""
     with pg_server.connect(autocommit=True) as conn:
         return conn.execute(
-            "SELECT EXISTS (SELECT 1 FROM pg_stat_activity WHERE datname = %s AND application_name = %s"
-            " AND wait_event_type = 'Lock')",
-            [database, f"{WRITE_APPLICATION_NAME} {BIG}"],
+            "SELECT count(*) FROM pg_stat_activity WHERE datname = %s AND application_name LIKE %s"
+            " AND wait_event_type = 'Lock' AND wait_event = coalesce(%s, wait_event)",
+            [database, f"{WRITE_APPLICATION_NAME} {BIG} %", wait_event],  # then the part: its org (and shard)
         ).fetchone()[0]
 
 
@@ -837,3 +868,61 @@ def kill_first_try(pg_server) -> int:
         ).fetchone()[0]
     psutil.Process(pid).send_signal(9)
     return pid
+
+
+def test_fault_same_day_twice_at_once(wired, org, sf, pg_server):
+    """A scheduled run and a manual run or a backfill of the same day at once (another logical date,
+    the same data interval: a manual run and a backfill ignore the DAG's max_active_runs). The
+    second waits for the first to save each part, then leaves alone what the first wrote: every
+    record is sent once, and the two runs' written counts add up to the day's records.
+
+    The race is driven, not left to the two processes' start-up: a lock on ``thrive_sync.sync_runs``
+    holds the first run in its save (after its Salesforce writes) until the other run's task, its
+    extract done, waits for the day's part (an advisory lock); then the lock goes. Without it the
+    second run could extract after the first saved, find nothing new, and never meet the first.
+    """
+    sent: dict[str, int] = {}
+    database = psycopg.conninfo.conninfo_to_dict(wired)["dbname"]
+    locker = psycopg.connect(wired)
+
+    def hold_saves() -> None:
+        locker.execute("LOCK TABLE thrive_sync.sync_runs IN SHARE ROW EXCLUSIVE MODE")  # stays until commit
+
+    def release_when_one_waits() -> Watcher:
+        give_up = time.monotonic() + 300  # never leave the runs' saves waiting
+        return watch(lambda: time.monotonic() > give_up or writers_waiting(pg_server, database, "advisory") > 0,
+                     locker.commit, 310)  # fmt: skip
+
+    def inspect(first: FirstRun) -> list[str]:
+        with psycopg.connect(wired) as conn:
+            written, unchanged = zip(*(conn.execute(
+                "SELECT coalesce(sum(written), 0), coalesce(sum(unchanged), 0) FROM thrive_sync.sync_runs"
+                " WHERE dag_run_id = %s"
+                " AND category = %s", [run_id, BIG]).fetchone() for run_id in first.run_ids), strict=True)  # fmt: skip
+        sent.update(written=sum(written), waited=first.output.count("waiting for it to save"))
+        return [f"written by each run: {written[0]:,} and {written[1]:,}; left alone as unchanged: {unchanged[0]:,} "
+                f"and {unchanged[1]:,}; runs that waited for the other: {sent['waited']}"]  # fmt: skip
+
+    def evidence(delta: dict[str, int]) -> list[str]:
+        sent["received"] = delta.get("records.received", 0)
+        return [f"records the org received: {sent['received']:,}"]
+
+    case = Case(
+        "same day twice at once",
+        f"two runs of the day's {BIG} started at the same moment, the same day; the first to write held in its "
+        "save (a lock on sync_runs) until the other waits for the day's part",
+        categories=[BIG],
+        alongside=OTHER_LOGICAL_DATE,
+        prepare=hold_saves,
+        during=release_when_one_waits,
+        recover=locker.commit,
+        evidence=evidence,
+        inspect=inspect,
+        completes=True,
+    )
+    with locker:
+        run_case(case, db=wired, org=org, sf=sf, pg_server=pg_server)
+    records = sum(1 for values in reference(wired, org, sf, pg_server).records.values() if values[CATEGORY] == BIG)
+    assert sent["waited"] == 1, "the runs never overlapped: the race was not driven"
+    assert sent["written"] == records, sent  # between them, each record once
+    assert records <= sent["received"] < records * 1.05, sent  # sent once (a few refused ones are sent again)

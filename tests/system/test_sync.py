@@ -221,11 +221,15 @@ def test_a_failed_sync_task_still_gets_its_report_and_the_run_fails(day, tmp_pat
     block = report_block(output)
     assert result.returncode != 0
     assert block, output[-3000:]
-    assert block[-1] == (
-        "FAILED: validate_and_map_social_crm, validate_and_map_surveys_events "
+    assert block[-1] == (  # each failed instance named by its org
+        "FAILED: validate_and_map_social_crm[salesforce_default], validate_and_map_surveys_events[salesforce_default] "
         "(their categories show what was saved before)"
     )
-    assert "UpstreamFailed: validate_and_map_social_crm, validate_and_map_surveys_events did not finish" in output
+    assert "org salesforce_default: NOT DONE: social_crm, surveys_events" in block, block
+    assert (
+        "UpstreamFailed: validate_and_map_social_crm[salesforce_default], validate_and_map_surveys_events"
+        "[salesforce_default] did not finish (org not done: salesforce_default)" in output
+    )
 
 
 def test_no_transaction_stays_open_while_the_writer_waits_on_salesforce(day, org, pg_server):
@@ -268,6 +272,7 @@ def test_a_retry_aborts_the_bulk_jobs_a_killed_try_left_in_the_org(day, org, sf)
     """
     from thrive_sync.bulk_job import ingest_client
     from thrive_sync.core.catalog import Category
+    from thrive_sync.core.parts import Part
     from thrive_sync.hooks.thrive_store import ThriveStoreHook
     from thrive_sync.operators import ValidateAndMapOperator
 
@@ -281,7 +286,7 @@ def test_a_retry_aborts_the_bulk_jobs_a_killed_try_left_in_the_org(day, org, sf)
             "SELECT account_id, event_id FROM thrive_sync.staged_events JOIN thrive_sample.expected_outcomes"
             " USING (account_id, category, event_id) WHERE dag_run_id = %s AND outcome = 'written'"
             " ORDER BY 1, 2 LIMIT 50", [run_id])]  # fmt: skip
-    with thrive.category_session(run_id, Category.MESSAGE_ACTIVITY) as store:
+    with thrive.category_session(run_id, Category.MESSAGE_ACTIVITY, Part("salesforce_default")) as store:
         org.admin("PUT", "faults", json={"queue_seconds": 300})  # the killed try's job waits in the queue
         client = ingest_client(sf, TA)
         stale = client.create_job("upsert", external_id_field=EXT)["id"]

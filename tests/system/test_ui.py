@@ -84,7 +84,7 @@ def test_tracking_log_page_and_task_link(wired, api_server, pg_server):
     with psycopg.connect(pg_server.uri("airflow")) as meta:
         link = meta.execute(
             "SELECT value FROM xcom WHERE dag_id = 'thrive_tracking_sync' AND run_id = %s"
-            " AND task_id = 'validate_and_map_message_activity' AND key = '_link_TrackingLogLink'",
+            " AND task_id = 'validate_and_map_message_activity' AND map_index = 0 AND key = '_link_TrackingLogLink'",
             [run_id],
         ).fetchone()[0]
     assert link.startswith(f"{url}/thrive-sync/?") and "category=message_activity" in link

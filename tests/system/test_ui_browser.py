@@ -165,7 +165,10 @@ def test_trigger_from_the_form_and_read_the_tracking_log(airflow_ui, browser, wi
     browser.get(f"{airflow_ui.url}/dags/thrive_tracking_sync/runs/{run_id}")
     time.sleep(3)
     browser.save_screenshot(str(SCREENSHOTS / "dag-grid.png"))
-    browser.get(f"{airflow_ui.url}/dags/thrive_tracking_sync/runs/{run_id}/tasks/validate_and_map_message_activity")
+    # One instance per org: the sample's accounts all use salesforce_default, so the one instance is map index 0.
+    browser.get(
+        f"{airflow_ui.url}/dags/thrive_tracking_sync/runs/{run_id}/tasks/validate_and_map_message_activity/mapped/0"
+    )
     # Airflow 3 lists a task's extra links on the task instance's Details tab.
     browser.find_element(By.XPATH, "//button[normalize-space()='Details'] | //a[normalize-space()='Details']").click()
     anchor = browser.find_element(By.XPATH, "//a[contains(normalize-space(), 'Tracking log')]")

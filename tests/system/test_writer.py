@@ -220,6 +220,7 @@ def test_a_runs_tasks_share_member_answers_through_postgresql(salesforce_conn, o
     import psycopg
 
     from thrive_dev.schema import apply_schema
+    from thrive_sync.core.parts import Part
     from thrive_sync.hooks.thrive_store import CategoryStore
 
     ids = [(i15 := compose_id15("003", "7m", n)) + checksum(i15) for n in range(1, 401)]
@@ -229,7 +230,7 @@ def test_a_runs_tasks_share_member_answers_through_postgresql(salesforce_conn, o
 
         def matcher(run_id: str) -> MemberIdMatcher:
             """As a task of ``run_id`` builds it for connection "sf"."""
-            store = CategoryStore(conn, conn, run_id, Category.MESSAGE_ACTIVITY).member_store("sf")
+            store = CategoryStore(conn, conn, run_id, Category.MESSAGE_ACTIVITY, Part("sf")).member_store("sf")
             return MemberIdMatcher(SalesforceApiHook(salesforce_conn, retry=FAST).query_all, store)
 
         first = matcher("run-1")

@@ -68,10 +68,11 @@ def _parser() -> argparse.ArgumentParser:
     ben.add_argument("--date", type=date.fromisoformat, required=True, help="the day (UTC) the rows fall on")
     ben.add_argument("--no-baseline", action="store_true", help="skip c, the provider's operator")
     ben.add_argument("--timeout", type=float, default=3600, help="seconds each DAG run may take")
-    ben.add_argument("--only", default="abcg", help="which of a, b, c, g (grouping by parent) to run (default: abcg)")
+    ben.add_argument("--only", default="abcgo", help="which of a, b, c, g (by parent), o (four orgs) to run")
     ben.add_argument("--profile", action="store_true", help="sample a with py-spy (.local/bench/profile-a.txt)")
     ben.add_argument("--no-slow-org", action="store_true", help="skip a and b again under the slow-org pace")
     ben.add_argument("--no-grouping", action="store_true", help="skip g, a with and without grouping by parent")
+    ben.add_argument("--no-orgs", action="store_true", help="skip o, the day over four orgs against one")
     return parser
 
 
@@ -88,6 +89,7 @@ def _run(args: argparse.Namespace) -> list[str]:
     if args.command == "bench":
         skipped = {"c"} if args.no_baseline else set()
         skipped |= {"g"} if args.no_grouping else set()
+        skipped |= {"o"} if args.no_orgs else set()
         return bench.table(
             bench.run(
                 args.rows,

@@ -41,7 +41,7 @@ from typing import Any
 import psycopg
 
 from sf_sandbox.jobs import SLOW_ORG
-from thrive_dev import bench_floor, sample_data, sandbox, services
+from thrive_dev import bench_floor, bench_orgs, sample_data, sandbox, services
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
 BENCH_DAGS = PROJECT_ROOT / "tools" / "bench_dags"
@@ -308,7 +308,7 @@ def dag_parse_seconds(env: dict[str, str]) -> float:
 
 
 def run(
-    rows: int, day: date, only: str = "abc", timeout: float = 3600, profile: bool = False, slow_org: bool = True
+    rows: int, day: date, only: str = "abcgo", timeout: float = 3600, profile: bool = False, slow_org: bool = True
 ) -> dict[str, Any]:
     env = services.load_env()
     os.environ.update(env)  # the floor builds its Salesforce client from the same connections
@@ -316,26 +316,21 @@ def run(
     work_dir = services.LOCAL_DIR / "bench"
     work_dir.mkdir(parents=True, exist_ok=True)
 
-    days = LOOKBACK_DAYS + 1
-    config = sample_data.SampleConfig(
-        start=day - timedelta(days=LOOKBACK_DAYS), days=days, events=rows * days,
-        recipients_per_account=max(500, rows // 200),
-    )  # fmt: skip
-    started = time.perf_counter()
-    stats = sample_data.load(env["THRIVE_DB_URI"], config)
-    events = sum(stats.rows[f"thrive.{t}"] for t in sample_data.SOURCE_TABLE.values()) // days
-    print(f"bench: {events * days:,} events on {days} days to {day} generated in {time.perf_counter() - started:.1f} s",
-          flush=True)  # fmt: skip
-
-    results = _contenders(env, info, day, work_dir, only, timeout, profile)
-    if slow_org:
-        results.update(_slow_org_contenders(env, info, day, work_dir, only, timeout))
-    if "g" in only:
-        results.update(_grouping_contenders(env, info, day, work_dir, timeout))
+    results: dict[str, Measure] = {}
+    events, recipients = rows, None
+    if set(only) & set("abcg"):
+        events, recipients = _load_sample(env, rows, day)
+        results = _contenders(env, info, day, work_dir, only, timeout, profile)
+        if slow_org:
+            results.update(_slow_org_contenders(env, info, day, work_dir, only, timeout))
+        if "g" in only:
+            results.update(_grouping_contenders(env, info, day, work_dir, timeout))
+    if "o" in only:  # last: it loads a sample of its own
+        results.update(_orgs_contenders(env, info, day, rows, work_dir, timeout))
     report = {
         "rows": events,
         "day": day.isoformat(),
-        "recipients": config.recipients_per_account * config.accounts,
+        "recipients": recipients,
         "measured_at": datetime.now(UTC).isoformat(timespec="seconds"),
         "seconds": {k: _round(m.seconds) for k, m in results.items()},
         "ratios": _ratios(results),
@@ -348,6 +343,37 @@ def run(
     }
     (services.LOCAL_DIR / "bench.json").write_text(json.dumps(report, indent=2) + "\n")
     return report
+
+
+def _load_sample(env: dict[str, str], rows: int, day: date) -> tuple[int, int]:
+    """The day and the ``LOOKBACK_DAYS`` before it, ``rows`` events each: (events a day, recipients)."""
+    days = LOOKBACK_DAYS + 1
+    config = sample_data.SampleConfig(
+        start=day - timedelta(days=LOOKBACK_DAYS), days=days, events=rows * days,
+        recipients_per_account=max(500, rows // 200),
+    )  # fmt: skip
+    started = time.perf_counter()
+    stats = sample_data.load(env["THRIVE_DB_URI"], config)
+    events = sum(stats.rows[f"thrive.{t}"] for t in sample_data.SOURCE_TABLE.values()) // days
+    print(f"bench: {events * days:,} events on {days} days to {day} generated in {time.perf_counter() - started:.1f} s",
+          flush=True)  # fmt: skip
+    return events, config.recipients_per_account * config.accounts
+
+
+def _orgs_contenders(
+    env: dict[str, str], info: sandbox.SandboxInfo, day: date, rows: int, work_dir: Path, timeout: float
+) -> dict[str, Measure]:
+    """o1 and o4 (:mod:`thrive_dev.bench_orgs`); a run that could not be made is a result too."""
+    try:
+        runs = bench_orgs.run(env, info, day, rows, work_dir, timeout)
+    except Exception as exc:  # the contender failing is a result to report, not a crash
+        return {"o1": Measure(error=f"{type(exc).__name__}: {str(exc)[:500]}")}
+    measures = {}
+    for key, figures in runs.items():
+        extra = {k: v for k, v in figures.items() if k not in ("seconds", "written", "api_calls", "error")}
+        measures[key] = Measure(seconds=figures["seconds"], written=figures["written"],
+                                api_calls=figures["api_calls"], error=figures["error"], extra=extra)  # fmt: skip
+    return measures
 
 
 def _contenders(
@@ -433,6 +459,7 @@ def _ratios(results: dict[str, Measure]) -> dict[str, float | None]:
         "rerun_over_a_slow_org": ratio("a_rerun_slow_org", "a_slow_org"),
         "a_over_ungrouped": ratio("a", "a_ungrouped"),
         "grouped_over_ungrouped_contention": ratio("a_contention", "a_contention_ungrouped"),
+        "one_org_over_four": ratio("o1", "o4"),
     }
 
 
@@ -452,17 +479,32 @@ def _grouping_line(runs: dict[str, Any], ratios: dict[str, Any]) -> str:
     )
 
 
+def _orgs_line(runs: dict[str, Any], ratios: dict[str, Any]) -> str:
+    """The fan-out's speedup, and where the four orgs' run spent the machine's CPU."""
+    o4 = runs["o4"]
+    cpu = o4.get("cpu") or {}
+    return (
+        f"fan-out: one org / {bench_orgs.ORGS} orgs = {cell(ratios.get('one_org_over_four'), '.2f')} "
+        f"({cell(runs['o1'].get('sync_instances'), 'd')} and {cell(o4.get('sync_instances'), 'd')} sync instances, "
+        f"at most {cell(o4.get('sync_instances_at_once'), 'd')} at once); {bench_orgs.ORGS} orgs: CPU busy "
+        f"{cell(cpu.get('machine_busy'), '.0f')} of {cell(cpu.get('of_cores_x_wall'), '.0f')} core-seconds, "
+        f"sandboxes {cell(cpu.get('sandboxes'), '.0f')}, PostgreSQL {cell(cpu.get('postgresql'), '.0f')}"
+    )
+
+
 def table(report: dict[str, Any]) -> list[str]:
     """The human summary of a bench report."""
     runs = report["runs"]
     names = {"a": "a ours (DAG tasks)", "a_rerun": "a rerun (same day again)", "b": "b floor (COPY + our jobs)",
              "c": "c provider bulk operator", "a_slow_org": "a ours, slow org", "a_rerun_slow_org": "a rerun, slow org",
              "b_slow_org": "b floor, slow org", "a_ungrouped": "a, not grouped by parent",
-             "a_contention": "a, lock contention", "a_contention_ungrouped": "a, contention, not grouped"}  # fmt: skip
+             "a_contention": "a, lock contention", "a_contention_ungrouped": "a, contention, not grouped",
+             "o1": f"o one org, parallelism {bench_orgs.PARALLELISM}",
+             "o4": f"o {bench_orgs.ORGS} orgs, parallelism {bench_orgs.PARALLELISM}"}  # fmt: skip
     keys = [key for key in names if key in runs and not (key.endswith("slow_org") and runs[key]["error"] == "not run")]
 
     lines = [
-        f"bench: {report['rows']:,} events, {report['recipients']:,} recipients, day {report['day']}",
+        f"bench: {report['rows']:,} events, {cell(report['recipients'], ',')} recipients, day {report['day']}",
         f"{'':28}{'seconds':>9}{'written':>11}{'sent':>11}{'API calls':>11}{'calls/10k':>11}{'peak RSS MB':>13}",
     ]
     for key in keys:
@@ -488,7 +530,9 @@ def table(report: dict[str, Any]) -> list[str]:
     lines.append(
         f"machine: {m['cores']} cores, {m['memory_gib']} GiB, Python {m['python']}, PostgreSQL {m['postgresql']}"
     )
-    if runs["a"].get("profile_top"):
+    if "o4" in runs:
+        lines.append(_orgs_line(runs, ratios))
+    if runs.get("a", {}).get("profile_top"):
         lines.append("profile of a (py-spy, self time inside ValidateAndMapOperator.execute):")
         lines += [f"  {entry}" for entry in runs["a"]["profile_top"][:5]]
     for key in keys:

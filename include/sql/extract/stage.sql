@@ -175,11 +175,12 @@ ANALYZE thrive_sync.staged_events (dag_run_id, category, account_id);
 -- unchanged ones (the day's rows less those staged), and the late, retried and standing ones.
 INSERT INTO thrive_sync.staged_tallies
     (dag_run_id, category, account_id, events, unchanged, late, retried, standing,
-     source_snapshot, considered_from, considered_to, mapping_digest)
+     source_snapshot, considered_from, considered_to, mapping_digest, salesforce_conn_id)
 SELECT %(run_id)s, '{{ category }}', account_id,
        coalesce(d.day_rows, 0) + coalesce(t.before_day, 0), coalesce(d.day_rows, 0) - coalesce(t.of_day, 0),
        coalesce(t.late, 0), coalesce(t.retried, 0), coalesce(t.standing, 0),
-       pg_current_snapshot(), {{ lookback_from }}, %(window_end)s, %(mapping_digest)s
+       pg_current_snapshot(), {{ lookback_from }}, %(window_end)s, %(mapping_digest)s,
+       coalesce(nullif(btrim(a.salesforce_conn_id), ''), %(default_conn_id)s)  -- blank or none: the default
 FROM (
     SELECT s.account_id, count(*) AS day_rows
     FROM (SELECT %(window_start)s::timestamptz AS consider_from, %(window_end)s::timestamptz AS consider_to) b
@@ -197,9 +198,38 @@ FULL JOIN (
     FROM thrive_sync.staged_events
     WHERE dag_run_id = %(run_id)s AND category = '{{ category }}'
     GROUP BY account_id
-) t USING (account_id);
+) t USING (account_id)
+LEFT JOIN thrive.accounts a USING (account_id);
 
-SELECT account_id, events, unchanged, late, retried, standing
-FROM thrive_sync.staged_tallies
+-- The run's parts of the category (thrive_sync.core.parts): one per Salesforce connection the
+-- considered accounts name, split into ceil(events / shard_rows) shards, at most max_shards. Every run
+-- of the day keeps the shard count of its first run (a retried extract, a rerun, a backfill): a row
+-- stays in its shard, whose counts may be saved, and runs of the day meet on the same parts
+-- (sync/advisory_lock.sql). A new extract makes every saved part of the category count as not saved
+-- for the considered days (extracted_at; save_considered_days.sql).
+INSERT INTO thrive_sync.run_parts AS r (dag_run_id, category, salesforce_conn_id, shard, shards, events, window_start)
+SELECT %(run_id)s, '{{ category }}', o.conn_id, p.shard, o.shards, o.events, %(window_start)s::timestamptz
+FROM (
+    SELECT o.conn_id, o.events,
+           coalesce((SELECT max(r.shards) FROM thrive_sync.run_parts r
+                     WHERE r.category = '{{ category }}' AND r.window_start = %(window_start)s::timestamptz
+                       AND r.salesforce_conn_id = o.conn_id),
+                    greatest(1, least(%(max_shards)s::integer,
+                                      ceil(o.events::numeric / %(shard_rows)s::integer))))::integer AS shards
+    FROM (
+        SELECT salesforce_conn_id AS conn_id, sum(events) AS events
+        FROM thrive_sync.staged_tallies
+        WHERE dag_run_id = %(run_id)s AND category = '{{ category }}'
+        GROUP BY 1
+    ) o
+) o
+CROSS JOIN LATERAL generate_series(0, o.shards - 1) AS p (shard)
+ON CONFLICT (dag_run_id, category, salesforce_conn_id, shard) DO UPDATE
+SET events = EXCLUDED.events, extracted_at = now();
+
+-- The task's XCom, which the validate-and-map task expands over: (connection, shard, shards) a part,
+-- a part listed by an earlier try first (its map index stays the same).
+SELECT salesforce_conn_id, shard, shards
+FROM thrive_sync.run_parts
 WHERE dag_run_id = %(run_id)s AND category = '{{ category }}'
-ORDER BY account_id;
+ORDER BY created_at, salesforce_conn_id, shard;

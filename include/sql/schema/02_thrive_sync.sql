@@ -331,3 +331,92 @@ CREATE TABLE IF NOT EXISTS thrive_sync.retention_runs (
     finished_at        timestamptz NOT NULL DEFAULT now(),
     PRIMARY KEY (dag_run_id, category, salesforce_conn_id)
 );
+
+-- Fan-out per org (issue 16): each category's validate-and-map task runs as one mapped instance per
+-- Salesforce connection its day's accounts use, and a large day of one org in shards side by side.
+-- A row's shard: a hash of its Custom Member ID (15-character form), so one Contact's or Lead's rows
+-- are in one shard and shards never wait for each other's parent locks. One shard: always 0.
+CREATE OR REPLACE FUNCTION thrive_sync.shard_of(member_id text, shards integer) RETURNS integer
+LANGUAGE sql IMMUTABLE PARALLEL SAFE AS $$
+    SELECT CASE WHEN shards <= 1 THEN 0
+                ELSE ((hashtext(left(btrim(coalesce(member_id, '')), 15))::bigint + 2147483648) % shards)::integer
+           END
+$$;
+
+-- The parts of each run's category: one row per (org, shard), made by the extract (the list its
+-- mapped instances expand over) and marked saved by the instance that saved its counts and ledger.
+-- The report reads each org's state here; the event ledger's considered days are saved only by the
+-- last part of a category to save (save_considered_days.sql), so an org that failed is looked at
+-- again in full by the next runs.
+CREATE TABLE IF NOT EXISTS thrive_sync.run_parts (
+    dag_run_id         text        NOT NULL,
+    category           text        NOT NULL,
+    salesforce_conn_id text        NOT NULL,
+    shard              integer     NOT NULL,
+    shards             integer     NOT NULL,  -- every run of the same day keeps the first run's count
+    events             integer     NOT NULL,  -- the org's rows considered (all shards)
+    window_start       timestamptz NOT NULL,  -- the run's day
+    created_at         timestamptz NOT NULL DEFAULT now(),
+    extracted_at       timestamptz NOT NULL DEFAULT now(),  -- the category's latest extract of the run
+    saved_at           timestamptz,           -- null: not (yet) saved by its instance
+    PRIMARY KEY (dag_run_id, category, salesforce_conn_id, shard)
+);
+CREATE INDEX IF NOT EXISTS run_parts_day_idx ON thrive_sync.run_parts (category, window_start, salesforce_conn_id);
+
+-- The connection each account's rows go to, as the extract found it: a part's accounts are read
+-- here (sync/part_accounts.sql), so an account whose connection changes mid-run stays in one part.
+ALTER TABLE thrive_sync.staged_tallies ADD COLUMN IF NOT EXISTS salesforce_conn_id text;
+
+-- Each shard's counts per account, the columns of sync_runs: an account's rows of one org split into
+-- shards are counted by each shard's instance, and thrive_sync.sync_runs holds their sum
+-- (sync/save_counts.sql), one row per run, account and category as the contract fixes.
+CREATE TABLE IF NOT EXISTS thrive_sync.sync_run_shards (
+    dag_run_id   text    NOT NULL,
+    account_id   text    NOT NULL,
+    category     text    NOT NULL,
+    shard        integer NOT NULL,
+    window_start timestamptz,
+    window_end   timestamptz,
+    extracted    integer NOT NULL,
+    written      integer NOT NULL,
+    failed       integer NOT NULL,
+    skipped      integer NOT NULL,
+    dry_run      boolean,
+    started_at   timestamptz,
+    finished_at  timestamptz,
+    skip_gate    text,
+    truncated    integer NOT NULL,
+    unchanged    integer NOT NULL,
+    late         integer NOT NULL,
+    retried      integer NOT NULL,
+    healed       integer NOT NULL,
+    standing     integer NOT NULL,
+    deferred     integer NOT NULL,
+    left_out     integer NOT NULL,
+    converted    integer NOT NULL,
+    merged       integer NOT NULL,
+    PRIMARY KEY (dag_run_id, account_id, category, shard)
+);
+
+-- A refused login, remembered for the run: the org's other instances of the run fail at once
+-- instead of each trying the same credentials (an org locks the user out after ten refusals in a
+-- row). Keyed by a digest of the credentials, so a corrected connection is tried again.
+CREATE TABLE IF NOT EXISTS thrive_sync.refused_logins (
+    dag_run_id         text        NOT NULL,
+    salesforce_conn_id text        NOT NULL,
+    credentials_digest text        NOT NULL,
+    message            text        NOT NULL,
+    refused_at         timestamptz NOT NULL DEFAULT now(),
+    PRIMARY KEY (dag_run_id, salesforce_conn_id, credentials_digest)
+);
+
+-- Shards of one org write side by side: their Bulk jobs and allowance reads are told apart by shard.
+ALTER TABLE thrive_sync.bulk_jobs ADD COLUMN IF NOT EXISTS shard integer NOT NULL DEFAULT 0;
+ALTER TABLE thrive_sync.org_usage ADD COLUMN IF NOT EXISTS shard integer NOT NULL DEFAULT 0;
+DO $$
+BEGIN  -- databases made before the fan-out: the org's usage per shard
+    IF (SELECT indnatts FROM pg_index WHERE indexrelid = 'thrive_sync.org_usage_pkey'::regclass) = 3 THEN
+        ALTER TABLE thrive_sync.org_usage DROP CONSTRAINT org_usage_pkey,
+            ADD PRIMARY KEY (dag_run_id, category, salesforce_conn_id, shard);
+    END IF;
+END $$;

@@ -16,6 +16,7 @@ WITH logged AS (
       ON p.dag_run_id = l.last_dag_run_id AND p.account_id = s.account_id AND p.category = s.category
      AND p.event_id = s.event_id
     WHERE s.dag_run_id = %(run_id)s AND s.category = %(category)s AND s.consideration = 'standing'
+      AND s.account_id = ANY(%(account_ids)s::text[]) AND thrive_sync.shard_of(s.custom_member_id, %(shards)s) = %(shard)s
     ON CONFLICT (dag_run_id, account_id, category, event_id) DO UPDATE
     SET reason_code = EXCLUDED.reason_code, reason_detail = EXCLUDED.reason_detail, logged_at = EXCLUDED.logged_at
     RETURNING account_id, reason_code

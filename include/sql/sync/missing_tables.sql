@@ -1,10 +1,16 @@
 -- The package's tables (schema/02_thrive_sync.sql) this database lacks: a new deployment whose setup
 -- DAG never ran, or an upgrade that added a table. Empty when all are there.
 SELECT name
-FROM unnest(ARRAY[
-    'thrive_sync.sync_runs', 'thrive_sync.tracking_log', 'thrive_sync.staged_events',
-    'thrive_sync.staged_tallies', 'thrive_sync.member_matches', 'thrive_sync.bulk_jobs',
-    'thrive_sync.event_ledger', 'thrive_sync.org_usage', 'thrive_sync.retention_runs'
-]) AS name
-WHERE to_regclass(name) IS NULL
-ORDER BY name;
+FROM (
+    SELECT name
+    FROM unnest(ARRAY[
+        'thrive_sync.sync_runs', 'thrive_sync.tracking_log', 'thrive_sync.staged_events',
+        'thrive_sync.staged_tallies', 'thrive_sync.member_matches', 'thrive_sync.bulk_jobs',
+        'thrive_sync.event_ledger', 'thrive_sync.org_usage', 'thrive_sync.retention_runs',
+        'thrive_sync.run_parts', 'thrive_sync.sync_run_shards', 'thrive_sync.refused_logins'
+    ]) AS name
+    WHERE to_regclass(name) IS NULL
+    UNION ALL  -- and the function that puts a row in its shard
+    SELECT 'thrive_sync.shard_of()' WHERE to_regprocedure('thrive_sync.shard_of(text, integer)') IS NULL
+) AS missing
+ORDER BY name COLLATE "C";  -- one order under any database collation

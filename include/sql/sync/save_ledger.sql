@@ -24,6 +24,7 @@ CROSS JOIN LATERAL (  -- a pair the mapping leaves out: skipped, as its account'
                    WHERE x.code = s.activity_code AND x.subcode = s.activity_subcode) AS left_out
 ) p
 WHERE s.dag_run_id = %(run_id)s AND s.category = %(category)s
+  AND s.account_id = ANY(%(account_ids)s::text[]) AND thrive_sync.shard_of(s.custom_member_id, %(shards)s) = %(shard)s  -- the task's part
   AND coalesce(s.consideration, 'new') NOT IN ('unchanged', 'standing')  -- not acted on: the ledger row stands
 ON CONFLICT (account_id, category, event_id, occurred_at) DO UPDATE
 SET status = EXCLUDED.status, reason_code = EXCLUDED.reason_code, error_code = EXCLUDED.error_code,

@@ -16,6 +16,7 @@ SELECT s.account_id, s.event_id, s.recipient_id, s.recipient_found, s.custom_mem
        s.message_id::text AS message_id, s.message_found, s.message_name, s.detail
 FROM thrive_sync.staged_events s
 WHERE s.dag_run_id = %(run_id)s AND s.category = %(category)s
+  AND s.account_id = ANY(%(account_ids)s::text[]) AND thrive_sync.shard_of(s.custom_member_id, %(shards)s) = %(shard)s  -- the task's part
   AND (s.account_id, s.event_id) >= (%(from_account)s, %(from_event)s)
   AND coalesce(s.consideration, 'new') NOT IN ('unchanged', 'standing')  -- counted or logged, never sent
   AND (%(carried)s::boolean IS NULL OR (s.consideration IS NOT DISTINCT FROM 'retried') = %(carried)s::boolean)

@@ -51,6 +51,17 @@ class Budget:
     batches: int | None
     notes: tuple[str, ...] = ()
 
+    def shared(self, shards: int) -> Budget:
+        """This budget for one of ``shards`` instances that write to the org side by side: each reads
+        ``/limits`` at about the same time, and each may spend only its share of what is left."""
+        if shards <= 1:
+            return self
+        return Budget(
+            None if self.calls is None else self.calls // shards,
+            None if self.batches is None else self.batches // shards,
+            (*self.notes, f"shared by the org's {shards} shards"),
+        )
+
     def rows_that_fit(self, rows: int, bulk_threshold: int, bulk_job_rows: int) -> int:
         """The most of ``rows`` whose writing fits the budget. The cost rises with the rows within each
         of the writer's two ways (Collections below ``bulk_threshold``, Bulk from it), not across them

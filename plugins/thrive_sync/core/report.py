@@ -31,9 +31,11 @@ def build_report(
     failed_tasks: Sequence[str] = (),
     backlog: Iterable[Sequence[Any]] = (),
     orgs: Iterable[Sequence[Any]] = (),
+    parts: Iterable[Sequence[Any]] = (),
 ) -> dict[str, Any]:
     """A JSON-ready report from ``sync/run_report.sql``, ``sync/failures_by_reason.sql`` and
-    ``sync/ledger_backlog.sql`` rows; ``orgs``: ``sync/org_usage_report.sql`` rows.
+    ``sync/ledger_backlog.sql`` rows; ``orgs``: ``sync/org_usage_report.sql`` rows; ``parts``:
+    ``sync/part_states.sql`` rows (each org's state: which categories saved all their parts).
 
     ``failed_tasks``: the run's tasks that failed for good; their categories count what they saved.
     ``new`` is what the day brought: extracted less the late, retried, standing and unchanged rows.
@@ -66,8 +68,21 @@ def build_report(
     past_gates = totals["extracted"] - totals["skipped"]
     report["failure_share"] = round((totals["failed"] - totals["deferred"]) / past_gates, 4) if past_gates else 0.0
     report["orgs"] = {conn_id: dict(zip(ORG_FIGURES, figures, strict=True)) for conn_id, *figures in orgs}
+    report["org_states"] = org_states(parts)
     report["failed_tasks"] = sorted(failed_tasks)
     return report
+
+
+def org_states(parts: Iterable[Sequence[Any]]) -> dict[str, dict[str, Any]]:
+    """Per org: ``done`` when every part of every category saved, else the categories not done
+    (``"message_activity 1/3"``: one of its three shards saved)."""
+    states: dict[str, dict[str, Any]] = {}
+    for conn_id, category, total, saved in parts:
+        state = states.setdefault(conn_id, {"done": True, "not_done": []})
+        if saved < total:
+            state["done"] = False
+            state["not_done"].append(category if total == 1 else f"{category} {saved}/{total}")
+    return states
 
 
 def _new(totals: dict[str, int]) -> int:
@@ -107,6 +122,8 @@ def format_report(report: dict[str, Any]) -> str:
     )
     if t["deferred"]:
         lines.append(f"{'':<22}deferred {t['deferred']:,} (the org's daily allowance: not sent, carried forward)")
+    for conn_id, state in report.get("org_states", {}).items():
+        lines.append(f"org {conn_id}: " + ("done" if state["done"] else f"NOT DONE: {', '.join(state['not_done'])}"))
     for conn_id, figures in report.get("orgs", {}).items():
         lines += [_org_line(conn_id, figures), *_storage_line(conn_id, figures)]
     lines.append(f"{t['written']:,} records {verb}; failure share {report['failure_share']:.1%} of rows past the gates")

@@ -8,6 +8,8 @@ The connection shapes, extras and retry layers are in ``docs/salesforce-setup.md
 
 from __future__ import annotations
 
+import hashlib
+import json
 import logging
 import re
 import time
@@ -262,18 +264,6 @@ class SalesforceApiHook(SalesforceHook):
         """The connection exists in Airflow (``ConfigurationError`` naming where to add it)."""
         connection_must_exist(self.conn_id, "Salesforce")
 
-    def check_login(self) -> None:
-        """The connection exists and, when it logs in (password, JWT), the org accepts the login.
-
-        A run asks this once per connection before its five validate tasks each log in: a refused
-        login then costs one refused login per run, not five, and two failed runs no longer lock the
-        user out (10 in a row). :class:`LoginRefused` when refused, never asked again. A session
-        connection does not log in: there is no lockout to spare, and its tasks' preflight checks it.
-        """
-        self.check_defined()
-        if self.shape() != "session":
-            self.call(lambda sf: sf.session_id)
-
     def call(self, fn: Callable[[Salesforce], T]) -> T:
         """``fn(client)`` with transient failures retried; :class:`SalesforceUnavailable` when they outlast it."""
         retrying = Retrying(
@@ -319,6 +309,14 @@ class SalesforceApiHook(SalesforceHook):
             "frees up over a rolling 24 hours. Run the day again later, or ask Salesforce to raise the "
             "limit; the org's /limits resource shows what is left"
         )
+
+    def credentials_digest(self) -> str:
+        """A short digest of what the connection logs in with: tells a corrected connection from the one
+        an org refused (``thrive_sync.refused_logins``) without keeping any secret."""
+        connection = self.get_connection(self.conn_id)
+        material = json.dumps([connection.login, connection.password, connection.host, self.extras], sort_keys=True,
+                              default=str)  # fmt: skip
+        return hashlib.sha256(f"{self.conn_id}\n{material}".encode()).hexdigest()[:16]
 
     def shape(self) -> str:
         """Which connection shape (``docs/salesforce-setup.md``), in simple_salesforce's order of choice."""

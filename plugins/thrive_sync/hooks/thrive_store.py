@@ -21,6 +21,7 @@ from airflow.providers.postgres.hooks.postgres import PostgresHook
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.gates import AccountGates
 from thrive_sync.core.org_people import OrgAnswer
+from thrive_sync.core.parts import Part
 from thrive_sync.core.pipeline import Failure
 from thrive_sync.core.tally import AccountCounts, StagedCounts
 from thrive_sync.core.validation import StagedEvent
@@ -36,7 +37,7 @@ T = TypeVar("T")
 FETCH_ROWS = 2_000  # rows per page of staged rows, and per round trip of a cursor
 FIRST_EVENT_ID = -(2**63)  # the smallest bigint: where the first page of staged rows starts
 STREAM_APPLICATION_NAME = "thrive_sync stream"  # the reading connection, as pg_stat_activity shows it
-WRITE_APPLICATION_NAME = "thrive_sync write"  # the writing one; both followed by the task's category
+WRITE_APPLICATION_NAME = "thrive_sync write"  # the writing one; both followed by the category and the part
 
 
 @dataclass(frozen=True)
@@ -100,6 +101,9 @@ class ThriveStoreHook(PostgresHook):
     def org_usage(self, run_id: str) -> list[tuple]:
         return self.fetch("sync/org_usage_report.sql", {"run_id": run_id})
 
+    def part_states(self, run_id: str) -> list[tuple]:
+        return self.fetch("sync/part_states.sql", {"run_id": run_id})
+
     def run_counts(self, run_id: str) -> list[tuple]:
         return self.fetch("sync/run_report.sql", {"run_id": run_id})
 
@@ -122,24 +126,31 @@ class ThriveStoreHook(PostgresHook):
         self.run(read_sql("sync/clear_staging.sql"), parameters={"run_id": run_id}, split_statements=True)
 
     @contextmanager
-    def category_session(self, run_id: str, category: Category) -> Iterator[CategoryStore]:
-        """The two connections of one validate-and-map task."""
+    def category_session(self, run_id: str, category: Category, part: Part) -> Iterator[CategoryStore]:
+        """The two connections of one validate-and-map task (one instance: ``part`` of the category)."""
         with self.get_conn() as read_conn, self.get_conn() as write_conn:
             read_conn.autocommit = write_conn.autocommit = True
             for conn, name in ((read_conn, STREAM_APPLICATION_NAME), (write_conn, WRITE_APPLICATION_NAME)):
-                execute(conn, "sync/name_connection.sql", {"name": f"{name} {category.value}"})
-            yield CategoryStore(read_conn, write_conn, run_id, category)
+                execute(conn, "sync/name_connection.sql", {"name": f"{name} {category.value} {part.label}"[:63]})
+            yield CategoryStore(read_conn, write_conn, run_id, category, part)
 
 
 class CategoryStore:
-    """One task's reads and writes of ``thrive_sync``: staged rows, member answers, log, counts."""
+    """One task's reads and writes of ``thrive_sync``: staged rows, member answers, log, counts; of its
+    part of the category (:class:`~thrive_sync.core.parts.Part`): every statement about the run's
+    rows is limited to the part's accounts and shard."""
 
-    def __init__(self, read_conn: Any, write_conn: Any, run_id: str, category: Category) -> None:
+    def __init__(self, read_conn: Any, write_conn: Any, run_id: str, category: Category, part: Part) -> None:
         self.read_conn = read_conn
         self.write_conn = write_conn
         self.run_id = run_id
         self.category = category
-        self.params = {"run_id": run_id, "category": category.value}
+        self.part = part
+        base = {"run_id": run_id, "category": category.value}
+        org = {"conn_id": part.conn_id, "default_conn_id": DEFAULT_SALESFORCE_CONN_ID}
+        accounts = execute(write_conn, "sync/part_accounts.sql", {**base, **org})
+        self.account_ids = [row[0] for row in accounts]
+        self.params = {**base, "account_ids": self.account_ids, "shard": part.shard, "shards": part.shards}
 
     def execute(self, sql_file: str, params: dict[str, Any]) -> list[tuple]:
         return execute(self.write_conn, sql_file, params)
@@ -226,13 +237,51 @@ class CategoryStore:
 
     @contextmanager
     def transaction(self) -> Iterator[None]:
-        """Statements of the writing connection that commit together (the counts and the ledger)."""
+        """Statements of the writing connection that commit together (the counts and the ledger); the
+        parts of the run's category save one at a time (``sync/lock_parts.sql``)."""
         with self.write_conn.transaction():
+            self.execute("sync/lock_parts.sql", self.params)
             yield
 
+    def mark_part_saved(self) -> None:
+        self.execute("sync/mark_part_saved.sql", {**self.params, "conn_id": self.part.conn_id})
+
+    @contextmanager
+    def login_turn(self, conn_id: str) -> Iterator[None]:
+        """One instance of the run at a time checks ``conn_id``'s login (``sync/advisory_lock.sql``)."""
+        params = {"space": "thrive_sync.logins", "key": f"{self.run_id} {conn_id}"}
+        self.execute("sync/advisory_lock.sql", params)
+        try:
+            yield
+        finally:
+            self.execute("sync/advisory_unlock.sql", params)
+
+    def take_day(self, day_key: str, *, wait: bool) -> bool:
+        """Hold the part of ``day_key`` (category, day, org, shard) against other runs of the day until
+        the task's connection ends; ``wait=False``: only if free at once. Whether it is held."""
+        params = {"space": "thrive_sync.day", "key": day_key}
+        if not wait:
+            return bool(self.execute("sync/advisory_try_lock.sql", params)[0][0])
+        self.execute("sync/advisory_lock.sql", params)
+        return True
+
+    def settle_overlap(self) -> int:
+        """The part's staged rows another run wrote meanwhile, left alone (``sync/settle_overlap.sql``)."""
+        with self.write_conn.cursor() as cur:
+            cur.execute(read_sql("sync/settle_overlap.sql"), {**self.params, "conn_id": self.part.conn_id})
+            return cur.rowcount
+
+    def refused_login(self, conn_id: str, digest: str) -> str | None:
+        """Why the org refused these credentials earlier in the run, if it did."""
+        rows = self.execute("sync/refused_login.sql", {"run_id": self.run_id, "conn_id": conn_id, "digest": digest})
+        return rows[0][0] if rows else None
+
+    def save_refused_login(self, conn_id: str, digest: str, message: str) -> None:
+        self.execute("sync/save_refused_login.sql",
+                     {"run_id": self.run_id, "conn_id": conn_id, "digest": digest, "message": message})  # fmt: skip
+
     def save_ledger(self, gates: dict[str, str | None], leave_out: Iterable[tuple[str, str]] = ()) -> None:
-        """The run's outcomes of the category into the event ledger, and the days its extract looked at
-        in full with the snapshot it read them under; ``gates``: each account's closed gate;
+        """The part's outcomes of the run into the event ledger; ``gates``: each account's closed gate;
         ``leave_out``: the (code, subcode) pairs the mapping leaves out."""
         pairs = sorted(leave_out)
         self.execute(
@@ -240,6 +289,10 @@ class CategoryStore:
             {**self.params, "gate_accounts": list(gates), "gates": list(gates.values()),
              "left_codes": [c for c, _ in pairs], "left_subcodes": [s for _, s in pairs]},
         )  # fmt: skip
+
+    def save_considered_days(self) -> None:
+        """The days the extract looked at in full, with its snapshot, once every part of the category
+        has saved (``sync/save_considered_days.sql``)."""
         self.execute("sync/save_considered_days.sql", self.params)
 
     def save_counts(self, account_id: str, counts: AccountCounts, run: dict[str, Any]) -> None:

@@ -1,0 +1,1 @@
+SELECT pg_advisory_unlock(hashtext(%(space)s), hashtext(%(key)s));
