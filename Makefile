@@ -39,7 +39,7 @@ $(VENV)/.installed-local: $(PY) requirements.txt requirements-local.txt
 	$(PY) -m pip install --quiet -r requirements-local.txt
 	@touch $@
 
-$(VENV)/.installed-test: $(VENV)/.installed-local requirements-test.txt
+$(VENV)/.installed-test: $(VENV)/.installed-local requirements-test.txt requirements-lineage.txt
 	$(PY) -m pip install --quiet -r requirements-test.txt
 	@touch $@
 

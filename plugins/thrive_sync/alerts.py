@@ -1,4 +1,4 @@
-"""Alerts: a task that fails for good, or a run past its failure threshold, calls a notifier.
+"""Alerts: an org's sync health that changes, a report that cannot judge it, a task that fails for good.
 
 Off by default. The Airflow Variable ``thrive_sync_alerts`` (JSON; ``airflow_settings.yaml``
 declares it) turns them on::
@@ -6,6 +6,11 @@ declares it) turns them on::
     {"notifier": "log"}                       # a WARNING line in the task log (try it first)
     {"notifier": "smtp", "to": ["data-ops@example.org"], "from_email": "airflow@example.org",
      "smtp_conn_id": "smtp_default"}          # the SMTP provider's SmtpNotifier
+    {"notifier": "slack", "slack_webhook_conn_id": "slack_default"}   # the Slack provider's webhook notifier
+
+and may tune the health levels (core/health.py): ``warning_share``, ``volume_share``,
+``volume_days``, ``min_history``. The sync DAG's report judges each org once per run and alerts
+only on a change (health_alerts.py); the failure callback speaks for the tasks it does not judge.
 
 The Variable is read when an alert is due, never when the DAG file is parsed. A broken setting
 does not hide the failure it was meant to report: the callback logs what is wrong with it and
@@ -21,11 +26,16 @@ from typing import Any
 from airflow.sdk import Variable
 from airflow.sdk.bases.notifier import BaseNotifier
 
-from thrive_sync.errors import ThresholdBreached, UpstreamFailed
+from thrive_sync.core.health import HealthRules
+from thrive_sync.errors import ConfigurationError, ThresholdBreached, UpstreamFailed
+from thrive_sync.settings import DAG_ID
 
 log = logging.getLogger(__name__)
 SETTINGS_VARIABLE = "thrive_sync_alerts"
-NOTIFIERS = ("off", "log", "smtp")
+NOTIFIERS = ("off", "log", "smtp", "slack")
+TUNABLE_RULES = ("warning_share", "volume_share", "volume_days", "min_history")
+# The sync DAG's tasks whose failures its report judges per org (speaking once): no alert of their own.
+JUDGED_BY_REPORT = ("wait_after_midnight", "check_accounts", "extract_", "validate_and_map_")
 
 
 class LogNotifier(BaseNotifier):
@@ -51,6 +61,15 @@ def settings() -> dict[str, Any]:
     return value
 
 
+def health_rules(failure_threshold: float) -> HealthRules:
+    """The health levels' thresholds: the run's ``failure_threshold``, the rest from the Variable."""
+    try:
+        chosen = {name: value for name, value in settings().items() if name in TUNABLE_RULES}
+        return HealthRules(failure_threshold=failure_threshold, **chosen)
+    except (TypeError, ValueError) as err:  # a retry cannot fix the Variable: fail at once, saying what to fix
+        raise ConfigurationError(f"Variable {SETTINGS_VARIABLE}: {err}") from err
+
+
 def notifier(subject: str, message: str) -> BaseNotifier | None:
     """The configured notifier for one alert, or ``None`` when alerts are off."""
     chosen = settings()
@@ -69,24 +88,40 @@ def notifier(subject: str, message: str) -> BaseNotifier | None:
             html_content="<pre>" + html.escape(message).replace("{", "&#123;") + "</pre>",
             smtp_conn_id=chosen.get("smtp_conn_id", "smtp_default"),
         )
+    if kind == "slack":
+        from airflow.providers.slack.notifications.slack_webhook import SlackWebhookNotifier
+
+        return SlackWebhookNotifier(
+            slack_webhook_conn_id=chosen.get("slack_webhook_conn_id", "slack_default"),
+            text=f"*{subject}*\n{message}".replace("{", "("),  # rendered as a template too
+        )
     return None
 
 
-def send(context: Any, subject: str, message: str) -> None:
+def send(context: Any, subject: str, message: str) -> bool:
+    """Send one alert through the configured notifier; ``False`` when it could not be sent (logged)."""
     try:
         chosen = notifier(subject, message)
         if chosen is not None:
             chosen(context)
     except Exception:  # an alert that cannot be sent must not mask the failure being reported
         log.exception("Thrive sync alert could not be sent (%s)", subject)
+        return False
+    return True
 
 
 def on_task_failure(context: Any) -> None:
-    """``on_failure_callback`` of every task: a task failed and will not be retried."""
+    """``on_failure_callback`` of every task: a task failed and will not be retried.
+
+    In the sync DAG the report judges the failures of the tasks before it, per org, and alerts once
+    per change (an org failing every day pages once): those tasks say nothing here.
+    """
     exception = context.get("exception")
     if isinstance(exception, ThresholdBreached | UpstreamFailed):
-        return  # the report sent its own alert with the figures, or the failed task did
+        return  # the report judged the run and alerted where the health changed
     ti = context["ti"]
+    if ti.dag_id == DAG_ID and ti.task_id.startswith(JUDGED_BY_REPORT):
+        return
     send(
         context,
         f"{ti.dag_id}: {ti.task_id} failed",

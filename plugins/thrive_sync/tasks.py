@@ -18,6 +18,8 @@ from thrive_sync.core.ledger import ledger_days
 from thrive_sync.core.parts import part_labels
 from thrive_sync.core.report import build_report, format_report, threshold_breach
 from thrive_sync.errors import ConfigurationError, ThresholdBreached, UpstreamFailed
+from thrive_sync.health_alerts import judge_orgs
+from thrive_sync.settings import DAG_ID
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -62,7 +64,8 @@ def skip_unless_selected(category: Category) -> Callable[[Context], None]:
 
 
 def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
-    """Print the run's report; fail the run when a sync task failed or the failure threshold passed."""
+    """Print the run's report and judge each org's health (alerting on a change); fail the run when a
+    sync task failed or the failure threshold passed."""
     params, run_id = context["params"], context["run_id"]
     failed = failed_tasks(context)
     try:
@@ -73,15 +76,18 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
         orgs, parts = store.org_usage(run_id), store.part_states(run_id)
     except Exception as err:
         if not failed:
-            raise
+            raise  # the report's own failure: its failure callback alerts
         # thrive_db itself is why they failed: retrying the report cannot help (and would alert twice).
-        raise UpstreamFailed(f"{', '.join(failed)} did not finish, and thrive_db cannot be read: {err}") from err
+        message = f"{', '.join(failed)} did not finish, and thrive_db cannot be read: {err}"
+        alerts.send(context, f"{DAG_ID} {run_id}: the run failed and its health cannot be judged", message)
+        raise UpstreamFailed(message) from err
     window = (str(context["data_interval_start"]), str(context["data_interval_end"]))
     result = build_report(
         run_id, window, rows, failures, params["categories"], bool(params["dry_run"]), failed, backlog, orgs, parts
     )
     print(format_report(result))
-    if failed:  # each failed task has alerted already (on_failure_callback)
+    result["health"] = judge_orgs(context, store, failed)
+    if failed:
         not_done = [conn_id for conn_id, state in result["org_states"].items() if not state["done"]]
         orgs_text = f" (org{'s' * (len(not_done) > 1)} not done: {', '.join(not_done)})" if not_done else ""
         raise UpstreamFailed(
@@ -89,8 +95,7 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
         )
     breach = threshold_breach(result, params["failure_threshold"])
     if breach:
-        alerts.send(context, f"thrive_tracking_sync {run_id}: failure threshold passed", breach)
-        raise ThresholdBreached(breach)
+        raise ThresholdBreached(breach)  # the org past it is critical: alerted, unless it was already
     return result
 
 

@@ -127,10 +127,10 @@ def stage(category: str, run_id: str, start: datetime, **params: object) -> list
 
 
 def forget_ledger(db: str) -> None:
-    """Empty the event ledger (and what retention did): an org emptied or reset must not be taken for
-    one holding the day."""
+    """Empty the event ledger (and what retention did, and each org's health): an org emptied or reset
+    must not be taken for one holding the day."""
     with psycopg.connect(db) as conn:
-        conn.execute("TRUNCATE thrive_sync.event_ledger, thrive_sync.retention_runs")
+        conn.execute("TRUNCATE thrive_sync.event_ledger, thrive_sync.retention_runs, thrive_sync.org_health")
 
 
 def task_states(pg_server, run_id: str) -> dict[str, tuple[int, str]]:
@@ -257,21 +257,30 @@ def standalone(log_path: Path) -> Iterator[tuple[dict[str, str], subprocess.Pope
 
 
 def backfill(env: dict[str, str], first: str, last: str, timeout: float = 600) -> dict[str, str]:
-    """Create a backfill of days ``first``..``last`` and wait for its runs: ``{logical day: state}``.
+    """Create a backfill of days ``first``..``last`` and wait for its runs: ``{logical day: state}``."""
+    forget_days(env, first, last)
+    airflow_cli(
+        "backfill", "create", "--dag-id", "thrive_tracking_sync", "--from-date", first, "--to-date", last,
+        "--reprocess-behavior", "completed", env=env,
+    )  # fmt: skip
+    return wait_for_backfill(env, first, last, timeout)
 
-    Runs of those days that an earlier test left in the session's metadata database are deleted
-    first: a backfill would otherwise clear and rerun them (tries counted on from theirs), and a
-    test would depend on which tests ran before it."""
+
+def forget_days(env: dict[str, str], first: str, last: str) -> None:
+    """Delete the DAG's runs of days ``first``..``last`` that an earlier test left in the session's
+    metadata database: a backfill would otherwise clear and rerun them (tries counted on from theirs),
+    and a test would depend on which tests ran before it."""
     with _meta(env) as conn:
         conn.execute(
             "DELETE FROM dag_run WHERE dag_id = 'thrive_tracking_sync'"
             " AND (logical_date AT TIME ZONE 'UTC')::date BETWEEN %s AND %s",
             [date.fromisoformat(first), date.fromisoformat(last)],
         )
-    airflow_cli(
-        "backfill", "create", "--dag-id", "thrive_tracking_sync", "--from-date", first, "--to-date", last,
-        "--reprocess-behavior", "completed", env=env,
-    )  # fmt: skip
+
+
+def wait_for_backfill(env: dict[str, str], first: str, last: str, timeout: float = 600) -> dict[str, str]:
+    """Wait until the backfill runs of days ``first``..``last`` have finished and the backfill is
+    closed (Airflow allows one open backfill per DAG): ``{logical day: state}``."""
     days = {(date.fromisoformat(first) + timedelta(days=n)).isoformat() for n in range(
         (date.fromisoformat(last) - date.fromisoformat(first)).days + 1)}  # fmt: skip
     deadline = time.monotonic() + timeout

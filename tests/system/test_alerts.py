@@ -1,14 +1,25 @@
-"""Alerts through Airflow notifiers: off by default, a log line, or an email through the SMTP provider."""
+"""Alerts through Airflow notifiers: off by default, a log line, an email through the SMTP provider, a
+Slack message through the Slack provider; each org's health speaks once per change."""
 
 from __future__ import annotations
 
 import json
+import threading
+from datetime import UTC, datetime, timedelta
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
+import psycopg
+import pytest
 from aiosmtpd.controller import Controller
 
+from conftest import airflow_conn_for
 from dag_runs import dags_test, free_port
+from thrive_dev.schema import apply_schema
 
 BREACH = {"delay_minutes": 0, "failure_threshold": 0.01}  # the generated day fails about 5% of its rows
+WEEK_START = datetime(2026, 11, 2, tzinfo=UTC)  # a Monday
+ORG, OTHER_ORG = "salesforce_default", "salesforce_b"
+SYNC_TASK = f"validate_and_map_message_activity[{ORG}]"
 
 
 class Inbox:
@@ -22,6 +33,36 @@ class Inbox:
         return "250 OK"
 
 
+class SlackWebhook(BaseHTTPRequestHandler):
+    """A local stand-in for Slack's incoming webhook: keeps each posted message, answers ``ok`` as Slack does."""
+
+    received: list[dict] = []  # noqa: RUF012 - one server per test, reset by the fixture
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        SlackWebhook.received.append(json.loads(body))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def slack(monkeypatch):
+    """The Slack notifier pointed at a local webhook; the messages it received."""
+    SlackWebhook.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlackWebhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/XXXX"
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", json.dumps({"conn_type": "slackwebhook", "password": url}))
+    monkeypatch.setenv("AIRFLOW_VAR_THRIVE_SYNC_ALERTS", json.dumps({"notifier": "slack"}))
+    yield SlackWebhook.received
+    server.shutdown()
+
+
 def test_alerts_are_off_by_default(wired):
     result = dags_test(BREACH)
     assert result.returncode != 0
@@ -31,35 +72,86 @@ def test_alerts_are_off_by_default(wired):
 def test_a_threshold_breach_is_logged_by_the_log_notifier(wired, monkeypatch):
     monkeypatch.setenv("AIRFLOW_VAR_THRIVE_SYNC_ALERTS", json.dumps({"notifier": "log"}))
     output = (lambda r: r.stdout + r.stderr)(dags_test(BREACH))
-    assert "Thrive sync alert: thrive_tracking_sync" in output and "failure threshold passed" in output
+    assert f"Thrive sync alert: [CRITICAL] org {ORG}: " in output and "past failure_threshold 1%" in output
     assert output.count("Thrive sync alert") == 1  # the failure callback leaves the breach to the report
 
 
-def test_a_failed_task_and_a_breach_are_emailed_through_smtp(wired, monkeypatch, tmp_path):
+def test_a_failed_task_and_its_recovery_are_emailed_once_each(wired, monkeypatch, tmp_path):
     inbox = Inbox()
-    port = free_port()
-    controller = Controller(inbox, hostname="127.0.0.1", port=port)
+    controller = Controller(inbox, hostname="127.0.0.1", port=free_port())
     controller.start()
     try:
         monkeypatch.setenv(
             "AIRFLOW_CONN_SMTP_DEFAULT",
-            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": port,
+            json.dumps({"conn_type": "smtp", "host": "127.0.0.1", "port": controller.port,
                         "extra": {"disable_ssl": True, "disable_tls": True}}),
         )  # fmt: skip
         monkeypatch.setenv(
             "AIRFLOW_VAR_THRIVE_SYNC_ALERTS",
             json.dumps({"notifier": "smtp", "to": ["ops@example.org"], "from_email": "airflow@example.org"}),
         )
-        assert dags_test(BREACH).returncode != 0
         mapping = tmp_path / "mapping.yaml"
         mapping.write_text(
             "object: Thrive_Activity__c\nexternal_id_field: Thrive_Event_Id__c\n"
             "fields:\n  Thrive_Event_Id__c: external_id\n  No_Such_Field__c: detail\n"
         )
         assert dags_test(env={"THRIVE_SYNC_MAPPING": str(mapping)}).returncode != 0
+        assert dags_test().returncode == 0
     finally:
         controller.stop()
     subjects = [line for message in inbox.messages for line in message.splitlines() if line.startswith("Subject:")]
-    assert any("failure threshold passed" in s for s in subjects), subjects
-    assert any("validate_and_map_" in s and "failed" in s for s in subjects), subjects
+    assert len(subjects) == 2, subjects  # one per change: nothing from the failed tasks themselves
+    assert subjects[0].startswith(f"Subject: [CRITICAL] org {ORG}: failed for good: validate_and_map_"), subjects
+    assert subjects[1] == f"Subject: [OK] org {ORG} recovered (was critical)", subjects
     assert all("ops@example.org" in m for m in inbox.messages)
+
+
+@pytest.fixture
+def health_db(fresh_db, pg_server, monkeypatch):
+    with psycopg.connect(fresh_db) as conn:
+        apply_schema(conn)
+    monkeypatch.setenv("AIRFLOW_CONN_THRIVE_DB", airflow_conn_for(pg_server, fresh_db))
+    return fresh_db
+
+
+def save_day(db: str, day: int, written: dict[str, int], failed: int = 10) -> tuple[str, datetime]:
+    """A run's counts of one day of the week, one account per org, as the sync tasks save them."""
+    start, run_id = WEEK_START + timedelta(days=day), f"scheduled__day{day}"
+    with psycopg.connect(db) as conn:
+        for n, (conn_id, count) in enumerate(sorted(written.items())):
+            conn.execute(
+                "INSERT INTO thrive_sync.sync_runs (dag_run_id, account_id, category, salesforce_conn_id,"
+                " window_start, window_end, extracted, written, failed, skipped, dry_run, deferred)"
+                " VALUES (%s, %s, 'message_activity', %s, %s, %s, %s, %s, %s, 0, false, 0)",
+                [run_id, f"acct-{n}", conn_id, start, start + timedelta(days=1), count + failed, count, failed],
+            )
+    return run_id, start
+
+
+def test_a_simulated_week_sends_exactly_three_slack_alerts(health_db, slack):
+    """Seven daily runs of two orgs, judged by the report's health check on a real database, alerting
+    through the Slack provider's notifier: the first org has a sync task failing on Wednesday, is well
+    again on Thursday, and its export breaks on Saturday (a tenth of its usual rows, two days); the
+    other org is steady. Expected: critical, recovered, warning; nothing for the other org."""
+    from thrive_sync.health_alerts import judge_orgs
+    from thrive_sync.hooks.thrive_store import ThriveStoreHook
+
+    week = [(1000, ()), (1000, ()), (400, (SYNC_TASK,)), (1000, ()), (1000, ()), (100, ()), (90, ())]
+    levels = []
+    for day, (written, failed_tasks) in enumerate(week):
+        run_id, start = save_day(health_db, day, {ORG: written, OTHER_ORG: 500})
+        context = {"params": {"dry_run": False, "failure_threshold": 0.5, "categories": ["message_activity"]},
+                   "run_id": run_id, "data_interval_start": start}  # fmt: skip
+        health = judge_orgs(context, ThriveStoreHook(), failed_tasks)
+        levels.append((health[ORG]["level"], health[OTHER_ORG]["level"]))
+    texts = [message["text"] for message in slack]
+    assert [level for level, _ in levels] == ["ok", "ok", "critical", "ok", "ok", "warning", "warning"]
+    assert {other for _, other in levels} == {"ok"}
+    assert len(texts) == 3, texts
+    assert texts[0].startswith(f"*[CRITICAL] org {ORG}: failed for good: {SYNC_TASK}*")
+    assert texts[1].startswith(f"*[OK] org {ORG} recovered (was critical)*")
+    assert texts[2].startswith(f"*[WARNING] org {ORG}: message_activity: 100 records written, under 50% of the median")
+    with psycopg.connect(health_db) as conn:
+        state = conn.execute("SELECT level, since, alerted FROM thrive_sync.org_health WHERE salesforce_conn_id = %s",
+                             [ORG]).fetchone()  # fmt: skip
+    assert state[0] == "warning" and state[2] == "worse"

@@ -110,6 +110,25 @@ class ThriveStoreHook(PostgresHook):
     def failures_by_reason(self, run_id: str) -> list[tuple]:
         return self.fetch("sync/failures_by_reason.sql", {"run_id": run_id})
 
+    def org_figures(self, run_id: str, window_start: datetime, categories: Sequence[str]) -> list[tuple]:
+        """Per org and category: the run's rows past the gates and failed, and the day's written records."""
+        params = {"run_id": run_id, "window_start": window_start, "categories": list(categories)}
+        return self.fetch("health/org_figures.sql", {**params, "default_conn_id": DEFAULT_SALESFORCE_CONN_ID})
+
+    def org_history(self, window_start: datetime, categories: Sequence[str], days: int) -> list[tuple]:
+        """Per org and category: the written counts of the ``days`` days with a run before, newest first."""
+        params = {"window_start": window_start, "categories": list(categories), "days": days}
+        return self.fetch("health/org_history.sql", {**params, "default_conn_id": DEFAULT_SALESFORCE_CONN_ID})
+
+    @contextmanager
+    def org_health(self, conn_id: str) -> Iterator[OrgHealthRecord]:
+        """The org's health as the latest report left it, held for this report alone until the block
+        ends (then what it saved commits): two reports at once would both alert on one change."""
+        with self.get_conn() as conn:
+            execute(conn, "health/lock_org.sql", {"conn_id": conn_id})
+            rows = execute(conn, "health/org_level.sql", {"conn_id": conn_id})
+            yield OrgHealthRecord(conn, conn_id, rows[0][0] if rows else None)
+
     def ledger_backlog(self, retry_from: datetime, window_end: datetime) -> list[tuple]:
         return self.fetch("sync/ledger_backlog.sql", {"retry_from": retry_from, "window_end": window_end})
 
@@ -133,6 +152,20 @@ class ThriveStoreHook(PostgresHook):
             for conn, name in ((read_conn, STREAM_APPLICATION_NAME), (write_conn, WRITE_APPLICATION_NAME)):
                 execute(conn, "sync/name_connection.sql", {"name": f"{name} {category.value} {part.label}"[:63]})
             yield CategoryStore(read_conn, write_conn, run_id, category, part)
+
+
+@dataclass
+class OrgHealthRecord:
+    """One org's row of ``thrive_sync.org_health``, read and written in one locked transaction."""
+
+    conn: Any
+    conn_id: str
+    level: str | None  # ok | warning | critical; None: never judged
+
+    def save(self, level: str, reasons: Sequence[str], run: dict[str, Any], alerted: str | None) -> None:
+        """``run``: run_id and window_start of the report's run; ``alerted``: the alert sent, if one was."""
+        params = {"conn_id": self.conn_id, "level": level, "reasons": "\n".join(reasons) or None, "alerted": alerted}
+        execute(self.conn, "health/save_org_health.sql", {**params, **run})
 
 
 class CategoryStore:
@@ -299,12 +332,12 @@ class CategoryStore:
         """One account's counts; ``run``: window_start, window_end, dry_run, started_at."""
         self.execute(
             "sync/save_counts.sql",
-            {**self.params, **run, "account_id": account_id, "extracted": counts.extracted,
-             "written": counts.written, "failed": counts.failed, "skipped": counts.skipped,
-             "skip_gate": counts.skip_gate, "truncated": counts.truncated, "unchanged": counts.unchanged,
-             "late": counts.late, "retried": counts.retried, "standing": counts.standing, "healed": counts.healed,
-             "deferred": counts.deferred, "left_out": counts.left_out, "converted": counts.converted,
-             "merged": counts.merged},
+            {**self.params, **run, "account_id": account_id, "conn_id": self.part.conn_id,
+             "extracted": counts.extracted, "written": counts.written, "failed": counts.failed,
+             "skipped": counts.skipped, "skip_gate": counts.skip_gate, "truncated": counts.truncated,
+             "unchanged": counts.unchanged, "late": counts.late, "retried": counts.retried,
+             "standing": counts.standing, "healed": counts.healed, "deferred": counts.deferred,
+             "left_out": counts.left_out, "converted": counts.converted, "merged": counts.merged},
         )  # fmt: skip
 
     def save_org_usage(self, allowance: OrgAllowance) -> None:
