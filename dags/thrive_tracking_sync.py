@@ -17,15 +17,20 @@ the platform's export of the day has landed: the sync's time of day.
 **Tasks.** `check_accounts` reads each account's gates and stops the run when no account has
 tracking enabled. `extract_<category>` stages the window's events in `thrive_sync.staged_events`.
 `validate_and_map_<category>` validates them, writes the good ones and logs the rest.
-`report` gathers the counts, prints the run report, and fails the run when a sync task failed or
-the failure share passes `failure_threshold`. `clear_staging` (a teardown, after the syncs) drops the run's
-staged rows, whatever became of the syncs. A category left out by `categories` shows as skipped.
+`report` gathers the counts, prints the run report, judges each org's health (alerting when it
+changes), and fails the run when a sync task failed or the failure share passes `failure_threshold`.
+`publish_landed` updates the Asset `salesforce://<connection>/<object>` of each org whose day landed.
+`clear_staging` (a teardown, after the syncs) drops the run's staged rows, whatever became of the
+syncs. A category left out by `categories` shows as skipped.
 
 **Params.** `dry_run` (validate and map, write nothing), `categories` (which to run),
 `failure_threshold` (share of rows past the gates that may fail before the run fails),
 `lookback_days` and `retry_days` (how far back late rows and failures that can heal are looked for),
 `max_attempts`, `resend_unchanged` (send rows written before with the same content),
 `delay_minutes` (how long after the day ends the sync starts).
+
+**Deadline.** `THRIVE_SYNC_DEADLINE` (`HH:MM` after the day ends; off when unset) alerts when a
+run has not succeeded by then.
 
 **Connections.** `thrive_db` (PostgreSQL) and, per account, `thrive.accounts.salesforce_conn_id`
 (default `salesforce_default`).
@@ -46,10 +51,12 @@ from airflow.timetables.interval import CronDataIntervalTimetable
 
 from thrive_sync import tasks
 from thrive_sync.alerts import on_task_failure
+from thrive_sync.assets import landed_alias
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.ledger import HEALING_ERROR_CODES, HEALING_REASONS
 from thrive_sync.core.mapping import mapping_digest
 from thrive_sync.core.parts import part_kwargs
+from thrive_sync.deadline import deadline_alerts
 from thrive_sync.errors import NOT_RETRIED
 from thrive_sync.operators import ValidateAndMapOperator
 from thrive_sync.settings import DAG_ID, DEFAULT_SALESFORCE_CONN_ID, SQL_DIR, THRIVE_DB_CONN_ID, Deployment
@@ -117,6 +124,7 @@ def category_group(category: Category) -> tuple[SQLExecuteQueryOperator, MappedO
     start_date=pendulum.datetime(2026, 1, 1, tz=DEPLOYMENT.timezone),
     catchup=False,
     max_active_runs=1,
+    deadline=deadline_alerts(DEPLOYMENT.deadline_after_day, DEPLOYMENT.deadline or ""),
     template_searchpath=[str(SQL_DIR)],
     user_defined_macros={"mapping_digest": partial(mapping_digest, DEPLOYMENT.mapping_path)},
     default_args={
@@ -193,6 +201,11 @@ def thrive_tracking_sync():
     def report() -> dict:
         return tasks.report(get_current_context(), THRIVE_DB_CONN_ID)
 
+    @task(trigger_rule="all_done", outlets=[landed_alias()], doc_md="Updates the Asset of each org whose day "
+          "landed (every part saved): `salesforce://<connection>/<object>`, for DAGs scheduled on it.")  # fmt: skip
+    def publish_landed() -> list[str]:
+        return tasks.publish_landed(get_current_context(), THRIVE_DB_CONN_ID, DEPLOYMENT.mapping_path)
+
     @task(doc_md="Drops the run's staged rows and member lookups, whatever became of the syncs.")
     def clear_staging() -> None:
         tasks.clear_staging(get_current_context(), THRIVE_DB_CONN_ID, DEPLOYMENT.ledger_retention_days)
@@ -216,6 +229,7 @@ def thrive_tracking_sync():
     # and clear_staging after. The report is not downstream of the teardown, so a category left out
     # (its extract skipped) does not skip the report.
     syncs >> report()
+    syncs >> publish_landed()
     syncs >> clear_staging().as_teardown(setups=extracts, on_failure_fail_dagrun=True)
 
 

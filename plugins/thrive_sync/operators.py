@@ -14,6 +14,7 @@ from thrive_sync.core.catalog import Category
 from thrive_sync.core.mapping import load_mapping
 from thrive_sync.core.parts import Part
 from thrive_sync.core.retention import RETENTION_VARIABLE, RetentionQuery
+from thrive_sync.lineage import SyncLineage, counts_facet, operator_lineage, provider_installed, thrive_db_location
 from thrive_sync.links import TrackingLogLink
 from thrive_sync.settings import DEFAULT_MAPPING, DEFAULT_SALESFORCE_CONN_ID, THRIVE_DB_CONN_ID, WriterOptions
 
@@ -94,6 +95,7 @@ class ValidateAndMapOperator(BaseOperator):
         self.poll_seconds = poll_seconds
         self.job_timeout_seconds = job_timeout_seconds
         self.group_by_parent = group_by_parent
+        self._counts: dict[str, Any] | None = None  # for lineage, once the instance has counted
 
     def execute(self, context: Context) -> dict[str, Any]:
         # Deferred: the hooks bring psycopg, simple_salesforce and the providers' hooks, about a
@@ -130,7 +132,26 @@ class ValidateAndMapOperator(BaseOperator):
             )
         self.log.info("%s, %s: %s%s", category.value, part.label, run.tally.totals(),
                       " (dry run: nothing written)" if dry_run else "")  # fmt: skip
+        self._counts = counts_facet(run.tally.totals(), run.tally.failed_by_reason(), part.label, dry_run)
         return run.summary()
+
+    # OpenLineage (optional provider): the provider calls these; without it they return None.
+    def get_openlineage_facets_on_start(self) -> Any:
+        return self._lineage(None)
+
+    def get_openlineage_facets_on_complete(self, task_instance: Any) -> Any:
+        return self._lineage(self._counts)
+
+    def get_openlineage_facets_on_failure(self, task_instance: Any) -> Any:
+        return self._lineage(self._counts)  # what it counted before it failed, if it got that far
+
+    def _lineage(self, counts: dict[str, Any] | None) -> Any:
+        if not provider_installed():
+            return None
+        sobject = load_mapping(self.mapping_path or DEFAULT_MAPPING).object
+        namespace, database = thrive_db_location(self.thrive_conn_id)
+        lineage = SyncLineage(Category(self.category), self.salesforce_conn_id, sobject, namespace, database)
+        return operator_lineage(lineage, counts)
 
 
 class PurgeOldRecordsOperator(BaseOperator):

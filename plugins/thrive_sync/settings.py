@@ -11,9 +11,11 @@ import math
 import os
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
+from datetime import timedelta
 from pathlib import Path
 from typing import TypeVar
 
+from thrive_sync.core.deadline import parse_time_of_day
 from thrive_sync.errors import ConfigurationError
 
 DAG_ID = "thrive_tracking_sync"
@@ -64,6 +66,12 @@ class Deployment:
     ledger_retention_days: int = 400  # the event ledger keeps a year and a month of days
     shard_rows: int = 100_000  # an org's day of more rows than this is split into shards written side by side
     max_shards: int = 8
+    deadline: str | None = None  # "06:00": the day's tracking is in Salesforce by then (the sync's time zone)
+
+    @property
+    def deadline_after_day(self) -> timedelta | None:
+        """How long after its day ends a run must have succeeded (``None``: no deadline)."""
+        return parse_time_of_day(self.deadline) if self.deadline else None
 
     @classmethod
     def from_environ(cls, env: Mapping[str, str] = os.environ) -> Deployment:
@@ -85,7 +93,19 @@ class Deployment:
             ),
             shard_rows=_number(env, "THRIVE_SYNC_SHARD_ROWS", int, cls.shard_rows, positive=True),
             max_shards=_number(env, "THRIVE_SYNC_MAX_SHARDS", int, cls.max_shards, positive=True),
+            deadline=_time_of_day(env, "THRIVE_SYNC_DEADLINE"),
         )
+
+
+def _time_of_day(env: Mapping[str, str], name: str) -> str | None:
+    raw = (env.get(name) or "").strip()
+    if not raw:
+        return None
+    try:
+        parse_time_of_day(raw)
+    except ValueError as err:
+        raise ConfigurationError(f"{name}: {err}") from None
+    return raw
 
 
 def _flag(env: Mapping[str, str], name: str, default: bool) -> bool:

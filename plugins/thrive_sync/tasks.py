@@ -12,14 +12,16 @@ from typing import TYPE_CHECKING, Any
 from airflow.sdk.exceptions import AirflowSkipException
 
 from thrive_sync import alerts
+from thrive_sync.assets import landed_alias, salesforce_asset
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.gates import gate_summary
 from thrive_sync.core.ledger import ledger_days
+from thrive_sync.core.mapping import load_mapping
 from thrive_sync.core.parts import part_labels
-from thrive_sync.core.report import build_report, format_report, threshold_breach
+from thrive_sync.core.report import build_report, format_report, org_states, threshold_breach
 from thrive_sync.errors import ConfigurationError, ThresholdBreached, UpstreamFailed
 from thrive_sync.health_alerts import judge_orgs
-from thrive_sync.settings import DAG_ID
+from thrive_sync.settings import DAG_ID, DEFAULT_MAPPING
 
 if TYPE_CHECKING:
     from airflow.sdk import Context
@@ -97,6 +99,25 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
     if breach:
         raise ThresholdBreached(breach)  # the org past it is critical: alerted, unless it was already
     return result
+
+
+def publish_landed(context: Context, thrive_conn_id: str, mapping_path: str | None) -> list[str]:
+    """Update the Asset of each org whose day has landed (every part of every category saved); the
+    orgs. A dry run writes nothing, so it updates none; an org with no rows that day has no parts."""
+    if context["params"]["dry_run"]:
+        return []
+    sobject = load_mapping(mapping_path or DEFAULT_MAPPING).object
+    store = _thrive_store(thrive_conn_id)
+    landed = sorted(conn_id for conn_id, state in org_states(store.part_states(context["run_id"])).items()
+                    if state["done"])  # fmt: skip
+    events = context["outlet_events"][landed_alias()]
+    for conn_id in landed:
+        events.add(salesforce_asset(conn_id, sobject), extra={
+            "dag_run_id": context["run_id"], "window_start": context["data_interval_start"].isoformat(),
+            "window_end": context["data_interval_end"].isoformat(), "categories": list(context["params"]["categories"]),
+        })  # fmt: skip
+        print(f"Org {conn_id}: the day has landed in {sobject}: asset {salesforce_asset(conn_id, sobject).uri}")
+    return landed
 
 
 def failed_tasks(context: Context) -> list[str]:

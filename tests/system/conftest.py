@@ -14,9 +14,11 @@ import shutil
 import subprocess
 import sys
 import tempfile
+import threading
 import uuid
 from collections.abc import Iterator
 from contextlib import contextmanager
+from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 from pathlib import Path
 
 import psycopg
@@ -234,3 +236,33 @@ def wire(db: str, pg_server, org, monkeypatch) -> str:
 def wired(day_db, pg_server, org, monkeypatch, airflow_metadata):
     """The generated day's database and the sandbox as the DAG's connections."""
     return wire(day_db, pg_server, org, monkeypatch)
+
+
+class SlackWebhook(BaseHTTPRequestHandler):
+    """A local stand-in for Slack's incoming webhook: keeps each posted message, answers ``ok`` as Slack does."""
+
+    received: list[dict] = []  # noqa: RUF012 - one server per test, reset by the fixture
+
+    def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
+        body = self.rfile.read(int(self.headers["Content-Length"]))
+        SlackWebhook.received.append(json.loads(body))
+        self.send_response(200)
+        self.send_header("Content-Type", "text/html")
+        self.end_headers()
+        self.wfile.write(b"ok")
+
+    def log_message(self, *args) -> None:
+        pass
+
+
+@pytest.fixture
+def slack(monkeypatch) -> Iterator[list[dict]]:
+    """The Slack notifier (Variable thrive_sync_alerts) pointed at a local webhook; the messages it received."""
+    SlackWebhook.received = []
+    server = ThreadingHTTPServer(("127.0.0.1", 0), SlackWebhook)
+    threading.Thread(target=server.serve_forever, daemon=True).start()
+    url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/XXXX"
+    monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", json.dumps({"conn_type": "slackwebhook", "password": url}))
+    monkeypatch.setenv("AIRFLOW_VAR_THRIVE_SYNC_ALERTS", json.dumps({"notifier": "slack"}))
+    yield SlackWebhook.received
+    server.shutdown()

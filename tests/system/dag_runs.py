@@ -221,8 +221,11 @@ def airflow_cli(*args: str, env: dict[str, str]) -> str:
 
 
 @contextmanager
-def standalone(log_path: Path) -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
-    """`airflow standalone` (LocalExecutor) on free ports with the DAG serialized and unpaused."""
+def standalone(log_path: Path, *, schedule: bool = False) -> Iterator[tuple[dict[str, str], subprocess.Popen]]:
+    """`airflow standalone` (LocalExecutor) on free ports with the DAG serialized and unpaused.
+
+    ``schedule``: the scheduler creates the runs schedules ask for. Off, a test's backfill never meets
+    a scheduled run of its days; on, assets trigger the DAGs scheduled on them (the same switch)."""
     api_port = free_port()
     env = {
         **os.environ,
@@ -237,7 +240,7 @@ def standalone(log_path: Path) -> Iterator[tuple[dict[str, str], subprocess.Pope
         "AIRFLOW__SCHEDULER__SCHEDULER_HEARTBEAT_SEC": "2",
         # No scheduled runs: the latest interval of a test's day would otherwise get a scheduled run
         # racing the test's own backfill for the same logical date. Backfills and triggers still run.
-        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": "False",
+        "AIRFLOW__SCHEDULER__USE_JOB_SCHEDULE": str(schedule),
     }
     with log_path.open("w") as log:
         process = subprocess.Popen(
@@ -342,6 +345,6 @@ def forget_imported_settings() -> None:
     """Remove what `make airflow` imports into the metadata DB (airflow_settings.yaml's connections and
     variable), so that later tests see only the connections they set themselves."""
     env = {k: v for k, v in os.environ.items() if not k.startswith("AIRFLOW_CONN_")}
-    for conn_id in ("thrive_db", "salesforce_default", "smtp_default"):
+    for conn_id in ("thrive_db", "salesforce_default", "smtp_default", "slack_default"):
         subprocess.run([AIRFLOW, "connections", "delete", conn_id], env=env, capture_output=True, timeout=120)
     subprocess.run([AIRFLOW, "variables", "delete", "thrive_sync_alerts"], env=env, capture_output=True, timeout=120)

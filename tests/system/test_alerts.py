@@ -4,9 +4,7 @@ Slack message through the Slack provider; each org's health speaks once per chan
 from __future__ import annotations
 
 import json
-import threading
 from datetime import UTC, datetime, timedelta
-from http.server import BaseHTTPRequestHandler, ThreadingHTTPServer
 
 import psycopg
 import pytest
@@ -31,36 +29,6 @@ class Inbox:
     async def handle_DATA(self, server, session, envelope):  # noqa: N802 - aiosmtpd's hook name
         self.messages.append(envelope.content.decode("utf-8", "replace"))
         return "250 OK"
-
-
-class SlackWebhook(BaseHTTPRequestHandler):
-    """A local stand-in for Slack's incoming webhook: keeps each posted message, answers ``ok`` as Slack does."""
-
-    received: list[dict] = []  # noqa: RUF012 - one server per test, reset by the fixture
-
-    def do_POST(self) -> None:  # noqa: N802 - http.server's hook name
-        body = self.rfile.read(int(self.headers["Content-Length"]))
-        SlackWebhook.received.append(json.loads(body))
-        self.send_response(200)
-        self.send_header("Content-Type", "text/html")
-        self.end_headers()
-        self.wfile.write(b"ok")
-
-    def log_message(self, *args) -> None:
-        pass
-
-
-@pytest.fixture
-def slack(monkeypatch):
-    """The Slack notifier pointed at a local webhook; the messages it received."""
-    SlackWebhook.received = []
-    server = ThreadingHTTPServer(("127.0.0.1", 0), SlackWebhook)
-    threading.Thread(target=server.serve_forever, daemon=True).start()
-    url = f"http://127.0.0.1:{server.server_address[1]}/services/T000/B000/XXXX"
-    monkeypatch.setenv("AIRFLOW_CONN_SLACK_DEFAULT", json.dumps({"conn_type": "slackwebhook", "password": url}))
-    monkeypatch.setenv("AIRFLOW_VAR_THRIVE_SYNC_ALERTS", json.dumps({"notifier": "slack"}))
-    yield SlackWebhook.received
-    server.shutdown()
 
 
 def test_alerts_are_off_by_default(wired):

@@ -49,7 +49,7 @@ def test_every_dag_has_tags_and_every_task_retries(dagbag):
 def test_dag_shape(dagbag):
     dag = dagbag.dags["thrive_tracking_sync"]
     assert {t.task_id for t in dag.tasks} == (
-        {"wait_after_midnight", "check_accounts", "report", "clear_staging"}
+        {"wait_after_midnight", "check_accounts", "report", "publish_landed", "clear_staging"}
         | {f"extract_{c.value}" for c in Category}
         | {f"validate_and_map_{c.value}" for c in Category}
     )
@@ -63,6 +63,9 @@ def test_dag_shape(dagbag):
     }
     assert dag.get_task("report").trigger_rule == "all_done"
     assert "report" not in {t.task_id for t in teardown.get_flat_relatives(upstream=True)}  # never skipped with it
+    publish = dag.get_task("publish_landed")  # an org that landed is published even when another failed
+    assert publish.trigger_rule == "all_done" and [o.name for o in publish.outlets] == ["thrive_tracking_sync_landed"]
+    assert dag.deadline is None  # off by default (THRIVE_SYNC_DEADLINE)
 
 
 def test_only_the_plugin_module_is_loaded_as_a_plugin():

@@ -52,6 +52,8 @@ def test_the_writer_defaults_are_the_deployment_defaults():
         ("THRIVE_SYNC_JOB_TIMEOUT_SECONDS", "-1", "must be more than 0"),
         ("THRIVE_SYNC_JOB_TIMEOUT_SECONDS", "inf", "is not a finite number"),
         ("THRIVE_SYNC_GROUP_BY_PARENT", "maybe", "THRIVE_SYNC_GROUP_BY_PARENT='maybe' is not one of 0, 1, false"),
+        ("THRIVE_SYNC_DEADLINE", "6am", "THRIVE_SYNC_DEADLINE: '6am' is not a time of day HH:MM or HH:MM:SS"),
+        ("THRIVE_SYNC_DEADLINE", "24:00", "is not a time of day"),
     ],
 )
 def test_a_value_that_cannot_be_used_names_the_variable(name, value, message):

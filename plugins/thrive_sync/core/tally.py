@@ -129,6 +129,14 @@ class RunTally:
     def failed_total(self) -> int:
         return sum(c.failed for c in self.accounts.values())
 
+    def failed_by_reason(self) -> dict[str, int]:
+        """The failures of every account, by reason code."""
+        reasons: dict[str, int] = {}
+        for counts in self.accounts.values():
+            for reason, n in counts.failed_by.items():
+                reasons[reason] = reasons.get(reason, 0) + n
+        return reasons
+
     def totals(self) -> dict[str, int]:
         totals = dict.fromkeys(COUNTS, 0)
         for counts in self.accounts.values():
