@@ -12,9 +12,10 @@ and may tune the health levels (core/health.py): ``warning_share``, ``volume_sha
 ``volume_days``, ``min_history``. The sync DAG's report judges each org once per run and alerts
 only on a change (health_alerts.py); the failure callback speaks for the tasks it does not judge.
 
-The Variable is read when an alert is due, never when the DAG file is parsed. A broken setting
-does not hide the failure it was meant to report: the callback logs what is wrong with it and
-the failure itself stays in the task log and the UI.
+The Variable is read by each report (the thresholds) and when an alert is due, never when the DAG
+file is parsed. A broken notifier setting does not hide the failure it was meant to report: what is
+wrong with it is logged, the failure itself stays in the task log and the UI, and the org's health
+keeps what the alerts last said, so the alert goes once the setting is fixed.
 """
 
 from __future__ import annotations
@@ -34,6 +35,7 @@ log = logging.getLogger(__name__)
 SETTINGS_VARIABLE = "thrive_sync_alerts"
 NOTIFIERS = ("off", "log", "smtp", "slack")
 TUNABLE_RULES = ("warning_share", "volume_share", "volume_days", "min_history")
+SENT, OFF, FAILED = "sent", "off", "failed"  # what became of an alert
 # The sync DAG's tasks whose failures its report judges per org (speaking once): no alert of their own.
 JUDGED_BY_REPORT = ("wait_after_midnight", "check_accounts", "extract_", "validate_and_map_")
 
@@ -62,9 +64,17 @@ def settings() -> dict[str, Any]:
 
 
 def health_rules(failure_threshold: float) -> HealthRules:
-    """The health levels' thresholds: the run's ``failure_threshold``, the rest from the Variable."""
+    """The health levels' thresholds: the run's ``failure_threshold``, the rest from the Variable.
+
+    Read apart from the notifier's checks: a mistyped notifier must not stop every report (it is
+    logged when an alert is due). Thresholds that cannot work fail the report, saying what to fix.
+    """
     try:
-        chosen = {name: value for name, value in settings().items() if name in TUNABLE_RULES}
+        value = Variable.get(SETTINGS_VARIABLE, default=None, deserialize_json=True) or {}
+    except ValueError:  # not JSON: the notifier's check says so when an alert is due
+        value = {}
+    chosen = {name: v for name, v in value.items() if name in TUNABLE_RULES} if isinstance(value, dict) else {}
+    try:
         return HealthRules(failure_threshold=failure_threshold, **chosen)
     except (TypeError, ValueError) as err:  # a retry cannot fix the Variable: fail at once, saying what to fix
         raise ConfigurationError(f"Variable {SETTINGS_VARIABLE}: {err}") from err
@@ -98,16 +108,18 @@ def notifier(subject: str, message: str) -> BaseNotifier | None:
     return None
 
 
-def send(context: Any, subject: str, message: str) -> bool:
-    """Send one alert through the configured notifier; ``False`` when it could not be sent (logged)."""
+def send(context: Any, subject: str, message: str) -> str:
+    """Send one alert through the configured notifier: ``SENT``, ``OFF`` (alerts are off) or
+    ``FAILED`` (it could not be sent; logged)."""
     try:
         chosen = notifier(subject, message)
-        if chosen is not None:
-            chosen(context)
+        if chosen is None:
+            return OFF
+        chosen(context)
     except Exception:  # an alert that cannot be sent must not mask the failure being reported
         log.exception("Thrive sync alert could not be sent (%s)", subject)
-        return False
-    return True
+        return FAILED
+    return SENT
 
 
 def on_task_failure(context: Any) -> None:

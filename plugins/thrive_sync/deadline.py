@@ -2,7 +2,9 @@
 
 ``THRIVE_SYNC_DEADLINE=06:00`` gives the DAG a ``DeadlineAlert``; when a run has not succeeded by
 then, the scheduler has an executor call :func:`deadline_missed` (a ``SyncCallback``: the log, SMTP
-and Slack notifiers are synchronous). The rules are in :mod:`thrive_sync.core.deadline`.
+and Slack notifiers are synchronous). The rules are in :mod:`thrive_sync.core.deadline`. A run that
+failed before its deadline says nothing more: its report judged the orgs (and Airflow keeps a failed
+run's deadline, so an org failing every day would otherwise page every day on top of its health).
 """
 
 from __future__ import annotations
@@ -43,6 +45,9 @@ def deadline_missed(by: str, context: dict[str, Any] | None = None) -> None:
     what = f"run {run.get('dag_run_id')} ({run.get('run_type')}, state {run.get('state')})"
     if deadline_time is not None and not alert_due(created, deadline_time):
         log.info("Deadline %s passed before %s was created (%s): no alert", deadline_time, what, created)
+        return
+    if run.get("state") == "failed":  # its report judged each org and alerted where the health changed
+        log.info("Deadline %s passed after %s failed: the org health alerts speak for it", deadline_time, what)
         return
     sent = alerts.send(
         context,

@@ -2,8 +2,14 @@
 
 The rules are in :mod:`thrive_sync.core.health`; this module gathers each org's figures from
 ``thrive_db``, keeps its state in ``thrive_sync.org_health`` and sends the alerts through
-:mod:`thrive_sync.alerts`. An alert that cannot be sent leaves the org's state as it was, so the next
-run says it again: speaking once must not become never speaking.
+:mod:`thrive_sync.alerts`. A change is measured against what the alerts last *said*: an alert that
+could not be sent, or was not because alerts were off, is said by the next run that can (speaking
+once must not become never speaking). A run of a day older than the one the org was last judged on
+(a backfill, a rerun of last week) changes nothing and says nothing: it would report today's org
+as recovered, or worse, from an old day's figures.
+
+The alert goes while the org's row is locked (two reports at once would both send it): the
+notifiers' own timeouts (30 s) bound how long that transaction stays open.
 """
 
 from __future__ import annotations
@@ -75,14 +81,16 @@ def org_days(
 def _record(context: Any, store: ThriveStoreHook, conn_id: str, health: Health, run: dict[str, Any]) -> str | None:
     """Save the org's new state and send the alert its change calls for; the alert's kind, if one went."""
     with store.org_health(conn_id) as state:
-        previous = Level[state.level.upper()] if state.level else None
-        alert = transition(conn_id, previous, health)
-        if alert is None:
-            state.save(health.level.label, health.reasons, run, None)
+        if state.window_start is not None and run["window_start"] < state.window_start:
+            print(f"Health of org {conn_id}: judged on a later day ({state.window_start:%Y-%m-%d}) already: "
+                  f"this run's day is {health.level.label}, the org's state stays {state.level}")  # fmt: skip
             return None
-        print(f"Health of org {conn_id}: {alert.previous.label} -> {alert.level.label}: alerting ({alert.kind})")
-        if not alerts.send(context, alert.subject, alert.message):
-            print(f"The alert for org {conn_id} could not be sent: its state stays {alert.previous.label}")
-            return None
-        state.save(health.level.label, health.reasons, run, alert.kind)
-        return alert.kind
+        said = Level[state.said.upper()] if state.said else None
+        alert = transition(conn_id, said, health)
+        outcome = None
+        if alert is not None:
+            message = f"{alert.message}\nDay {run['window_start']:%Y-%m-%d}, run {run['run_id']}."
+            outcome = alerts.send(context, alert.subject, message)
+            print(f"Health of org {conn_id}: {alert.previous.label} -> {alert.level.label}: alert {outcome}")
+        state.save(health.level.label, health.reasons, run, health.level.label if outcome == alerts.SENT else None)
+        return alert.kind if outcome == alerts.SENT else None

@@ -79,8 +79,9 @@ def thrive_db_location(thrive_conn_id: str) -> tuple[str, str]:
     return f"{info.scheme}://{info.authority}", info.database
 
 
-def operator_lineage(lineage: SyncLineage, counts: dict[str, Any] | None) -> Any:
-    """The provider's ``OperatorLineage`` of one sync instance, or ``None`` when the provider is not installed."""
+def operator_lineage(lineage: SyncLineage, counts: dict[str, Any] | None, dry_run: bool = False) -> Any:
+    """The provider's ``OperatorLineage`` of one sync instance, or ``None`` when the provider is not
+    installed. A dry run writes nothing to the org: the object is not among its outputs."""
     if not provider_installed():
         return None
     from airflow.providers.common.compat.openlineage.facet import (
@@ -97,6 +98,8 @@ def operator_lineage(lineage: SyncLineage, counts: dict[str, Any] | None) -> Any
             "outputStatistics": OutputStatisticsOutputDatasetFacet(rowCount=n)})
         for (ns, name), n in zip(lineage.outputs(), rows, strict=True)
     ]  # fmt: skip
+    if dry_run:
+        outputs = outputs[1:]  # the org's object comes first
     run_facets = {COUNTS_FACET: _counts_run_facet(counts)} if counts else {}
     return OperatorLineage(inputs=inputs, outputs=outputs, run_facets=run_facets)
 

@@ -151,7 +151,7 @@ class ValidateAndMapOperator(BaseOperator):
         sobject = load_mapping(self.mapping_path or DEFAULT_MAPPING).object
         namespace, database = thrive_db_location(self.thrive_conn_id)
         lineage = SyncLineage(Category(self.category), self.salesforce_conn_id, sobject, namespace, database)
-        return operator_lineage(lineage, counts)
+        return operator_lineage(lineage, counts, dry_run=is_true(self.dry_run))
 
 
 class PurgeOldRecordsOperator(BaseOperator):

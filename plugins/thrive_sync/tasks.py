@@ -15,6 +15,7 @@ from thrive_sync import alerts
 from thrive_sync.assets import landed_alias, salesforce_asset
 from thrive_sync.core.catalog import Category
 from thrive_sync.core.gates import gate_summary
+from thrive_sync.core.health import org_of_task
 from thrive_sync.core.ledger import ledger_days
 from thrive_sync.core.mapping import load_mapping
 from thrive_sync.core.parts import part_labels
@@ -80,15 +81,13 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
         if not failed:
             raise  # the report's own failure: its failure callback alerts
         # thrive_db itself is why they failed: retrying the report cannot help (and would alert twice).
-        message = f"{', '.join(failed)} did not finish, and thrive_db cannot be read: {err}"
-        alerts.send(context, f"{DAG_ID} {run_id}: the run failed and its health cannot be judged", message)
-        raise UpstreamFailed(message) from err
+        raise UpstreamFailed(_say_failed(context, failed, f"thrive_db cannot be read: {err}")) from err
     window = (str(context["data_interval_start"]), str(context["data_interval_end"]))
     result = build_report(
         run_id, window, rows, failures, params["categories"], bool(params["dry_run"]), failed, backlog, orgs, parts
     )
     print(format_report(result))
-    result["health"] = judge_orgs(context, store, failed)
+    result["health"] = _judge(context, store, failed)
     if failed:
         not_done = [conn_id for conn_id, state in result["org_states"].items() if not state["done"]]
         orgs_text = f" (org{'s' * (len(not_done) > 1)} not done: {', '.join(not_done)})" if not_done else ""
@@ -101,22 +100,51 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
     return result
 
 
+def _judge(context: Context, store: ThriveStoreHook, failed: list[str]) -> dict[str, dict[str, Any]]:
+    """Each org's health (:func:`~thrive_sync.health_alerts.judge_orgs`). Failed tasks are said even
+    when the orgs are not judged: in a dry run, or when judging itself fails."""
+    try:
+        health = judge_orgs(context, store, failed)
+    except Exception as err:
+        if not failed:
+            raise
+        raise UpstreamFailed(_say_failed(context, failed, f"the orgs' health cannot be judged: {err}")) from err
+    if failed and context["params"]["dry_run"]:
+        _say_failed(context, failed, "a dry run: the orgs' health is not judged")
+    return health
+
+
+def _say_failed(context: Context, failed: list[str], why: str) -> str:
+    """An alert for failed tasks the orgs' health does not speak for; its message."""
+    message = f"{', '.join(failed)} did not finish; {why}"
+    alerts.send(context, f"{DAG_ID} {context['run_id']}: the run failed", message)
+    return message
+
+
 def publish_landed(context: Context, thrive_conn_id: str, mapping_path: str | None) -> list[str]:
-    """Update the Asset of each org whose day has landed (every part of every category saved); the
+    """Update the Asset of each org whose day has landed: every part of every category saved, and no
+    task of the run failed that concerns it (an extract that failed made no parts to wait for). The
     orgs. A dry run writes nothing, so it updates none; an org with no rows that day has no parts."""
-    if context["params"]["dry_run"]:
-        return []
-    sobject = load_mapping(mapping_path or DEFAULT_MAPPING).object
-    store = _thrive_store(thrive_conn_id)
-    landed = sorted(conn_id for conn_id, state in org_states(store.part_states(context["run_id"])).items()
-                    if state["done"])  # fmt: skip
+    failed = failed_tasks(context)
+    if context["params"]["dry_run"] or any(org_of_task(task) is None for task in failed):
+        return []  # nothing written, or a task every org needs failed: no org landed
+    try:
+        states = org_states(_thrive_store(thrive_conn_id).part_states(context["run_id"]))
+    except Exception as err:
+        if not failed:
+            raise
+        raise UpstreamFailed(f"{', '.join(failed)} did not finish, and thrive_db cannot be read: {err}") from err
+    landed = sorted(conn_id for conn_id, state in states.items()
+                    if state["done"] and not any(org_of_task(task) in (None, conn_id) for task in failed))  # fmt: skip
+    sobject = load_mapping(mapping_path or DEFAULT_MAPPING).object if landed else ""
     events = context["outlet_events"][landed_alias()]
     for conn_id in landed:
-        events.add(salesforce_asset(conn_id, sobject), extra={
+        asset = salesforce_asset(conn_id, sobject)
+        events.add(asset, extra={
             "dag_run_id": context["run_id"], "window_start": context["data_interval_start"].isoformat(),
             "window_end": context["data_interval_end"].isoformat(), "categories": list(context["params"]["categories"]),
         })  # fmt: skip
-        print(f"Org {conn_id}: the day has landed in {sobject}: asset {salesforce_asset(conn_id, sobject).uri}")
+        print(f"Org {conn_id}: the day has landed in {sobject}: asset {asset.uri}")
     return landed
 
 

@@ -117,9 +117,15 @@ def test_a_simulated_week_sends_exactly_three_slack_alerts(health_db, slack):
     assert {other for _, other in levels} == {"ok"}
     assert len(texts) == 3, texts
     assert texts[0].startswith(f"*[CRITICAL] org {ORG}: failed for good: {SYNC_TASK}*")
+    assert texts[0].endswith("Day 2026-11-04, run scheduled__day2.")
     assert texts[1].startswith(f"*[OK] org {ORG} recovered (was critical)*")
     assert texts[2].startswith(f"*[WARNING] org {ORG}: message_activity: 100 records written, under 50% of the median")
+    # A rerun of Thursday (an older day than the org's state) changes nothing and says nothing.
+    context = {"params": {"dry_run": False, "failure_threshold": 0.5, "categories": ["message_activity"]},
+               "run_id": "manual__thursday_again", "data_interval_start": WEEK_START + timedelta(days=3)}  # fmt: skip
+    assert judge_orgs(context, ThriveStoreHook(), ())[ORG] == {"level": "ok", "reasons": [], "alert": None}
+    assert len(slack) == 3
     with psycopg.connect(health_db) as conn:
-        state = conn.execute("SELECT level, since, alerted FROM thrive_sync.org_health WHERE salesforce_conn_id = %s",
+        state = conn.execute("SELECT level, said, dag_run_id FROM thrive_sync.org_health WHERE salesforce_conn_id = %s",
                              [ORG]).fetchone()  # fmt: skip
-    assert state[0] == "warning" and state[2] == "worse"
+    assert state == ("warning", "warning", "scheduled__day6")

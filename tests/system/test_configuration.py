@@ -156,7 +156,8 @@ def test_a_database_without_the_package_tables_fails_at_once_naming_the_setup_da
     failed = sorted(task for task, (_, state) in states.items() if state == "failed" and task != "report")
     expected = (
         "lacks the package's table(s) thrive_sync.bulk_jobs, thrive_sync.event_ledger, thrive_sync.member_matches, "
-        "thrive_sync.org_usage, thrive_sync.refused_logins, thrive_sync.retention_runs, thrive_sync.run_parts, "
+        "thrive_sync.org_health, thrive_sync.org_usage, thrive_sync.refused_logins, thrive_sync.retention_runs, "
+        "thrive_sync.run_parts, "
         "thrive_sync.shard_of(), thrive_sync.staged_events, thrive_sync.staged_tallies, "
         "thrive_sync.sync_run_shards, thrive_sync.sync_runs, thrive_sync.tracking_log: "
         "trigger the DAG "

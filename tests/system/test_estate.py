@@ -110,8 +110,9 @@ def test_lineage_asset_and_deadline_under_a_scheduler(wired, slack, monkeypatch,
     monkeypatch.setenv("AIRFLOW__OPENLINEAGE__NAMESPACE", "thrive-test")
     monkeypatch.setenv("THRIVE_SYNC_DEADLINE", "00:00")
     # With the schedule on (asset-triggered runs need it), the sync DAG also gets a scheduled run of the
-    # real yesterday: no source rows that day, so no lineage of a sync instance and no Asset; its
-    # deadline passed before it was created, so no alert. The test's own day is a backfill's.
+    # real yesterday: held by its sensor (a delay of a day), it never extracts, so it neither depends on
+    # today's date nor adds lineage or an Asset; its deadline passed before it was created: no alert.
+    monkeypatch.setenv("THRIVE_SYNC_DELAY_MINUTES", "1440")
     with standalone(tmp_path / "standalone.log", schedule=True) as (env, _):
         wait_for(lambda: serialized_with(env, "thrive_tracking_sync", "deadline_missed"), 180, "the DAG's deadline")
         wait_for(lambda: serialized_with(env, CONSUMER, "salesforce://salesforce_default"), 180, "the consumer DAG")

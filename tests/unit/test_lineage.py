@@ -48,6 +48,12 @@ def test_the_lineage_serialises_as_the_openlineage_client_sends_it():
     assert Serde.to_dict(started.inputs[0])["name"] == "thrive.thrive.social_activity" and not started.run_facets
 
 
+def test_a_dry_run_writes_nothing_to_the_org():
+    totals = {"extracted": 10, "written": 6, "failed": 3, "skipped": 1, "unchanged": 0}
+    lineage = operator_lineage(LINEAGE, counts_facet(totals, {}, "salesforce_b", True), dry_run=True)
+    assert [o.name for o in lineage.outputs] == ["thrive.thrive_sync.tracking_log"]
+
+
 def test_without_the_provider_there_is_no_lineage_and_no_error(monkeypatch):
     monkeypatch.setitem(sys.modules, "airflow.providers.openlineage.extractors", None)  # as if not installed
     assert operator_lineage(LINEAGE, None) is None

@@ -423,19 +423,22 @@ END $$;
 
 -- Alerts that speak once (core/health.py): the org each account's counts of a run went to (its
 -- part's connection), so the report can judge each org's failure share and each category's volume
--- against the org's days before; null in rows saved before this column came.
+-- against the org's days before; null in rows saved before this column came (left out of the history).
 ALTER TABLE thrive_sync.sync_runs ADD COLUMN IF NOT EXISTS salesforce_conn_id text;
-CREATE INDEX IF NOT EXISTS sync_runs_org_day_idx ON thrive_sync.sync_runs (salesforce_conn_id, category, window_start);
+CREATE INDEX IF NOT EXISTS sync_runs_day_idx ON thrive_sync.sync_runs (window_start, category);
 
--- Each org's health as the latest report judged it: an alert goes only when it changes for the
--- worse, or back to ok. Reports change a row one at a time (health/lock_org.sql).
+-- Each org's health as the latest report judged it, and what the alerts last said of it: an alert
+-- goes only when the org is worse than that, or ok again after it was not. Reports change a row one
+-- at a time (health/lock_org.sql), and never for a day older than the one it was judged on.
 CREATE TABLE IF NOT EXISTS thrive_sync.org_health (
     salesforce_conn_id text        PRIMARY KEY,
     level              text        NOT NULL CHECK (level IN ('ok', 'warning', 'critical')),
     reasons            text,                  -- why, one per line (null when ok)
     since              timestamptz NOT NULL,  -- when the org came to this level
     dag_run_id         text        NOT NULL,  -- the run whose report judged it last
-    window_start       timestamptz,           -- that run's day
-    alerted            text,                  -- the last alert sent for it: worse | recovered
+    window_start       timestamptz NOT NULL,  -- that run's day
+    said               text        NOT NULL DEFAULT 'ok'  -- the level the last alert sent announced
+                       CHECK (said IN ('ok', 'warning', 'critical')),
+    said_at            timestamptz,           -- when that alert went
     checked_at         timestamptz NOT NULL DEFAULT now()
 );

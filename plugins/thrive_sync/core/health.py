@@ -139,7 +139,8 @@ def volume_drops(day: OrgDay, rules: HealthRules) -> list[str]:
 
 
 def transition(conn_id: str, previous: Level | None, health: Health) -> Alert | None:
-    """The alert a change from ``previous`` (``None``: never assessed, taken as ok) calls for, if any."""
+    """The alert a change from ``previous`` calls for, if any: the level the alerts last announced
+    (``None``: nothing announced yet, taken as ok)."""
     before = Level.OK if previous is None else previous
     if health.level > before:
         return Alert(conn_id, "worse", health.level, before, health.reasons)

@@ -112,13 +112,13 @@ class ThriveStoreHook(PostgresHook):
 
     def org_figures(self, run_id: str, window_start: datetime, categories: Sequence[str]) -> list[tuple]:
         """Per org and category: the run's rows past the gates and failed, and the day's written records."""
-        params = {"run_id": run_id, "window_start": window_start, "categories": list(categories)}
-        return self.fetch("health/org_figures.sql", {**params, "default_conn_id": DEFAULT_SALESFORCE_CONN_ID})
+        return self.fetch("health/org_figures.sql",
+                          {"run_id": run_id, "window_start": window_start, "categories": list(categories)})  # fmt: skip
 
     def org_history(self, window_start: datetime, categories: Sequence[str], days: int) -> list[tuple]:
-        """Per org and category: the written counts of the ``days`` days with a run before, newest first."""
-        params = {"window_start": window_start, "categories": list(categories), "days": days}
-        return self.fetch("health/org_history.sql", {**params, "default_conn_id": DEFAULT_SALESFORCE_CONN_ID})
+        """Per org and category: the written counts of the ``days`` days synced before, newest first."""
+        return self.fetch("health/org_history.sql",
+                          {"window_start": window_start, "categories": list(categories), "days": days})  # fmt: skip
 
     @contextmanager
     def org_health(self, conn_id: str) -> Iterator[OrgHealthRecord]:
@@ -127,7 +127,7 @@ class ThriveStoreHook(PostgresHook):
         with self.get_conn() as conn:
             execute(conn, "health/lock_org.sql", {"conn_id": conn_id})
             rows = execute(conn, "health/org_level.sql", {"conn_id": conn_id})
-            yield OrgHealthRecord(conn, conn_id, rows[0][0] if rows else None)
+            yield OrgHealthRecord(conn, conn_id, *(rows[0] if rows else (None, None, None)))
 
     def ledger_backlog(self, retry_from: datetime, window_end: datetime) -> list[tuple]:
         return self.fetch("sync/ledger_backlog.sql", {"retry_from": retry_from, "window_end": window_end})
@@ -161,10 +161,12 @@ class OrgHealthRecord:
     conn: Any
     conn_id: str
     level: str | None  # ok | warning | critical; None: never judged
+    said: str | None  # the level the last alert announced
+    window_start: datetime | None  # the day it was judged on
 
-    def save(self, level: str, reasons: Sequence[str], run: dict[str, Any], alerted: str | None) -> None:
-        """``run``: run_id and window_start of the report's run; ``alerted``: the alert sent, if one was."""
-        params = {"conn_id": self.conn_id, "level": level, "reasons": "\n".join(reasons) or None, "alerted": alerted}
+    def save(self, level: str, reasons: Sequence[str], run: dict[str, Any], said: str | None) -> None:
+        """``run``: run_id and window_start of the report's run; ``said``: the level an alert just announced."""
+        params = {"conn_id": self.conn_id, "level": level, "reasons": "\n".join(reasons) or None, "said": said}
         execute(self.conn, "health/save_org_health.sql", {**params, **run})
 
 
