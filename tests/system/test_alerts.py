@@ -10,7 +10,7 @@ import psycopg
 import pytest
 from aiosmtpd.controller import Controller
 
-from conftest import airflow_conn_for
+from conftest import MEASUREMENTS, airflow_conn_for
 from dag_runs import dags_test, free_port
 from thrive_dev.schema import apply_schema
 
@@ -113,6 +113,7 @@ def test_a_simulated_week_sends_exactly_three_slack_alerts(health_db, slack):
         health = judge_orgs(context, ThriveStoreHook(), failed_tasks)
         levels.append((health[ORG]["level"], health[OTHER_ORG]["level"]))
     texts = [message["text"] for message in slack]
+    MEASUREMENTS["simulated week, Slack alerts"] = " | ".join(text.splitlines()[0] for text in texts)
     assert [level for level, _ in levels] == ["ok", "ok", "critical", "ok", "ok", "warning", "warning"]
     assert {other for _, other in levels} == {"ok"}
     assert len(texts) == 3, texts

@@ -18,6 +18,7 @@ from pathlib import Path
 
 import psycopg
 
+from conftest import MEASUREMENTS
 from dag_runs import DAY, _meta, airflow_cli, backfill, standalone
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
@@ -147,12 +148,18 @@ def test_lineage_asset_and_deadline_under_a_scheduler(wired, slack, monkeypatch,
     assert counts["written"] == written > 0 and counts["extracted"] == counts["written"] + counts["failed"] + counts[
         "skipped"] and sum(counts["failedByReason"].values()) == counts["failed"]  # fmt: skip
 
+    MEASUREMENTS["OpenLineage COMPLETE of validate_and_map_message_activity"] = (
+        f"{output['namespace']}/{output['name']} rowCount {written:,}; thriveSyncCounts {counts['extracted']:,} "
+        f"extracted, {counts['failed']:,} failed {counts['failedByReason']}, {counts['skipped']:,} skipped"
+    )
     # The Asset: the backfill's landed day ran the consumer, which read the day from the event.
     assert [(run_type, state) for run_type, state, _ in consumer] == [("asset_triggered", "success")], consumer
     landed = consumer[0][2] if isinstance(consumer[0][2], list) else json.loads(consumer[0][2])
     assert [extra["dag_run_id"] for extra in landed] == [backfill_run]
     assert landed[0]["window_start"].startswith(DAY.isoformat())
 
+    MEASUREMENTS["asset-triggered consumer runs"] = f"{[(t, s) for t, s, _ in consumer]}, read {landed}"
+    MEASUREMENTS["deadline alerts (Slack)"] = " | ".join(m["text"].splitlines()[0] for m in slack)
     # The deadline: one alert, for the run that existed before its deadline; none for the backfill.
     assert len(slack) == 1, slack
     assert slack[0]["text"].startswith("*[CRITICAL] thrive_tracking_sync: the day's tracking is not in Salesforce by")
