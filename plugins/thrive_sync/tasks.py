@@ -88,6 +88,8 @@ def report(context: Context, thrive_conn_id: str) -> dict[str, Any]:
     )
     print(format_report(result))
     result["health"] = _judge(context, store, failed)
+    for conn_id, health in result["health"].items():
+        print(f"org {conn_id} health: {health['level']}" + "".join(f"; {reason}" for reason in health["reasons"]))
     if failed:
         not_done = [conn_id for conn_id, state in result["org_states"].items() if not state["done"]]
         orgs_text = f" (org{'s' * (len(not_done) > 1)} not done: {', '.join(not_done)})" if not_done else ""
