@@ -103,7 +103,23 @@ def trigger_to_miss_its_deadline(env: dict[str, str]) -> str:
     return run_id
 
 
-def test_lineage_asset_and_deadline_under_a_scheduler(wired, slack, monkeypatch, tmp_path):
+def newest_backfill_run(env: dict[str, str]) -> str:
+    with _meta(env) as conn:
+        return conn.execute("SELECT run_id FROM dag_run WHERE dag_id = 'thrive_tracking_sync' AND run_type = 'backfill'"
+                            " ORDER BY id DESC LIMIT 1").fetchone()[0]  # fmt: skip
+
+
+def forget_unfinished_runs(pg_server) -> None:
+    """Delete the runs the session left waiting (the manual run and the real yesterday's scheduled run,
+    both in their sensors): a later test's Airflow on the same metadata database would resume them,
+    and with max_active_runs=1 its own runs would queue behind them."""
+    with psycopg.connect(pg_server.uri("airflow")) as meta:
+        meta.execute("DELETE FROM dag_run WHERE dag_id IN ('thrive_tracking_sync', %s)"
+                     " AND state NOT IN ('success', 'failed')", [CONSUMER])  # fmt: skip
+        meta.execute("UPDATE dag SET is_paused = true WHERE dag_id = %s", [CONSUMER])  # later tests' events: no run
+
+
+def test_lineage_asset_and_deadline_under_a_scheduler(wired, slack, monkeypatch, tmp_path, pg_server):
     lineage_file = tmp_path / "openlineage.jsonl"
     monkeypatch.setenv("AIRFLOW__CORE__DAGS_FOLDER", str(dags_folder(tmp_path)))
     monkeypatch.setenv("AIRFLOW__OPENLINEAGE__TRANSPORT",
@@ -114,19 +130,20 @@ def test_lineage_asset_and_deadline_under_a_scheduler(wired, slack, monkeypatch,
     # real yesterday: held by its sensor (a delay of a day), it never extracts, so it neither depends on
     # today's date nor adds lineage or an Asset; its deadline passed before it was created: no alert.
     monkeypatch.setenv("THRIVE_SYNC_DELAY_MINUTES", "1440")
-    with standalone(tmp_path / "standalone.log", schedule=True) as (env, _):
-        wait_for(lambda: serialized_with(env, "thrive_tracking_sync", "deadline_missed"), 180, "the DAG's deadline")
-        wait_for(lambda: serialized_with(env, CONSUMER, "salesforce://salesforce_default"), 180, "the consumer DAG")
-        airflow_cli("dags", "unpause", CONSUMER, env=env)
-        states = backfill(env, DAY.isoformat(), DAY.isoformat())
-        consumer = wait_for(lambda: [r for r in consumer_runs(env) if r[1] in ("success", "failed")], 180,
-                            "the consumer DAG's run", lambda: asset_state(env))  # fmt: skip
-        deadline_run = trigger_to_miss_its_deadline(env)
-        wait_for(lambda: slack, 240, "the deadline alert")
-        time.sleep(5)  # anything else the scheduler would send comes now
-    with _meta(env) as conn:
-        backfill_run = conn.execute("SELECT run_id FROM dag_run WHERE dag_id = 'thrive_tracking_sync'"
-                                    " AND run_type = 'backfill' ORDER BY id DESC LIMIT 1").fetchone()[0]  # fmt: skip
+    try:
+        with standalone(tmp_path / "standalone.log", schedule=True) as (env, _):
+            wait_for(lambda: serialized_with(env, "thrive_tracking_sync", "deadline_missed"), 180, "the deadline")
+            wait_for(lambda: serialized_with(env, CONSUMER, "salesforce://salesforce_default"), 180, "the consumer")
+            airflow_cli("dags", "unpause", CONSUMER, env=env)
+            states = backfill(env, DAY.isoformat(), DAY.isoformat())
+            consumer = wait_for(lambda: [r for r in consumer_runs(env) if r[1] in ("success", "failed")], 180,
+                                "the consumer DAG's run", lambda: asset_state(env))  # fmt: skip
+            deadline_run = trigger_to_miss_its_deadline(env)
+            wait_for(lambda: slack, 240, "the deadline alert")
+            time.sleep(5)  # anything else the scheduler would send comes now
+            backfill_run = newest_backfill_run(env)
+    finally:
+        forget_unfinished_runs(pg_server)
     assert states == {DAY.isoformat(): "success"}, (tmp_path / "standalone.log").read_text()[-3000:]
 
     # Lineage: the sync instance's inputs, output and counts, as the provider sent them.

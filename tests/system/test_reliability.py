@@ -19,6 +19,7 @@ from collections import Counter
 from collections.abc import Callable
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass, field
+from datetime import UTC, datetime
 
 import psycopg
 import pytest
@@ -739,6 +740,7 @@ def kill(org, sf, pg_server, killed: list[dict]) -> None:
     proc = writing_task(org, pg_server)
     job = in_progress(sf)
     assert proc is not None and job is not None, "the task or its job ended between the look and the kill"
+    at = datetime.now(UTC)
     proc.send_signal(9)
     jobs = bulk_jobs(sf)
     after = next(j for j in jobs if j["id"] == job["id"])
@@ -751,6 +753,7 @@ def kill(org, sf, pg_server, killed: list[dict]) -> None:
             "after": after["state"],
             "jobs": {j["id"] for j in jobs},
             "running": {j["id"] for j in jobs if j["state"] in ("UploadComplete", "InProgress")},
+            "at": at,
         }
     )
 
@@ -764,9 +767,11 @@ def kill_note(k: dict, sf, db: str, run_id: str) -> tuple[str, bool]:
     states = {j["id"]: j["state"] for j in bulk_jobs(sf)}
     with psycopg.connect(db) as conn:
         ended = dict(conn.execute("SELECT job_id, ended_at FROM thrive_sync.bulk_jobs").fetchall())
+        # After the kill: an earlier test's backfill of the same day left rows of the same run id.
         first_new = conn.execute(
-            "SELECT min(created_at) FROM thrive_sync.bulk_jobs WHERE dag_run_id = %s AND NOT job_id = ANY(%s)",
-            [run_id, list(k["jobs"])],
+            "SELECT min(created_at) FROM thrive_sync.bulk_jobs WHERE dag_run_id = %s AND NOT job_id = ANY(%s)"
+            " AND created_at > %s",
+            [run_id, list(k["jobs"]), k["at"]],
         ).fetchone()[0]
     left = sorted(k["running"])
     aborted = [j for j in left if states.get(j) == "Aborted"]

@@ -48,6 +48,7 @@ def test_contract_tables_and_columns_are_declared():
             "run_parts",
             "sync_run_shards",
             "refused_logins",
+            "org_health",
         )
     }
     assert tables[("thrive", "recipients")] == [
@@ -75,7 +76,7 @@ def test_schema_applies_twice_and_the_second_time_changes_nothing(fresh_db):
         second = conn.execute(CATALOG_SNAPSHOT).fetchall()
     assert first == second
     relations = {(schema, name) for schema, name, kind, *_ in first if kind in ("r", "p")}
-    assert len(relations) == 21  # 8 source tables, 13 of the package (the ledger partitioned)
+    assert len(relations) == 22  # 8 source tables, 14 of the package (the ledger partitioned)
     # Only primary-key columns are NOT NULL in the source tables (CONTRACT.md section 3).
     not_null = {
         (name, column)
