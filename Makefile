@@ -16,6 +16,7 @@ PROFILE ?= 0
 SLOW   ?= 1
 GROUPING ?= 1
 ORGS   ?= 1
+TEST_WORKERS ?= 2
 
 .PHONY: demo test test-fast reliability up down airflow sample bench lint clean-local help
 
@@ -70,7 +71,7 @@ bench: $(VENV)/.installed-bench up
 	  $(if $(filter 0,$(GROUPING)),--no-grouping) $(if $(filter 0,$(ORGS)),--no-orgs)
 
 test: $(VENV)/.installed-test
-	@$(PY) -m pytest --durations=30 $(PYTEST_ARGS); status=$$?; \
+	@$(PY) -m pytest -n $(TEST_WORKERS) --durations=30 $(PYTEST_ARGS); status=$$?; \
 	  if [ $$status -eq 5 ]; then echo "make test: pytest collected no tests"; exit 1; fi; exit $$status
 
 test-fast: $(VENV)/.installed-test
@@ -81,7 +82,7 @@ test-fast: $(VENV)/.installed-test
 # runs a subset (the other cases show as not run).
 reliability: $(VENV)/.installed-test
 	@rm -f test-output/reliability.json
-	@$(PY) -m pytest tests/system/test_reliability.py tests/system/test_configuration.py \
+	@$(PY) -m pytest -n $(TEST_WORKERS) tests/system/test_reliability.py tests/system/test_configuration.py \
 	  tests/system/test_hostile_input.py tests/system/test_secrets.py $(PYTEST_ARGS); status=$$?; \
 	  $(PY) tests/system/reliability_report.py || exit 1; \
 	  if [ $$status -eq 5 ]; then echo "make reliability: pytest collected no tests"; exit 1; fi; exit $$status

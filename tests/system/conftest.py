@@ -33,6 +33,11 @@ MEASUREMENTS: dict[str, str] = {}  # printed at the end of the run: figures, not
 _state: dict[str, object] = {}
 
 
+def is_xdist_controller(config: pytest.Config) -> bool:
+    """Whether this process hands the tests to pytest-xdist workers (``-n N``) and runs none itself."""
+    return not hasattr(config, "workerinput") and bool(getattr(config.option, "numprocesses", None))
+
+
 def pytest_configure(config: pytest.Config) -> None:
     from thrive_dev import localdb
 
@@ -40,6 +45,8 @@ def pytest_configure(config: pytest.Config) -> None:
     for name in list(os.environ):
         if name.startswith(("AIRFLOW_", "AIRFLOW__", "THRIVE_")):
             del os.environ[name]
+    if is_xdist_controller(config):
+        return  # each worker starts its own PostgreSQL, Airflow home and sandbox: nothing is shared
     root = Path(tempfile.mkdtemp(prefix="tts-"))  # short: unix socket paths are limited to ~100 bytes
     server = localdb.start(root / "pg")
     server.ensure_database("airflow")
@@ -73,6 +80,12 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
     """
     import reliability_report
 
+    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller saves and prints
+        session.config.workeroutput.update(
+            thrive_measurements=json.dumps(MEASUREMENTS),
+            thrive_reliability=reliability_report.collected({}).to_json(),
+        )
+        return
     reporter = session.config.pluginmanager.get_plugin("terminalreporter")
     reports = [r for group in getattr(reporter, "stats", {}).values() for r in group]
     results = reliability_report.collected(reliability_report.outcomes_from_reports(reports))
@@ -80,6 +93,17 @@ def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
         path = reliability_report.save(results)
         summary = reliability_report.summary(results)
         MEASUREMENTS["reliability results"] = f"{path.relative_to(PROJECT_ROOT)} ({summary})"
+
+
+@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent when it is not installed
+def pytest_testnodedown(node, error) -> None:
+    """A worker's measurements reach the controller, which prints them and saves the reliability results."""
+    import reliability_report
+
+    output = getattr(node, "workeroutput", {})
+    MEASUREMENTS.update(json.loads(output.get("thrive_measurements", "{}")))
+    if "thrive_reliability" in output:
+        reliability_report.merge(reliability_report.Results.from_json(output["thrive_reliability"]))
 
 
 def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:

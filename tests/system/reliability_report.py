@@ -178,6 +178,16 @@ def collected(outcomes: dict[str, Outcome]) -> Results:
     )
 
 
+def merge(results: Results) -> None:
+    """Add another process's measurements (a pytest-xdist worker's) to this session's."""
+    FAULTS.update(results.faults)
+    CONFIG.update(results.config)
+    for title, lines in results.other.items():
+        OTHER.setdefault(title, []).extend(lines)
+    if results.setup is not None:
+        SETUP.setdefault("matrix", results.setup)
+
+
 # --- test outcomes --------------------------------------------------------------------------------
 def _failure_message(report: object) -> str:
     crash = getattr(getattr(report, "longrepr", None), "reprcrash", None)

@@ -25,7 +25,7 @@ import psycopg
 import pytest
 import requests
 
-from conftest import scratch_database, wire
+from conftest import MEASUREMENTS, scratch_database, wire
 from dag_runs import (
     FIELDS,
     airflow_run_id,
@@ -413,4 +413,7 @@ def test_backfill_three_days_from_the_form(airflow_ui_three_days, browser, three
     assert sorted(Counter(in_org.values()).items()) == sorted(Counter(want.values()).items())
     assert in_org == want
     per_day = Counter(want.values())
+    MEASUREMENTS["UI backfill (All Runs), records per run"] = ", ".join(
+        f"{run_id} {per_day[day]:,}" for run_id, day in zip(run_ids, BACKFILL_DAYS, strict=True)
+    )
     assert [sum(w for _, w, _, _ in s.counts.values()) for s in shots] == [per_day[d] for d in BACKFILL_DAYS]

@@ -254,3 +254,16 @@ def test_every_expected_case_names_a_test_that_exists():
             assert param.rstrip("]") == case and case in keys.get("MATRIX", set()) | keys.get("CASES", set()), test
     for module in rr.EXPECTED_OTHER.values():
         assert (ROOT / module).is_file(), module
+
+
+def test_a_workers_results_merge_into_the_sessions(monkeypatch):
+    """Under pytest-xdist each worker measures its own cases; the controller adds them up (through JSON)."""
+    for name in ("FAULTS", "CONFIG", "OTHER", "SETUP"):
+        monkeypatch.setattr(rr, name, {})
+    rr.FAULTS["503"] = fault("503")
+    worker = Results(faults={"kill": fault("kill")}, config={"bad param value": config("bad param value")},
+                     other={"Secrets": ["none leaked"]})  # fmt: skip
+    rr.merge(Results.from_json(worker.to_json()))
+    assert sorted(rr.FAULTS) == ["503", "kill"] and rr.FAULTS["kill"] == fault("kill")
+    assert rr.CONFIG == {"bad param value": config("bad param value")}
+    assert rr.OTHER == {"Secrets": ["none leaked"]} and "matrix" not in rr.SETUP
