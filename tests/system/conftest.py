@@ -26,9 +26,9 @@ import pytest
 from psycopg import sql
 
 import dag_runs
+from measured import MEASUREMENTS  # noqa: F401 - the tests import it from here
 
 PROJECT_ROOT = Path(__file__).resolve().parents[2]
-MEASUREMENTS: dict[str, str] = {}  # printed at the end of the run: figures, not assertions
 
 _state: dict[str, object] = {}
 
@@ -71,46 +71,6 @@ def pytest_unconfigure(config: pytest.Config) -> None:
         localdb.remove(server.pgdata)  # type: ignore[attr-defined]
     if "root" in _state:
         shutil.rmtree(_state["root"], ignore_errors=True)  # type: ignore[arg-type]
-
-
-def pytest_sessionfinish(session: pytest.Session, exitstatus: int) -> None:
-    """Save what the reliability tests measured, and how each ended, to test-output/ (git-ignored).
-
-    Never docs/reliability.md: a test run leaves the tree as it was; `make reliability` renders it.
-    """
-    import reliability_report
-
-    if hasattr(session.config, "workerinput"):  # an xdist worker: the controller saves and prints
-        session.config.workeroutput.update(
-            thrive_measurements=json.dumps(MEASUREMENTS),
-            thrive_reliability=reliability_report.collected({}).to_json(),
-        )
-        return
-    reporter = session.config.pluginmanager.get_plugin("terminalreporter")
-    reports = [r for group in getattr(reporter, "stats", {}).values() for r in group]
-    results = reliability_report.collected(reliability_report.outcomes_from_reports(reports))
-    if results.ran_any():
-        path = reliability_report.save(results)
-        summary = reliability_report.summary(results)
-        MEASUREMENTS["reliability results"] = f"{path.relative_to(PROJECT_ROOT)} ({summary})"
-
-
-@pytest.hookimpl(optionalhook=True)  # pytest-xdist's hook: absent when it is not installed
-def pytest_testnodedown(node, error) -> None:
-    """A worker's measurements reach the controller, which prints them and saves the reliability results."""
-    import reliability_report
-
-    output = getattr(node, "workeroutput", {})
-    MEASUREMENTS.update(json.loads(output.get("thrive_measurements", "{}")))
-    if "thrive_reliability" in output:
-        reliability_report.merge(reliability_report.Results.from_json(output["thrive_reliability"]))
-
-
-def pytest_terminal_summary(terminalreporter: pytest.TerminalReporter) -> None:
-    if MEASUREMENTS:
-        terminalreporter.section("measurements")
-        for name, value in MEASUREMENTS.items():
-            terminalreporter.write_line(f"{name}: {value}")
 
 
 @pytest.fixture(scope="session")
