@@ -16,13 +16,13 @@ PROFILE ?= 0
 SLOW   ?= 1
 GROUPING ?= 1
 ORGS   ?= 1
-TEST_WORKERS ?= 2
+TEST_WORKERS ?= 3
 
 .PHONY: demo test test-fast reliability up down airflow sample bench lint clean-local help
 
 help:
 	@echo "make demo [DATE=YYYY-MM-DD] [EVENTS=N]  sample data for DATE, run the DAG for that day, print the report"
-	@echo "make test                              install test tools and run the whole suite (both tiers)"
+	@echo "make test [TEST_WORKERS=3]             install test tools and run the whole suite (both tiers) on N pytest-xdist workers (0: one process)"
 	@echo "make test-fast                         the unit tier only: the rules, no services (seconds)"
 	@echo "make reliability                       run the reliability tests and rewrite docs/reliability.md from them, failures included"
 	@echo "make up / make down                    start / stop the local services (data stays in .local/)"
