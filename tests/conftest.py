@@ -1,6 +1,6 @@
 """Session reporting for the whole suite: the measurements section and the reliability results.
 
-Here, not in ``tests/system/conftest.py``: under pytest-xdist (``make test`` runs two workers) the
+Here, not in ``tests/system/conftest.py``: under pytest-xdist (``make test`` runs TEST_WORKERS) the
 controller runs no test and loads only this conftest, so the hooks that gather what the workers
 measured and print it must live here. A worker sends its figures when its session ends; the
 controller merges them, saves ``test-output/reliability.json`` and prints the section.
